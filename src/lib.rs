@@ -6,4 +6,5 @@
 //! See ARCHITECTURE.md.
 
 pub mod catalog;
+pub mod error;
 pub mod kernel;
