@@ -50,7 +50,11 @@ pub fn pair_cost(policy: u32, job: &JobRecord, c: &CandidateRecord, index: u32) 
         }
     } else {
         // Topology-pack: lower bound on domains spanned (anchor first, then whole domains), then leftover.
-        let span = if fits_domain { 1 } else { 1 + div_ceil(job.gpus - c.free, c.size) };
+        let span = if fits_domain {
+            1
+        } else {
+            1 + div_ceil(job.gpus - c.free, c.size)
+        };
         let leftover = if fits_domain { c.free - job.gpus } else { 0 };
         (span.min(SPAN_MAX) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
     };

@@ -10,7 +10,9 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Acquires an adapter from the environment (WGPU_BACKEND, WGPU_ADAPTER_NAME) or the default.
     pub fn new() -> Result<GpuBackend, KernelError> {
-        Err(KernelError::NoAdapter(": the wgpu backend is not built yet".into()))
+        Err(KernelError::NoAdapter(
+            ": the wgpu backend is not built yet".into(),
+        ))
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod select;
 
 use bytemuck::{Pod, Zeroable};
 
@@ -111,7 +112,10 @@ pub struct Winner {
 
 impl Winner {
     /// The winner of a job that fits nowhere.
-    pub const NONE: Winner = Winner { cost: INFEASIBLE, candidate: NO_CANDIDATE };
+    pub const NONE: Winner = Winner {
+        cost: INFEASIBLE,
+        candidate: NO_CANDIDATE,
+    };
 
     /// True when some candidate is feasible.
     pub fn is_feasible(&self) -> bool {
