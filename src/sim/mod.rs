@@ -316,14 +316,21 @@ impl<'a> Engine<'a> {
         );
     }
 
-    /// Scores `order[from..from+WINDOW]` on the current state.
-    fn score_window(&mut self, order: &[usize], from: usize) -> Result<usize, KernelError> {
-        let to = (from + WINDOW).min(order.len());
+    /// Scores `order[from..to]` on the current state.
+    fn score_window(
+        &mut self,
+        order: &[(queue::Key, usize)],
+        from: usize,
+        to: usize,
+    ) -> Result<(), KernelError> {
         let s = &mut self.scratch;
         s.refresh(&self.w.cluster, &self.state);
         s.jobs.clear();
-        s.jobs
-            .extend(order[from..to].iter().map(|&j| job_record(&self.w.jobs[j])));
+        s.jobs.extend(
+            order[from..to]
+                .iter()
+                .map(|&(_, j)| job_record(&self.w.jobs[j])),
+        );
         self.backend.best_candidates(
             self.w.scheduler.placement.kernel_id(),
             &s.jobs,
@@ -339,7 +346,7 @@ impl<'a> Engine<'a> {
         }
         s.stats.kernel_calls += 1;
         s.stats.pairs += (s.jobs.len() * s.candidates.len()) as u64;
-        Ok(to)
+        Ok(())
     }
 
     fn round(&mut self) -> Result<(), KernelError> {
@@ -348,14 +355,22 @@ impl<'a> Engine<'a> {
         }
         self.rounds += 1;
         let sched = self.w.scheduler;
-        let order: Vec<usize> = self.pending.iter().collect();
+        // Queue order, fetched lazily: a long queue is not walked past the point where the round stops.
+        let mut order: Vec<(queue::Key, usize)> = Vec::new();
         let mut started: Vec<usize> = Vec::new();
         // Scored window [win_from, win_to) valid while `fresh`.
         let (mut win_from, mut win_to, mut fresh) = (0usize, 0usize, false);
         let mut blocked: Option<(usize, Time)> = None; // (head, shadow)
         let mut scanned_behind = 0u32;
         let mut i = 0;
-        while i < order.len() {
+        loop {
+            if i >= order.len() {
+                let last = order.last().map(|&(k, _)| k);
+                self.pending.next_after(last, WINDOW, &mut order);
+                if i >= order.len() {
+                    break;
+                }
+            }
             if blocked.is_some() {
                 if !sched.backfill || scanned_behind >= sched.backfill_depth {
                     break;
@@ -363,11 +378,15 @@ impl<'a> Engine<'a> {
                 scanned_behind += 1;
             }
             if !fresh || i >= win_to {
+                // Before the head blocks, a placement makes the rest of any window stale, so one job is
+                // scored at a time; behind a blocked head most jobs do not fit and a batch stays exact.
+                let width = if blocked.is_some() { WINDOW } else { 1 };
                 win_from = i;
-                win_to = self.score_window(&order, i)?;
+                win_to = (i + width).min(order.len());
+                self.score_window(&order, win_from, win_to)?;
                 fresh = true;
             }
-            let j = order[i];
+            let j = order[i].1;
             let winner = self.scratch.winners[i - win_from];
             let job = &self.w.jobs[j];
             if let Some((_, shadow)) = blocked {

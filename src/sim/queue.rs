@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 /// Sort key of a pending job: (policy key, job index). Job indices follow submit order, so equal keys are
 /// first come, first served.
-type Key = (u128, u32);
+pub type Key = (u128, u32);
 
 /// The pending jobs, kept in queue order.
 #[derive(Debug, Clone)]
@@ -49,6 +49,18 @@ impl Pending {
     /// Jobs in queue order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.set.iter().map(|&(_, i)| i as usize)
+    }
+
+    /// Up to `n` jobs in queue order after `after` (from the head when `None`), with their keys.
+    pub fn next_after(&self, after: Option<Key>, n: usize, out: &mut Vec<(Key, usize)>) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let lower = after.map_or(Unbounded, Excluded);
+        out.extend(
+            self.set
+                .range((lower, Unbounded))
+                .take(n)
+                .map(|&k| (k, k.1 as usize)),
+        );
     }
 
     /// Number waiting.
