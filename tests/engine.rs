@@ -318,3 +318,29 @@ fn gpu_model_constraints_route_jobs_to_their_pool() {
     assert_eq!(starts, [Some(0), Some(100), Some(2), None]);
     assert_eq!(o.jobs[3].state, JobState::Unschedulable);
 }
+
+#[test]
+fn segments_account_for_every_busy_gpu_second() {
+    for p in bundled() {
+        let w = load(&p, Overrides::default());
+        let o = run(&w);
+        let from_segments: u128 = o
+            .segments
+            .iter()
+            .map(|s| {
+                (s.end - s.start) as u128 * s.domains.iter().map(|&(_, g)| g as u128).sum::<u128>()
+            })
+            .sum();
+        assert_eq!(from_segments, o.busy_gpu_time, "{p}");
+        for s in &o.segments {
+            let job = &w.jobs[s.job as usize];
+            assert_eq!(
+                s.domains.iter().map(|&(_, g)| g as u64).sum::<u64>(),
+                job.total_gpus(),
+                "{p}: {}",
+                job.id
+            );
+            assert!(s.end > s.start, "{p}: {} segment is empty", job.id);
+        }
+    }
+}

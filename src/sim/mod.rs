@@ -68,6 +68,19 @@ pub struct Sample {
     pub running: u32,
 }
 
+/// One stretch of a job holding GPUs: from a start to its finish or preemption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Job index.
+    pub job: u32,
+    /// When it started.
+    pub start: Time,
+    /// When it released its GPUs.
+    pub end: Time,
+    /// GPUs held per NVLink domain, by domain index.
+    pub domains: Vec<(u32, u32)>,
+}
+
 /// The result of a run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -75,6 +88,8 @@ pub struct Outcome {
     pub jobs: Vec<JobOutcome>,
     /// Busy GPUs and queue length over time.
     pub samples: Vec<Sample>,
+    /// Every placement, in start order.
+    pub segments: Vec<Segment>,
     /// Time of the last completion (0 if none).
     pub makespan: Time,
     /// Integral of busy GPUs over time, GPU-microseconds.
@@ -99,6 +114,7 @@ struct Live {
     epoch: u32,
     gangs: Vec<Allocation>,
     running: bool,
+    segment: usize,
 }
 
 /// Runs a workload to the end.
@@ -119,6 +135,7 @@ struct Engine<'a> {
     scratch: Scratch,
     what_if: Scratch,
     samples: Vec<Sample>,
+    segments: Vec<Segment>,
     now: Time,
     busy: u64,
     running: u32,
@@ -162,6 +179,7 @@ impl<'a> Engine<'a> {
             scratch: Scratch::new(),
             what_if: Scratch::new(),
             samples: Vec::new(),
+            segments: Vec::new(),
             now: 0,
             busy: 0,
             running: 0,
@@ -224,6 +242,7 @@ impl<'a> Engine<'a> {
         Ok(Outcome {
             jobs: self.out,
             samples: self.samples,
+            segments: self.segments,
             makespan: self.makespan,
             busy_gpu_time: self.busy_gpu_time,
             rounds: self.rounds,
@@ -286,6 +305,7 @@ impl<'a> Engine<'a> {
         self.scratch.dirty = true;
         self.live[j].running = false;
         self.live[j].epoch += 1;
+        self.segments[self.live[j].segment].end = self.now;
         self.busy -= self.w.jobs[j].total_gpus();
         self.running -= 1;
     }
@@ -296,6 +316,22 @@ impl<'a> Engine<'a> {
         if !all.is_empty() {
             (domains, nodes) = span(&self.w.cluster, &all);
         }
+        let mut per_domain: Vec<(u32, u32)> = Vec::new();
+        for &(node, g) in &all {
+            let d = self.w.cluster.domain_of_node(node);
+            match per_domain.iter_mut().find(|(x, _)| *x == d) {
+                Some(e) => e.1 += g,
+                None => per_domain.push((d, g)),
+            }
+        }
+        per_domain.sort_unstable();
+        self.live[j].segment = self.segments.len();
+        self.segments.push(Segment {
+            job: j as u32,
+            start: self.now,
+            end: self.now,
+            domains: per_domain,
+        });
         let o = &mut self.out[j];
         o.start.get_or_insert(self.now);
         o.domains = domains;
