@@ -24,6 +24,12 @@ pub struct Pool {
     pub domains_per_rack: u32,
     /// First global rack index.
     pub first_rack: u32,
+    /// Price, USD per GPU-hour.
+    pub usd_per_gpu_hour: f64,
+    /// Power per idle GPU, W.
+    pub idle_w: f64,
+    /// Power per busy GPU, W.
+    pub busy_w: f64,
 }
 
 impl Pool {
@@ -318,6 +324,9 @@ mod tests {
             domains,
             domains_per_rack: per_rack,
             first_rack: 0,
+            usd_per_gpu_hour: 1.0,
+            idle_w: 100.0,
+            busy_w: 1000.0,
         }
     }
 
@@ -340,7 +349,11 @@ mod tests {
             "the last rack of a pool is partial"
         );
         assert_eq!(c.group(6, crate::kernel::LEVEL_POOL), 5..7);
-        assert_eq!(c.gangs_that_fit(0, crate::kernel::LEVEL_RACK, 12), 2 + 0);
+        assert_eq!(
+            c.gangs_that_fit(0, crate::kernel::LEVEL_RACK, 12),
+            2,
+            "two full racks of 16 GPUs hold one 12-GPU gang each; the partial rack of 8 none"
+        );
         assert_eq!(c.gangs_that_fit(1, crate::kernel::LEVEL_DOMAIN, 16), 2 * 4);
     }
 

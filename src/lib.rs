@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod error;
 pub mod kernel;
 pub mod metrics;
+pub mod perfmodel;
 pub mod placement;
 pub mod report;
 pub mod sim;

@@ -192,6 +192,24 @@ impl Report {
             "gangs split beyond the fewest domains: {}; longest queue: {}; kernel: {} calls, {} pairs",
             s.training_gangs_split, s.max_queue_length, self.engine.kernel_calls, self.engine.pairs_scored
         );
+        if s.training.modelled_jobs > 0 {
+            let sd = &s.training.slowdown;
+            let _ = writeln!(
+                t,
+                "training slowdown vs ideal placement ({} modelled jobs): mean {:.3}, p99 {:.3}, max {:.3}",
+                s.training.modelled_jobs, sd.mean, sd.p99, sd.max
+            );
+        }
+        let _ = writeln!(
+            t,
+            "stranded GPUs (free but too few for the head gang): mean {:.1}, max {}",
+            s.stranded_gpus.mean, s.stranded_gpus.max
+        );
+        let _ = writeln!(
+            t,
+            "cost ${:.0} for the capacity (${:.0} of it busy); energy {:.2} MWh; peak power {:.3} MW",
+            s.cost_usd, s.cost_usd_busy, s.energy_mwh, s.peak_power_mw
+        );
         t
     }
 }
@@ -254,6 +272,7 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
         "nodes",
         "preemptions",
         "backfilled",
+        "slowdown",
         "state",
     ]);
     let opt = |t: Option<u64>| t.map_or(String::new(), |t| fmt_s(time_to_s(t)));
@@ -280,6 +299,7 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
             out.nodes.to_string(),
             out.preemptions.to_string(),
             out.backfilled.to_string(),
+            format!("{:.4}", out.slowdown),
             state.to_string(),
         ]);
     }

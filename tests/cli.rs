@@ -66,7 +66,9 @@ fn run_with_out_writes_report_and_jobs_csv() {
         "id,kind,tenant,priority,gpus,replicas,submit_s,start_s,end_s,wait_s,jct_s,domains,nodes,"
     ));
     assert_eq!(csv.lines().count(), 45);
-    assert!(csv.contains("too-big,training,default,0,512,1,180,,,,,0,0,0,false,unschedulable"));
+    assert!(
+        csv.contains("too-big,training,default,0,512,1,180,,,,,0,0,0,false,1.0000,unschedulable")
+    );
 }
 
 #[test]

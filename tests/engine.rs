@@ -344,3 +344,71 @@ fn segments_account_for_every_busy_gpu_second() {
         }
     }
 }
+
+#[test]
+fn cost_energy_and_peak_power_match_a_hand_computation() {
+    // One GB200 UltraServer (72 GPUs at $8/GPU-h, 128 W idle, 1,200 W busy) for 2 h; one 36-GPU job for 1 h.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1\nusd_per_gpu_hour = 8\n\
+        [[jobs]]\nid = \"a\"\ngpus = 36\nduration_s = 3600\n\
+        [[jobs]]\nid = \"b\"\ngpus = 1\nduration_s = 7200\n";
+    let w = from_toml(text);
+    let s = &report(&w, &run(&w))["summary"];
+    let f = |k: &str| s[k].as_f64().unwrap();
+    assert!((f("cost_usd") - 72.0 * 8.0 * 2.0).abs() < 1e-6);
+    assert!((f("cost_usd_busy") - (36.0 * 8.0 + 1.0 * 8.0 * 2.0)).abs() < 1e-6);
+    // Idle 72 x 128 W x 7200 s, plus (1200 - 128) W x (36 x 3600 + 1 x 7200) GPU-s, in MWh.
+    let joules = 72.0 * 128.0 * 7200.0 + 1072.0 * (36.0 * 3600.0 + 7200.0);
+    assert!((f("energy_mwh") - joules / 3.6e9).abs() < 1e-9);
+    // Peak while both run: 72 x 128 + 37 x 1072 W.
+    assert!((f("peak_power_mw") - (72.0 * 128.0 + 37.0 * 1072.0) / 1e6).abs() < 1e-12);
+}
+
+#[test]
+fn a_gang_split_across_domains_runs_slower_and_says_so() {
+    // Two P5 nodes (8 GPUs each). `filler` holds 4 GPUs of node 0. A 7B data-parallel job of 8 GPUs arriving
+    // then: topology-pack puts it whole on node 1 (slowdown 1); first-fit splits it 4 + 4 over both nodes
+    // (the hand computation in perfmodel's tests: 1.0141 / 0.9141).
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n\
+        [[jobs]]\nid = \"filler\"\ngpus = 4\nduration_s = 100000\n\
+        [[jobs]]\nid = \"dp\"\ngpus = 8\nduration_s = 1000\nsubmit_s = 1\n\
+        model = { params_b = 7, tokens_per_step = 65536, tp = 1, mfu = 0.4 }\n";
+    let mut w = from_toml(text);
+    w.scheduler.placement = PlacementPolicy::TopologyPack;
+    let o = run(&w);
+    assert_eq!((o.jobs[1].domains, o.jobs[1].slowdown), (1, 1.0));
+    assert_eq!(o.jobs[1].end, Some(1_001_000_000));
+    w.scheduler.placement = PlacementPolicy::FirstFit;
+    let o = run(&w);
+    assert_eq!(o.jobs[1].domains, 2);
+    let expected = 1.0141 / 0.9141;
+    assert!(
+        (o.jobs[1].slowdown - expected).abs() < 2e-3,
+        "slowdown {}",
+        o.jobs[1].slowdown
+    );
+    let ran = (o.jobs[1].end.unwrap() - o.jobs[1].start.unwrap()) as f64 / 1e6;
+    assert!(
+        (ran - 1000.0 * o.jobs[1].slowdown).abs() < 1e-3,
+        "ran {ran}s"
+    );
+    let s = &report(&w, &o)["summary"]["training"];
+    assert_eq!(s["modelled_jobs"], 1);
+}
+
+#[test]
+fn stranded_gpus_count_free_capacity_the_head_cannot_use() {
+    // Two GB200 domains; `a` (40 GPUs) and `b` (40) leave 32 free in each. The head `c` needs a whole domain
+    // (72, required = domain) and cannot start: all 64 free GPUs are stranded until `a` ends at 100 s.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"a\"\ngpus = 40\nduration_s = 100\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"b\"\ngpus = 40\nduration_s = 300\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"c\"\ngpus = 72\nduration_s = 100\ntopology = { required = \"domain\" }\n";
+    let w = from_toml(text);
+    let o = run(&w);
+    assert_eq!(o.jobs[2].start, Some(100_000_000));
+    assert_eq!(o.samples[0].stranded_gpus, 64);
+    let s = &report(&w, &o)["summary"]["stranded_gpus"];
+    // 64 stranded for the first 100 s of a 300 s makespan; nothing waits afterwards.
+    assert!((s["mean"].as_f64().unwrap() - 64.0 * 100.0 / 300.0).abs() < 1e-9);
+    assert_eq!(s["max"], 64.0);
+}

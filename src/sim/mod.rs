@@ -35,7 +35,7 @@ pub enum JobState {
 }
 
 /// What happened to one job (indexed like `Workload::jobs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobOutcome {
     /// Final state.
     pub state: JobState,
@@ -53,6 +53,8 @@ pub struct JobOutcome {
     pub reserved: Option<Time>,
     /// Started by backfill (behind a blocked head).
     pub backfilled: bool,
+    /// Run time of the last placement against the ideal placement (1 without a training model).
+    pub slowdown: f64,
 }
 
 /// One sample of the cluster over time, taken after every round that changed something.
@@ -66,6 +68,9 @@ pub struct Sample {
     pub queued: u32,
     /// Jobs running.
     pub running: u32,
+    /// Free GPUs in domains (of the head job's GPU models) too small for the head-of-queue gang's share of
+    /// a domain: capacity fragmentation strands.
+    pub stranded_gpus: u64,
 }
 
 /// One stretch of a job holding GPUs: from a start to its finish or preemption.
@@ -115,6 +120,10 @@ struct Live {
     gangs: Vec<Allocation>,
     running: bool,
     segment: usize,
+    /// When the current run ends.
+    end: Time,
+    /// Slowdown of the current placement (run time = remaining work x slowdown).
+    slowdown: f64,
 }
 
 /// Runs a workload to the end.
@@ -173,6 +182,7 @@ impl<'a> Engine<'a> {
                     preemptions: 0,
                     reserved: None,
                     backfilled: false,
+                    slowdown: 1.0,
                 };
                 n
             ],
@@ -256,13 +266,67 @@ impl<'a> Engine<'a> {
             busy_gpus: self.busy,
             queued: self.pending.len() as u32,
             running: self.running,
+            stranded_gpus: self.stranded(),
         };
         match self.samples.last_mut() {
             Some(last) if last.time == s.time => *last = s,
             Some(last)
-                if (last.busy_gpus, last.queued, last.running)
-                    == (s.busy_gpus, s.queued, s.running) => {}
+                if (
+                    last.busy_gpus,
+                    last.queued,
+                    last.running,
+                    last.stranded_gpus,
+                ) == (s.busy_gpus, s.queued, s.running, s.stranded_gpus) => {}
             _ => self.samples.push(s),
+        }
+    }
+
+    /// Free GPUs stranded for the head of the queue: in domains of an acceptable GPU model that have some
+    /// free GPUs but fewer than the head's gang would take there (its size, or a whole domain).
+    fn stranded(&self) -> u64 {
+        let Some(head) = self.pending.iter().next() else {
+            return 0;
+        };
+        let job = &self.w.jobs[head];
+        let c = &self.w.cluster;
+        let mut total = 0u64;
+        for pool in &c.pools {
+            if (job.model_mask >> pool.preset.gpu_model) & 1 == 0 {
+                continue;
+            }
+            let need = job.gpus.min(pool.domain_gpus());
+            let range = pool.first_domain as usize..(pool.first_domain + pool.domains) as usize;
+            for &free in &self.state.domain_free[range] {
+                if free > 0 && free < need {
+                    total += free as u64;
+                }
+            }
+        }
+        total
+    }
+
+    /// GPUs per domain of an allocation, and the slowdown and run time of `j` placed there.
+    fn placement_cost(&self, j: usize, gangs: &[Allocation]) -> (Vec<(u32, u32)>, f64, Time) {
+        let mut per_domain: Vec<(u32, u32)> = Vec::new();
+        for &(node, g) in gangs.iter().flatten() {
+            let d = self.w.cluster.domain_of_node(node);
+            match per_domain.iter_mut().find(|(x, _)| *x == d) {
+                Some(e) => e.1 += g,
+                None => per_domain.push((d, g)),
+            }
+        }
+        per_domain.sort_unstable();
+        let remaining = self.live[j].remaining;
+        let job = &self.w.jobs[j];
+        match (job.model, per_domain.first()) {
+            (Some(model), Some(&(d0, _))) => {
+                let preset = self.w.cluster.pool_of(d0).preset;
+                let counts: Vec<u32> = per_domain.iter().map(|&(_, g)| g).collect();
+                let slowdown = crate::perfmodel::slowdown(&model, preset, &counts);
+                let run = ((remaining as f64) * slowdown).ceil() as Time;
+                (per_domain, slowdown, run.max(remaining))
+            }
+            _ => (per_domain, 1.0, remaining),
         }
     }
 
@@ -292,6 +356,7 @@ impl<'a> Engine<'a> {
         }
         self.stop(j);
         self.live[j].remaining = 0;
+        self.out[j].slowdown = self.live[j].slowdown;
         self.out[j].end = Some(self.now);
         self.makespan = self.makespan.max(self.now);
     }
@@ -316,15 +381,7 @@ impl<'a> Engine<'a> {
         if !all.is_empty() {
             (domains, nodes) = span(&self.w.cluster, &all);
         }
-        let mut per_domain: Vec<(u32, u32)> = Vec::new();
-        for &(node, g) in &all {
-            let d = self.w.cluster.domain_of_node(node);
-            match per_domain.iter_mut().find(|(x, _)| *x == d) {
-                Some(e) => e.1 += g,
-                None => per_domain.push((d, g)),
-            }
-        }
-        per_domain.sort_unstable();
+        let (per_domain, slowdown, run) = self.placement_cost(j, &gangs);
         self.live[j].segment = self.segments.len();
         self.segments.push(Segment {
             job: j as u32,
@@ -336,11 +393,14 @@ impl<'a> Engine<'a> {
         o.start.get_or_insert(self.now);
         o.domains = domains;
         o.nodes = nodes;
+        o.slowdown = slowdown;
         let l = &mut self.live[j];
+        l.slowdown = slowdown;
+        l.end = self.now + run;
         l.gangs = gangs;
         l.running = true;
         l.started_at = self.now;
-        let (end, epoch) = (self.now + l.remaining, l.epoch);
+        let (end, epoch) = (l.end, l.epoch);
         self.busy += self.w.jobs[j].total_gpus();
         self.running += 1;
         self.push(
@@ -445,6 +505,18 @@ impl<'a> Engine<'a> {
                 )?;
                 fresh = false;
                 if let Some(gangs) = placed {
+                    if let Some((_, shadow)) = blocked {
+                        // The placement decides the run time (slowdown): undo it if it would end late.
+                        let (_, _, run) = self.placement_cost(j, &gangs);
+                        if self.now.saturating_add(run) > shadow {
+                            for g in &gangs {
+                                self.state.release(&self.w.cluster, g);
+                            }
+                            self.scratch.dirty = true;
+                            i += 1;
+                            continue;
+                        }
+                    }
                     self.out[j].backfilled = blocked.is_some();
                     self.start(j, gangs);
                     started.push(j);
@@ -479,7 +551,7 @@ impl<'a> Engine<'a> {
     fn running_by_end(&self) -> Vec<(Time, usize)> {
         let mut r: Vec<(Time, usize)> = (0..self.live.len())
             .filter(|&j| self.live[j].running)
-            .map(|j| (self.live[j].started_at + self.live[j].remaining, j))
+            .map(|j| (self.live[j].end, j))
             .collect();
         r.sort_unstable();
         r
@@ -542,8 +614,9 @@ impl<'a> Engine<'a> {
         let Some(n) = needed else { return Ok(false) };
         for &v in &victims[..n] {
             let l = &self.live[v];
-            let done = self.now - l.started_at;
-            let remaining = l.remaining - done + self.w.scheduler.restart_cost;
+            // Work done so far, in ideal-placement time.
+            let done = ((self.now - l.started_at) as f64 / l.slowdown).floor() as Time;
+            let remaining = l.remaining - done.min(l.remaining) + self.w.scheduler.restart_cost;
             self.stop(v);
             self.live[v].remaining = remaining;
             self.out[v].preemptions += 1;

@@ -4,7 +4,7 @@
 //! generator never changes the jobs another one draws.
 
 use super::spec::{GeneratorSpec, KindName};
-use super::{model_mask, time_from_s, topology, Job, JobKind};
+use super::{model_mask, time_from_s, topology, training_model, Job, JobKind};
 use crate::error::InputError;
 use crate::kernel::{LEVEL_DOMAIN, LEVEL_POOL};
 use rand::distr::weighted::WeightedIndex;
@@ -49,6 +49,9 @@ pub fn draw(
             )
         }
         JobKind::Inference => {
+            if g.model.is_some() {
+                return Err(field("model", "belongs to training generators"));
+            }
             if !g.gpu_mix.is_empty() {
                 return Err(field(
                     "gpu_mix",
@@ -106,6 +109,7 @@ pub fn draw(
             model_mask: model_mask(g.gpu_model),
             required,
             preferred,
+            model: training_model(g.model),
         });
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod spec;
 use crate::cluster::{Cluster, Pool};
 use crate::error::InputError;
 use crate::kernel::{LEVEL_DOMAIN, LEVEL_NONE, LEVEL_POOL, LEVEL_RACK};
+use crate::perfmodel::TrainingModel;
 use spec::{
     KindName, LevelName, PlacementPolicy, QueuePolicy, TopologySpec, WorkloadFile, MAX_GPUS,
     MAX_JOBS,
@@ -77,6 +78,8 @@ pub struct Job {
     pub required: u32,
     /// Preferred group (kernel `LEVEL_*`, or `LEVEL_NONE`).
     pub preferred: u32,
+    /// Training model: when set, the run time is `duration` times the placement's slowdown.
+    pub model: Option<TrainingModel>,
 }
 
 impl Job {
@@ -157,6 +160,16 @@ fn topology(
     Ok((required, preferred))
 }
 
+/// The training model of a spec, if any.
+fn training_model(m: Option<spec::TrainingModelSpec>) -> Option<TrainingModel> {
+    m.map(|m| TrainingModel {
+        params: m.params_b.0 * 1e9,
+        tokens_per_step: m.tokens_per_step.0,
+        tp: m.tp.map_or(1, |c| c.0),
+        mfu: m.mfu.map_or(0.4, |f| f.0),
+    })
+}
+
 fn model_mask(m: Option<spec::GpuModelName>) -> u32 {
     m.map_or(u32::MAX, |m| 1u32 << m.0)
 }
@@ -211,6 +224,11 @@ pub fn build(
                 .domains_per_rack
                 .map_or(p.preset.0.domains_per_rack, |c| c.0),
             first_rack: 0,
+            usd_per_gpu_hour: p
+                .usd_per_gpu_hour
+                .map_or(p.preset.0.model().usd_per_gpu_hour, |x| x.0),
+            idle_w: p.idle_w.map_or(p.preset.0.model().idle_w, |x| x.0),
+            busy_w: p.busy_w.map_or(p.preset.0.model().power_w, |x| x.0),
         });
     }
     let cluster = Cluster::new(pools);
@@ -353,6 +371,7 @@ fn explicit_job(j: &spec::JobSpecEntry, i: usize, file: &str) -> Result<Job, Inp
         model_mask: model_mask(j.gpu_model),
         required,
         preferred,
+        model: training_model(j.model),
     })
 }
 

@@ -57,6 +57,28 @@ pub struct PoolSpec {
     pub domains_per_rack: Option<Count>,
     /// Provider label.
     pub provider: Option<String>,
+    /// Committed price, USD per GPU-hour (defaults to the catalog's placeholder for the GPU model).
+    pub usd_per_gpu_hour: Option<Money>,
+    /// Power per GPU while idle, W (defaults to the catalog).
+    pub idle_w: Option<Watts>,
+    /// Power per GPU while busy, W (defaults to the catalog's board power).
+    pub busy_w: Option<Watts>,
+}
+
+/// `model = { params_b = 70, tokens_per_step = 4194304, tp = 8, mfu = 0.4 }`: a training job's model, so its
+/// run time depends on where it lands (see `perfmodel`). `duration_s` is then the run time on the ideal
+/// placement.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingModelSpec {
+    /// Parameters, billions.
+    pub params_b: Positive,
+    /// Tokens per optimizer step (global batch).
+    pub tokens_per_step: Positive,
+    /// Tensor/expert-parallel degree inside an NVLink domain (default 1).
+    pub tp: Option<Count>,
+    /// Model FLOPs utilisation, above 0 and at most 1 (default 0.4).
+    pub mfu: Option<Fraction>,
 }
 
 /// `[scheduler]`.
@@ -188,6 +210,8 @@ pub struct JobSpecEntry {
     /// Topology constraint.
     #[serde(default)]
     pub topology: TopologySpec,
+    /// Training: the model, so placement changes the run time.
+    pub model: Option<TrainingModelSpec>,
 }
 
 /// `[[generators]]`: draws `count` jobs.
@@ -224,6 +248,8 @@ pub struct GeneratorSpec {
     /// Topology of every drawn job.
     #[serde(default)]
     pub topology: TopologySpec,
+    /// Training: the model of every drawn job.
+    pub model: Option<TrainingModelSpec>,
 }
 
 /// One entry of a GPU-count mix.
@@ -341,6 +367,19 @@ checked_number!(
 checked_number!(
     /// Lognormal sigma: 0..=5.
     Sigma, "a sigma from 0 to 5", |v| (0.0..=5.0).contains(&v));
+
+checked_number!(
+    /// A positive number up to 1e15.
+    Positive, "a number above 0 and at most 1e15", |v| v > 0.0 && v <= 1e15);
+checked_number!(
+    /// A fraction above 0 and at most 1.
+    Fraction, "a fraction above 0 and at most 1", |v| v > 0.0 && v <= 1.0);
+checked_number!(
+    /// Money per GPU-hour: 0 to 1e6.
+    Money, "USD per GPU-hour from 0 to 1000000", |v| (0.0..=1e6).contains(&v));
+checked_number!(
+    /// Power per GPU: 0 to 100 kW.
+    Watts, "watts from 0 to 100000", |v| (0.0..=1e5).contains(&v));
 
 impl Default for Sigma {
     fn default() -> Self {
