@@ -26,14 +26,68 @@ pub struct GpuModel {
 
 /// GPU models, indexed by their position (the kernel's model id).
 pub const GPU_MODELS: &[GpuModel] = &[
-    GpuModel { id: "h100", name: "H100 SXM 80GB", hbm_gb: 80.0, hbm_tbps: 3.35, bf16_tflops: 989.0, fp8_tflops: 1979.0, power_w: 700.0, scaleup_gbps: 900.0 },
-    GpuModel { id: "h200", name: "H200 SXM 141GB", hbm_gb: 141.0, hbm_tbps: 4.8, bf16_tflops: 989.0, fp8_tflops: 1979.0, power_w: 700.0, scaleup_gbps: 900.0 },
-    GpuModel { id: "b200", name: "B200 (HGX, 1,000 W)", hbm_gb: 180.0, hbm_tbps: 8.0, bf16_tflops: 2250.0, fp8_tflops: 4500.0, power_w: 1000.0, scaleup_gbps: 1800.0 },
+    GpuModel {
+        id: "h100",
+        name: "H100 SXM 80GB",
+        hbm_gb: 80.0,
+        hbm_tbps: 3.35,
+        bf16_tflops: 989.0,
+        fp8_tflops: 1979.0,
+        power_w: 700.0,
+        scaleup_gbps: 900.0,
+    },
+    GpuModel {
+        id: "h200",
+        name: "H200 SXM 141GB",
+        hbm_gb: 141.0,
+        hbm_tbps: 4.8,
+        bf16_tflops: 989.0,
+        fp8_tflops: 1979.0,
+        power_w: 700.0,
+        scaleup_gbps: 900.0,
+    },
+    GpuModel {
+        id: "b200",
+        name: "B200 (HGX, 1,000 W)",
+        hbm_gb: 180.0,
+        hbm_tbps: 8.0,
+        bf16_tflops: 2250.0,
+        fp8_tflops: 4500.0,
+        power_w: 1000.0,
+        scaleup_gbps: 1800.0,
+    },
     // 13.4 TB / 72 and 576 TB/s / 72 per hardware.md.
-    GpuModel { id: "gb200", name: "GB200 (NVL72, 1,200 W)", hbm_gb: 186.0, hbm_tbps: 8.0, bf16_tflops: 2500.0, fp8_tflops: 5000.0, power_w: 1200.0, scaleup_gbps: 1800.0 },
-    GpuModel { id: "gb300", name: "GB300 (NVL72)", hbm_gb: 288.0, hbm_tbps: 8.0, bf16_tflops: 2500.0, fp8_tflops: 5000.0, power_w: 1400.0, scaleup_gbps: 1800.0 },
+    GpuModel {
+        id: "gb200",
+        name: "GB200 (NVL72, 1,200 W)",
+        hbm_gb: 186.0,
+        hbm_tbps: 8.0,
+        bf16_tflops: 2500.0,
+        fp8_tflops: 5000.0,
+        power_w: 1200.0,
+        scaleup_gbps: 1800.0,
+    },
+    GpuModel {
+        id: "gb300",
+        name: "GB300 (NVL72)",
+        hbm_gb: 288.0,
+        hbm_tbps: 8.0,
+        bf16_tflops: 2500.0,
+        fp8_tflops: 5000.0,
+        power_w: 1400.0,
+        scaleup_gbps: 1800.0,
+    },
     // Trainium2 power is not published (hardware.md): 500 W is this project's placeholder parameter.
-    GpuModel { id: "trn2", name: "Trainium2", hbm_gb: 103.1, hbm_tbps: 2.9, bf16_tflops: 670.0, fp8_tflops: 1300.0, power_w: 500.0, scaleup_gbps: 1280.0 },
+    GpuModel {
+        id: "trn2",
+        name: "Trainium2",
+        hbm_gb: 103.1,
+        hbm_tbps: 2.9,
+        bf16_tflops: 670.0,
+        fp8_tflops: 1300.0,
+        power_w: 500.0,
+        scaleup_gbps: 1280.0,
+    },
 ];
 
 /// One system shape a cluster pool is built from.
@@ -99,7 +153,11 @@ pub fn preset_names() -> String {
 
 /// Comma-separated GPU model ids, for error messages.
 pub fn gpu_model_names() -> String {
-    GPU_MODELS.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+    GPU_MODELS
+        .iter()
+        .map(|m| m.id)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

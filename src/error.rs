@@ -29,17 +29,34 @@ pub struct InputError {
 impl InputError {
     /// A problem at `location` of `file`.
     pub fn new(file: impl Into<String>, location: Location, message: impl Into<String>) -> Self {
-        InputError { file: file.into(), location, message: message.into() }
+        InputError {
+            file: file.into(),
+            location,
+            message: message.into(),
+        }
     }
 
     /// A problem with a field path.
-    pub fn field(file: impl Into<String>, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn field(
+        file: impl Into<String>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(file, Location::Field(path.into()), message)
     }
 
     /// A problem with a CSV/JSONL row (1-based, header excluded) and column.
-    pub fn row(file: impl Into<String>, row: usize, column: Option<&str>, message: impl Into<String>) -> Self {
-        Self::new(file, Location::Row(row, column.map(str::to_string)), message)
+    pub fn row(
+        file: impl Into<String>,
+        row: usize,
+        column: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            file,
+            Location::Row(row, column.map(str::to_string)),
+            message,
+        )
     }
 }
 
@@ -47,7 +64,11 @@ impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
             Location::LineCol(l, c) => write!(f, "{}:{}:{}: {}", self.file, l, c, self.message),
-            Location::Row(r, Some(col)) => write!(f, "{}: row {}, column `{}`: {}", self.file, r, col, self.message),
+            Location::Row(r, Some(col)) => write!(
+                f,
+                "{}: row {}, column `{}`: {}",
+                self.file, r, col, self.message
+            ),
             Location::Row(r, None) => write!(f, "{}: row {}: {}", self.file, r, self.message),
             Location::Field(p) => write!(f, "{}: field `{}`: {}", self.file, p, self.message),
             Location::File => write!(f, "{}: {}", self.file, self.message),
@@ -59,7 +80,10 @@ impl std::error::Error for InputError {}
 
 /// Exit code for an error: 2 for bad input anywhere in the chain, 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.chain().any(|c| c.downcast_ref::<InputError>().is_some()) {
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<InputError>().is_some())
+    {
         2
     } else {
         1

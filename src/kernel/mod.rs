@@ -8,8 +8,12 @@
 //!
 //! Nothing here does I/O or knows about workloads: records are plain `#[repr(C)]` integers.
 
+pub mod bench;
 pub mod cpu;
 pub mod gpu;
+pub mod select;
+
+pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -111,7 +115,10 @@ pub struct Winner {
 
 impl Winner {
     /// The winner of a job that fits nowhere.
-    pub const NONE: Winner = Winner { cost: INFEASIBLE, candidate: NO_CANDIDATE };
+    pub const NONE: Winner = Winner {
+        cost: INFEASIBLE,
+        candidate: NO_CANDIDATE,
+    };
 
     /// True when some candidate is feasible.
     pub fn is_feasible(&self) -> bool {
