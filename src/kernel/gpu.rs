@@ -310,6 +310,29 @@ impl GpuBackend {
         &self.limits
     }
 
+    /// Runs under stricter limits than the device's (the smaller of each): bounds the size of one dispatch,
+    /// and lets tests exercise batch splitting, 2D grids and `TooLarge` on any device.
+    pub fn restrict_limits(&mut self, limits: &wgpu::Limits) {
+        let l = &mut self.limits;
+        l.max_storage_buffer_binding_size = l
+            .max_storage_buffer_binding_size
+            .min(limits.max_storage_buffer_binding_size);
+        l.max_buffer_size = l.max_buffer_size.min(limits.max_buffer_size);
+        l.max_compute_workgroups_per_dimension = l
+            .max_compute_workgroups_per_dimension
+            .min(limits.max_compute_workgroups_per_dimension);
+        let bind_cap = storage_cap(l);
+        for b in [
+            &mut self.jobs,
+            &mut self.candidates,
+            &mut self.winners,
+            &mut self.costs,
+        ] {
+            b.cap = bind_cap;
+        }
+        self.staging.cap = round_down(l.max_buffer_size);
+    }
+
     /// Most jobs one dispatch takes: bounded by the storage binding of jobs and winners and the 2D grid.
     fn jobs_per_dispatch(&self) -> usize {
         let cap = storage_cap(&self.limits);
@@ -334,7 +357,9 @@ impl GpuBackend {
         let cap = storage_cap(&self.limits);
         let bytes = (n as u64).saturating_mul(size_of::<CandidateRecord>() as u64);
         let extra = (n as u64).saturating_mul(extra_bytes_per_candidate);
-        if n > u32::MAX as usize / 2 || bytes > cap || extra > cap {
+        let dim = u64::from(self.limits.max_compute_workgroups_per_dimension.max(1));
+        let grid = (n as u64).div_ceil(u64::from(WORKGROUP_SIZE)) > dim * dim;
+        if n > u32::MAX as usize / 2 || bytes > cap || extra > cap || grid {
             return Err(KernelError::TooLarge(format!(
                 "{n} candidates need {bytes} bytes in one storage binding; {} binds at most {cap} bytes \
                  (max_storage_buffer_binding_size): use fewer candidates per round or the cpu backend",
