@@ -628,3 +628,52 @@ fn random_batches_are_seeded_and_consistent() {
         assert!(c.free <= c.rack_free && c.rack_free <= c.pool_free, "{c:?}");
     }
 }
+
+#[test]
+fn wide_values_match_the_reference() {
+    // Random sizes, free counts and gangs across the whole range the CPU twin's f32 division covers
+    // (below 2^24), and some beyond it: every backend must still match the integer reference.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut wide = |bits: u32| rng.random_range(1..(1u32 << bits));
+    let candidates: Vec<CandidateRecord> = (0..300)
+        .map(|i| {
+            let bits = [4, 8, 16, 24, 25][i % 5];
+            let (size, free) = (wide(bits), wide(bits));
+            domain(
+                free,
+                size,
+                free.saturating_add(wide(bits)),
+                u32::MAX - wide(30),
+            )
+        })
+        .collect();
+    let jobs: Vec<JobRecord> = (0..60)
+        .map(|i| {
+            let gpus = [wide(5), wide(12), wide(20), (1 << 24) - 1, 1 << 24][i % 5];
+            job(
+                gpus,
+                [LEVEL_DOMAIN, LEVEL_RACK, LEVEL_POOL][i % 3],
+                [LEVEL_NONE, LEVEL_DOMAIN, LEVEL_RACK][i % 3],
+            )
+        })
+        .collect();
+    // Without the 25-bit sizes (the CPU twin's fast path), then with them (its exact fallback).
+    let fast: Vec<CandidateRecord> = candidates
+        .iter()
+        .copied()
+        .filter(|c| c.size < 1 << 24)
+        .collect();
+    let mut gpu = gpu_backend();
+    for (set, what) in [
+        (&fast, "wide values below 2^24"),
+        (&candidates, "wide values"),
+    ] {
+        for policy in POLICIES {
+            check(&mut CpuBackend, policy, &jobs, set, what);
+            if let Some(gpu) = gpu.as_mut() {
+                check(gpu, policy, &jobs, set, what);
+            }
+        }
+    }
+}

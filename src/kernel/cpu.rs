@@ -99,6 +99,8 @@ pub const LANES: usize = 16;
 /// Largest value the wave path feeds to its f32 division: below 2^24 every u32 is exact in f32 and
 /// `ceil(a as f32 / b as f32)` equals the integer `div_ceil(a, b)` (the rounding error is below 1/b).
 const F32_EXACT: u32 = 1 << 24;
+/// 2^23: for an integer-valued `0 <= x < 2^23`, `(x + 2^23).to_bits() - (2^23).to_bits()` is `x as u32`.
+const F32_MAGIC: f32 = 8_388_608.0;
 
 /// Candidates as a struct of arrays, padded to a multiple of [`LANES`] with infeasible entries.
 #[derive(Debug, Default, Clone)]
@@ -229,7 +231,8 @@ fn waves_generic<const POLICY: u32>(job: &JobRecord, c: &CandidateLanes) -> Winn
         for lane in 0..LANES {
             let index = base + lane as u32;
             let f = free[lane];
-            let feasible = (mask & bit[lane]) != 0 && gpus <= group[lane];
+            // `&`, not `&&`: both sides are cheap, and a short circuit would turn loads into masked loads.
+            let feasible = ((mask & bit[lane]) != 0) & (gpus <= group[lane]);
             let fits_domain = gpus <= f;
             let pref_miss = if gpus > pref[lane] { pref_bit } else { 0 };
             let cost = if POLICY == POLICY_FIRST_FIT {
@@ -243,8 +246,11 @@ fn waves_generic<const POLICY: u32>(job: &JobRecord, c: &CandidateLanes) -> Winn
                 }
             } else {
                 // span = 1 + div_ceil(gpus - free, size), in exact f32 (see F32_EXACT); 1 when it fits.
+                // The quotient is clamped where `min(span, SPAN_MAX)` would clamp it anyway, and turned back
+                // into an integer with the 2^23 trick (exact below 2^23), which vectorizes where `as` does not.
                 let missing = gpus.saturating_sub(f) as i32 as f32;
-                let span = 1 + (missing / size[lane]).ceil() as i32 as u32;
+                let quotient = (missing / size[lane]).ceil().min((SPAN_MAX - 1) as f32);
+                let span = 1 + ((quotient + F32_MAGIC).to_bits() - F32_MAGIC.to_bits());
                 let leftover = if fits_domain { f.wrapping_sub(gpus) } else { 0 };
                 (span.min(SPAN_MAX) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
             };
@@ -253,9 +259,9 @@ fn waves_generic<const POLICY: u32>(job: &JobRecord, c: &CandidateLanes) -> Winn
             } else {
                 INFEASIBLE
             };
-            let better = cost < best_cost[lane];
-            best_cost[lane] = if better { cost } else { best_cost[lane] };
-            best_index[lane] = if better { index } else { best_index[lane] };
+            let (old_cost, old_index) = (best_cost[lane], best_index[lane]);
+            best_cost[lane] = cost.min(old_cost);
+            best_index[lane] = if cost < old_cost { index } else { old_index };
         }
     }
     // Phase 2: reduce the lanes under the tie rule.
