@@ -107,9 +107,9 @@ pub struct GpuBackend {
     timings: Timings,
 }
 
-/// "name (Backend)" of an adapter, as reports show it.
+/// "name, Backend" of an adapter, as reports and notes show it.
 pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
-    format!("{} ({:?})", info.name, info.backend)
+    format!("{}, {:?}", info.name, info.backend)
 }
 
 /// Every adapter wgpu can see under the environment's `WGPU_BACKEND`, described for error messages.
