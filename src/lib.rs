@@ -6,5 +6,12 @@
 //! See ARCHITECTURE.md.
 
 pub mod catalog;
+pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod kernel;
+pub mod metrics;
+pub mod placement;
+pub mod report;
+pub mod sim;
+pub mod workload;

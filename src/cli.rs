@@ -1,0 +1,219 @@
+//! The command line: parses arguments, loads inputs, runs the core, writes reports. All I/O of the program
+//! happens here and in the loaders it calls.
+
+use crate::catalog::{GPU_MODELS, PRESETS};
+use crate::kernel::select::{open_backend, BackendChoice};
+use crate::report::{jobs_csv, Report, RunInfo};
+use crate::workload::spec::{PlacementPolicy, QueuePolicy};
+use crate::workload::{self, Overrides};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// ultrasched: simulate where AI training and inference jobs run on UltraServer-style GPU clusters, and what
+/// each scheduling and placement decision costs.
+///
+/// Start with `ultrasched run workloads/quickstart.toml`. `ultrasched presets` lists the cluster building
+/// blocks; `ultrasched validate FILE` checks a workload without running it.
+#[derive(Debug, Parser)]
+#[command(name = "ultrasched", version, about, long_about, max_term_width = 110)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workload file (TOML, or JSON when it ends in .json) and print what happened.
+    ///
+    /// Example: ultrasched run workloads/gb200-training.toml --queue fifo --placement first-fit --out out/
+    Run(RunArgs),
+    /// Check a workload file without running it; prints what it holds.
+    Validate {
+        /// The workload file.
+        file: PathBuf,
+    },
+    /// List the cluster presets (the units pools are built from) with their figures.
+    Presets,
+}
+
+/// Output format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable summary.
+    Table,
+    /// report.json on stdout.
+    Json,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workload file.
+    pub file: PathBuf,
+    /// Also write DIR/report.json and DIR/jobs.csv (the directory is created).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Override the workload's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the queue policy.
+    #[arg(long, value_enum)]
+    pub queue: Option<QueuePolicy>,
+    /// Override the placement policy.
+    #[arg(long, value_enum)]
+    pub placement: Option<PlacementPolicy>,
+    /// Placement kernel: auto takes a GPU adapter when one exists (WGPU_BACKEND, WGPU_ADAPTER_NAME choose
+    /// one), else the CPU twin. Both make the same decisions.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Run both kernels every round and stop at the first pair where they differ.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run_workload(&args),
+        Command::Validate { file } => validate(&file),
+        Command::Presets => {
+            print!("{}", presets_table());
+            Ok(())
+        }
+    }
+}
+
+fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
+    let ov = Overrides {
+        seed: args.seed,
+        queue: args.queue,
+        placement: args.placement,
+    };
+    let w = workload::load(&args.file, ov)?;
+    let (mut backend, note) = open_backend(args.backend, args.verify)?;
+    eprintln!("{note}");
+    let started = Instant::now();
+    let outcome = crate::sim::simulate(&w, backend.as_mut()).context("simulation stopped")?;
+    let run = RunInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        backend: backend.name().to_string(),
+        adapter: backend.adapter(),
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    let report = Report::new(&w, &outcome, run);
+    if let Some(dir) = &args.out {
+        write_outputs(
+            dir,
+            &[
+                ("report.json", report.to_json()),
+                ("jobs.csv", jobs_csv(&w, &outcome)),
+            ],
+        )?;
+    }
+    let text = match args.format {
+        Format::Table => report.to_table(),
+        Format::Json => report.to_json(),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes each file to a temporary name first, then renames, so a failure leaves no partial report.
+pub fn write_outputs(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    let mut temps = Vec::new();
+    for (name, body) in files {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
+        temps.push((tmp, dir.join(name)));
+    }
+    for (tmp, dst) in temps {
+        std::fs::rename(&tmp, &dst).with_context(|| format!("cannot write {}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn validate(file: &Path) -> anyhow::Result<()> {
+    let w = workload::load(file, Overrides::default())?;
+    let training = w
+        .jobs
+        .iter()
+        .filter(|j| j.kind == workload::JobKind::Training)
+        .count();
+    println!(
+        "{}: ok: {} GPUs in {} pools ({} NVLink domains); {} jobs ({} training, {} inference); seed {}",
+        file.display(),
+        w.cluster.total_gpus,
+        w.cluster.pools.len(),
+        w.cluster.num_domains(),
+        w.jobs.len(),
+        training,
+        w.jobs.len() - training,
+        w.seed
+    );
+    Ok(())
+}
+
+/// The `presets` listing.
+pub fn presets_table() -> String {
+    let mut t = format!(
+        "{:<18} {:<7} {:>6} {:>6} {:>7} {:>6} {:>9}  {}\n",
+        "preset", "gpu", "node", "nodes", "domain", "rack", "EFA Gb/s", "description"
+    );
+    t += &format!(
+        "{:<18} {:<7} {:>6} {:>6} {:>7} {:>6} {:>9}\n",
+        "", "", "GPUs", "/dom", "GPUs", "doms", "/domain"
+    );
+    for p in PRESETS {
+        t += &format!(
+            "{:<18} {:<7} {:>6} {:>6} {:>7} {:>6} {:>9}  {}\n",
+            p.id,
+            p.model().id,
+            p.gpus_per_node,
+            p.nodes_per_domain,
+            p.domain_gpus(),
+            p.domains_per_rack,
+            p.scaleout_gbps_per_domain,
+            p.description
+        );
+    }
+    t += "\ngpu models:\n";
+    t += &format!(
+        "{:<7} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9}  {}\n",
+        "id", "HBM GB", "HBM TB/s", "BF16 TF/s", "FP8 TF/s", "power W", "link GB/s", "name"
+    );
+    for m in GPU_MODELS {
+        t += &format!(
+            "{:<7} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9}  {}\n",
+            m.id,
+            m.hbm_gb,
+            m.hbm_tbps,
+            m.bf16_tflops,
+            m.fp8_tflops,
+            m.power_w,
+            m.scaleup_gbps,
+            m.name
+        );
+    }
+    t += "\nA pool counts units of one NVLink domain: `count = 16` of p6e-gb200 is 16 UltraServers (1,152 GPUs).\n";
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,399 @@
+//! The workload file as written (TOML or JSON), strictly: unknown fields are errors, and every value that can
+//! be checked alone is checked while it is read, so the parser's error carries its line and column.
+
+use crate::catalog::{self, Preset};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+/// Largest GPU count anywhere (a job, a pool, the whole cluster): 2^24.
+pub const MAX_GPUS: u64 = 1 << 24;
+/// Largest time value, seconds (10 years).
+pub const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
+/// Largest number of jobs a workload may hold (explicit plus generated).
+pub const MAX_JOBS: u64 = 10_000_000;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// Display name (defaults to the file stem).
+    pub name: Option<String>,
+    /// Seed for every random draw (generators, random policies).
+    #[serde(default)]
+    pub seed: u64,
+    /// The fleet.
+    pub cluster: ClusterSpec,
+    /// Queue and placement policies.
+    #[serde(default)]
+    pub scheduler: SchedulerSpec,
+    /// Explicit jobs.
+    #[serde(default)]
+    pub jobs: Vec<JobSpecEntry>,
+    /// Seeded job generators.
+    #[serde(default)]
+    pub generators: Vec<GeneratorSpec>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// `[[cluster.pools]]`: one per homogeneous pool.
+    pub pools: Vec<PoolSpec>,
+}
+
+/// `[[cluster.pools]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    /// Pool name (defaults to `<preset>-<index>`).
+    pub name: Option<String>,
+    /// System shape from the catalog (`ultrasched presets`).
+    pub preset: PresetName,
+    /// Number of units (NVLink domains: one UltraServer, or one 8-GPU node for P5-class presets).
+    pub count: Count,
+    /// Domains per rack/block (defaults to the preset's).
+    pub domains_per_rack: Option<Count>,
+    /// Provider label.
+    pub provider: Option<String>,
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSpec {
+    /// Queue order.
+    #[serde(default)]
+    pub queue: QueuePolicy,
+    /// EASY backfill on top of the queue order.
+    #[serde(default)]
+    pub backfill: bool,
+    /// Jobs behind the head that backfill looks at (default 256).
+    pub backfill_depth: Option<Count>,
+    /// With `queue = "priority"`: a blocked job may preempt lower-priority running jobs.
+    #[serde(default)]
+    pub preemption: bool,
+    /// Work lost by a preempted job on restart, seconds (default 300).
+    pub restart_cost_s: Option<Seconds>,
+    /// Placement policy.
+    #[serde(default)]
+    pub placement: PlacementPolicy,
+}
+
+/// Queue policies.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueuePolicy {
+    /// First come, first served.
+    #[default]
+    Fifo,
+    /// Shortest job first, by requested GPU-seconds.
+    Sjf,
+    /// Highest priority first, then submit order.
+    Priority,
+}
+
+/// Placement policies (each is a cost function of the placement kernel).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementPolicy {
+    /// Lowest-index domain with a free GPU; topology-unaware.
+    FirstFit,
+    /// Tightest domain that holds the gang.
+    BestFit,
+    /// Fewest NVLink domains, then the smallest leftover.
+    #[default]
+    TopologyPack,
+}
+
+impl PlacementPolicy {
+    /// The kernel's policy id.
+    pub fn kernel_id(self) -> u32 {
+        match self {
+            PlacementPolicy::FirstFit => crate::kernel::POLICY_FIRST_FIT,
+            PlacementPolicy::BestFit => crate::kernel::POLICY_BEST_FIT,
+            PlacementPolicy::TopologyPack => crate::kernel::POLICY_TOPOLOGY_PACK,
+        }
+    }
+}
+
+/// Job kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KindName {
+    /// A training gang.
+    #[default]
+    Training,
+    /// An inference service (replicas).
+    Inference,
+}
+
+/// Topology levels in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LevelName {
+    /// One NVLink domain.
+    Domain,
+    /// One rack/block.
+    Rack,
+    /// Anywhere in the pool.
+    Any,
+}
+
+/// `topology = { required = "rack", preferred = "domain" }`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// The widest group the gang may span (default `any`; inference replicas default to `domain`).
+    pub required: Option<LevelName>,
+    /// The group it would rather stay within.
+    pub preferred: Option<LevelName>,
+}
+
+/// `[[jobs]]`: fields for both kinds; which are needed depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpecEntry {
+    /// Job id (defaults to `job-<index>`); must be unique.
+    pub id: Option<String>,
+    /// `training` (default) or `inference`.
+    #[serde(default)]
+    pub kind: KindName,
+    /// Training: GPUs of the gang.
+    pub gpus: Option<Gpus>,
+    /// Training: ideal run time, seconds.
+    pub duration_s: Option<Seconds>,
+    /// Inference: replicas.
+    pub replicas: Option<Count>,
+    /// Inference: GPUs per replica (tensor parallel inside one domain).
+    pub gpus_per_replica: Option<Gpus>,
+    /// Inference: how long the service runs, seconds.
+    pub lifetime_s: Option<Seconds>,
+    /// Submit time, seconds (default 0).
+    pub submit_s: Option<Seconds>,
+    /// Inference: alias of `submit_s`.
+    pub start_s: Option<Seconds>,
+    /// Higher runs first under `queue = "priority"` (default 0).
+    #[serde(default)]
+    pub priority: i32,
+    /// Tenant label (default "default").
+    pub tenant: Option<String>,
+    /// GPU model constraint (default: any).
+    pub gpu_model: Option<GpuModelName>,
+    /// Topology constraint.
+    #[serde(default)]
+    pub topology: TopologySpec,
+}
+
+/// `[[generators]]`: draws `count` jobs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSpec {
+    /// Id prefix (defaults to `gen<index>`).
+    pub name: Option<String>,
+    /// Kind of the jobs drawn.
+    #[serde(default)]
+    pub kind: KindName,
+    /// Jobs to draw.
+    pub count: Count,
+    /// Poisson arrival rate, jobs per hour.
+    pub rate_per_hour: Rate,
+    /// First arrival no earlier than this, seconds.
+    pub start_s: Option<Seconds>,
+    /// Training: GPU-count mix.
+    #[serde(default)]
+    pub gpu_mix: Vec<MixEntry>,
+    /// Inference: replicas per service.
+    pub replicas: Option<Count>,
+    /// Inference: GPUs per replica.
+    pub gpus_per_replica: Option<Gpus>,
+    /// Lognormal duration (training run time, inference lifetime).
+    pub duration: LogNormalSpec,
+    /// Priority of every drawn job.
+    #[serde(default)]
+    pub priority: i32,
+    /// Tenant of every drawn job.
+    pub tenant: Option<String>,
+    /// GPU model constraint of every drawn job.
+    pub gpu_model: Option<GpuModelName>,
+    /// Topology of every drawn job.
+    #[serde(default)]
+    pub topology: TopologySpec,
+}
+
+/// One entry of a GPU-count mix.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    /// GPUs.
+    pub gpus: Gpus,
+    /// Relative weight (>= 0).
+    pub weight: Weight,
+}
+
+/// Lognormal distribution by its median and log-space sigma, optionally clamped.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogNormalSpec {
+    /// Median, seconds (> 0).
+    pub median_s: Seconds,
+    /// Sigma of ln(duration), 0..=5.
+    #[serde(default)]
+    pub sigma: Sigma,
+    /// Lower clamp, seconds.
+    pub min_s: Option<Seconds>,
+    /// Upper clamp, seconds.
+    pub max_s: Option<Seconds>,
+}
+
+// ---- Values checked as they are read -------------------------------------------------------------------
+
+/// Reads any number (integer or float) as f64, rejecting NaN and infinities.
+fn number<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<f64, D::Error> {
+    struct V(&'static str);
+    impl<'de> Visitor<'de> for V {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(E::custom(format!(
+                    "{v} is not allowed: expected {}",
+                    self.0
+                )))
+            }
+        }
+    }
+    d.deserialize_any(V(what))
+}
+
+/// Reads a whole number in `lo..=hi`.
+fn whole<'de, D: Deserializer<'de>>(d: D, lo: u64, hi: u64) -> Result<u64, D::Error> {
+    struct V(u64, u64);
+    impl<'de> Visitor<'de> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a whole number from {} to {}", self.0, self.1)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            if v < 0 {
+                return Err(E::custom(format!(
+                    "{v} is out of range: expected a whole number from {} to {}",
+                    self.0, self.1
+                )));
+            }
+            self.visit_u64(v as u64)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            if v < self.0 || v > self.1 {
+                return Err(E::custom(format!(
+                    "{v} is out of range: expected a whole number from {} to {}",
+                    self.0, self.1
+                )));
+            }
+            Ok(v)
+        }
+    }
+    d.deserialize_any(V(lo, hi))
+}
+
+macro_rules! checked_number {
+    ($(#[$doc:meta])* $name:ident, $what:expr, |$v:ident| $ok:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+        pub struct $name(pub f64);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let $v = number(d, $what)?;
+                if $ok {
+                    Ok($name($v))
+                } else {
+                    Err(de::Error::custom(format!("{} is out of range: expected {}", $v, $what)))
+                }
+            }
+        }
+    };
+}
+
+checked_number!(
+    /// Seconds: finite, 0 to 10 years.
+    Seconds, "seconds from 0 to 315360000 (10 years)", |v| (0.0..=MAX_SECONDS).contains(&v));
+checked_number!(
+    /// A Poisson rate per hour: finite, > 0, at most 1e9.
+    Rate, "a rate per hour above 0 and at most 1e9", |v| v > 0.0 && v <= 1e9);
+checked_number!(
+    /// A mix weight: finite, >= 0.
+    Weight, "a weight from 0 to 1e12", |v| (0.0..=1e12).contains(&v));
+checked_number!(
+    /// Lognormal sigma: 0..=5.
+    Sigma, "a sigma from 0 to 5", |v| (0.0..=5.0).contains(&v));
+
+impl Default for Sigma {
+    fn default() -> Self {
+        Sigma(0.0)
+    }
+}
+
+/// GPUs: a whole number from 1 to 2^24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gpus(pub u32);
+impl<'de> Deserialize<'de> for Gpus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole(d, 1, MAX_GPUS).map(|v| Gpus(v as u32))
+    }
+}
+
+/// A count: a whole number from 1 to 10^7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u32);
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole(d, 1, MAX_JOBS).map(|v| Count(v as u32))
+    }
+}
+
+/// A catalog preset, by name.
+#[derive(Debug, Clone, Copy)]
+pub struct PresetName(pub &'static Preset);
+impl<'de> Deserialize<'de> for PresetName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        catalog::preset(&s).map(PresetName).ok_or_else(|| {
+            de::Error::custom(format!(
+                "unknown preset `{s}`; allowed: {}",
+                catalog::preset_names()
+            ))
+        })
+    }
+}
+
+/// A catalog GPU model, by id.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuModelName(pub usize);
+impl<'de> Deserialize<'de> for GpuModelName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        catalog::gpu_model_index(&s)
+            .map(GpuModelName)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown gpu_model `{s}`; allowed: {}",
+                    catalog::gpu_model_names()
+                ))
+            })
+    }
+}

@@ -1,0 +1,346 @@
+//! Engine behaviour through the library: determinism, the quickstart snapshot, and policy properties.
+
+use std::path::Path;
+use ultrasched::kernel::cpu::CpuBackend;
+use ultrasched::report::{jobs_csv, Report, RunInfo};
+use ultrasched::sim::{simulate, JobState, Outcome};
+use ultrasched::workload::spec::{PlacementPolicy, QueuePolicy};
+use ultrasched::workload::{self, build, parse_str, Format, Overrides, Workload};
+
+fn repo(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn load(p: &str, ov: Overrides) -> Workload {
+    workload::load(&repo(p), ov).unwrap_or_else(|e| panic!("{p}: {e:#}"))
+}
+
+fn from_toml(text: &str) -> Workload {
+    build(
+        parse_str(text, "test.toml", Format::Toml).unwrap(),
+        "test.toml",
+        "test",
+        Overrides::default(),
+    )
+    .unwrap()
+}
+
+fn run(w: &Workload) -> Outcome {
+    simulate(w, &mut CpuBackend).unwrap()
+}
+
+fn report(w: &Workload, o: &Outcome) -> serde_json::Value {
+    let run = RunInfo {
+        version: "test".into(),
+        backend: "cpu".into(),
+        adapter: "cpu twin".into(),
+        wall_s: 0.0,
+    };
+    let mut v = serde_json::to_value(Report::new(w, o, run)).unwrap();
+    v.as_object_mut().unwrap().remove("run");
+    v
+}
+
+fn bundled() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo("workloads"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml" || e == "json"))
+        .map(|p| format!("workloads/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 3, "bundled workloads: {v:?}");
+    v
+}
+
+#[test]
+fn same_workload_and_seed_give_identical_reports_and_jobs_csv() {
+    for p in bundled() {
+        let w1 = load(&p, Overrides::default());
+        let w2 = load(&p, Overrides::default());
+        let (o1, o2) = (run(&w1), run(&w2));
+        assert_eq!(
+            report(&w1, &o1).to_string(),
+            report(&w2, &o2).to_string(),
+            "{p}"
+        );
+        assert_eq!(jobs_csv(&w1, &o1), jobs_csv(&w2, &o2), "{p}");
+    }
+}
+
+#[test]
+fn a_different_seed_draws_a_different_workload() {
+    let a = load("workloads/gb200-training.toml", Overrides::default());
+    let b = load(
+        "workloads/gb200-training.toml",
+        Overrides {
+            seed: Some(1),
+            ..Default::default()
+        },
+    );
+    assert_ne!(a.jobs, b.jobs);
+}
+
+/// The quickstart summary, checked against tests/snapshots/quickstart_summary.json.
+/// `UPDATE_SNAPSHOTS=1 cargo test` rewrites the file after a deliberate change.
+#[test]
+fn quickstart_summary_snapshot() {
+    let w = load("workloads/quickstart.toml", Overrides::default());
+    let o = run(&w);
+    let got = serde_json::to_string_pretty(&report(&w, &o)["summary"]).unwrap() + "\n";
+    let path = repo("tests/snapshots/quickstart_summary.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want =
+        std::fs::read_to_string(&path).expect("snapshot missing: run with UPDATE_SNAPSHOTS=1");
+    assert_eq!(
+        got, want,
+        "quickstart summary changed; if intended, rerun with UPDATE_SNAPSHOTS=1"
+    );
+}
+
+fn mean_jct(w: &Workload, o: &Outcome) -> f64 {
+    report(w, o)["summary"]["jct_s"]["mean"].as_f64().unwrap()
+}
+
+/// On gb200-training without backfill (strict order), shortest-job-first beats first-come-first-served.
+#[test]
+fn sjf_mean_jct_is_not_worse_than_fifo() {
+    for p in ["workloads/gb200-training.toml", "workloads/quickstart.toml"] {
+        let mut fifo = load(
+            p,
+            Overrides {
+                queue: Some(QueuePolicy::Fifo),
+                ..Default::default()
+            },
+        );
+        fifo.scheduler.backfill = false;
+        let mut sjf = fifo.clone();
+        sjf.scheduler.queue = QueuePolicy::Sjf;
+        let (jf, js) = (mean_jct(&fifo, &run(&fifo)), mean_jct(&sjf, &run(&sjf)));
+        assert!(js <= jf, "{p}: sjf mean JCT {js} > fifo {jf}");
+    }
+}
+
+/// EASY backfill: a blocked head job starts no later than the reservation it was first given, and backfill
+/// actually starts jobs early.
+#[test]
+fn backfill_never_delays_the_reserved_start_of_the_head() {
+    for p in ["workloads/gb200-training.toml", "workloads/quickstart.toml"] {
+        let w = load(p, Overrides::default());
+        assert!(
+            w.scheduler.backfill && w.scheduler.queue == QueuePolicy::Fifo,
+            "{p} must use fifo + backfill"
+        );
+        let o = run(&w);
+        let mut reserved = 0;
+        for (job, out) in w.jobs.iter().zip(&o.jobs) {
+            if let Some(r) = out.reserved {
+                reserved += 1;
+                let start = out.start.expect("a reserved job starts");
+                assert!(
+                    start <= r,
+                    "{p}: {} reserved for {r} but started {start}",
+                    job.id
+                );
+            }
+        }
+        assert!(
+            reserved > 0,
+            "{p}: no head was ever blocked: the test proves nothing"
+        );
+        let backfilled = o.jobs.iter().filter(|j| j.backfilled).count();
+        if p.contains("gb200") {
+            assert!(backfilled > 0, "{p}: backfill started nothing");
+            let mut strict = w.clone();
+            strict.scheduler.backfill = false;
+            let strict_o = run(&strict);
+            assert!(
+                mean_jct(&w, &o) < mean_jct(&strict, &strict_o),
+                "backfill should cut mean JCT here"
+            );
+        }
+    }
+}
+
+#[test]
+fn topology_pack_splits_fewer_gangs_than_first_fit() {
+    let split = |pl| {
+        let w = load(
+            "workloads/gb200-training.toml",
+            Overrides {
+                placement: Some(pl),
+                ..Default::default()
+            },
+        );
+        report(&w, &run(&w))["summary"]["training_gangs_split"]
+            .as_u64()
+            .unwrap()
+    };
+    let (ff, tp) = (
+        split(PlacementPolicy::FirstFit),
+        split(PlacementPolicy::TopologyPack),
+    );
+    assert!(tp < ff, "topology-pack split {tp} gangs, first-fit {ff}");
+}
+
+const TWO_DOMAINS: &str =
+    "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n";
+
+#[test]
+fn jobs_finish_after_their_duration_and_never_overcommit() {
+    let w = load("workloads/mixed-fleet.toml", Overrides::default());
+    let o = run(&w);
+    for (job, out) in w.jobs.iter().zip(&o.jobs) {
+        assert_eq!(out.state, JobState::Completed, "{}", job.id);
+        let (s, e) = (out.start.unwrap(), out.end.unwrap());
+        assert!(s >= job.submit);
+        assert_eq!(
+            e - s,
+            job.duration,
+            "{} ran {} instead of {}",
+            job.id,
+            e - s,
+            job.duration
+        );
+        if job.replicas > 1 {
+            assert!(out.domains >= 1);
+        }
+    }
+    assert!(o
+        .samples
+        .iter()
+        .all(|s| s.busy_gpus <= w.cluster.total_gpus));
+}
+
+/// Start time (s) and domains spanned of each job, in workload order.
+fn placements(text: &str, pl: PlacementPolicy) -> Vec<(u64, u32)> {
+    let mut w = from_toml(text);
+    w.scheduler.placement = pl;
+    run(&w)
+        .jobs
+        .iter()
+        .map(|j| (j.start.unwrap() / 1_000_000, j.domains))
+        .collect()
+}
+
+#[test]
+fn placement_policies_choose_as_documented() {
+    // Three 72-GPU domains. `a` leaves 12 free in domain 0, `b` leaves 2 free in domain 1.
+    // `c` (2 GPUs): first-fit takes domain 0 (lowest index with room), best-fit and topology-pack the tightest:
+    // domain 1. Then `d` (20 GPUs, no topology constraint): first-fit anchors at the first domain with a free
+    // GPU and spills over two domains; best-fit and topology-pack put it whole in domain 2.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 3\n\
+        [[jobs]]\nid = \"a\"\ngpus = 60\nduration_s = 1000\n\
+        [[jobs]]\nid = \"b\"\ngpus = 70\nduration_s = 1000\nsubmit_s = 1\n\
+        [[jobs]]\nid = \"c\"\ngpus = 2\nduration_s = 1000\nsubmit_s = 2\n\
+        [[jobs]]\nid = \"d\"\ngpus = 20\nduration_s = 1000\nsubmit_s = 3\n";
+    let ff = placements(text, PlacementPolicy::FirstFit);
+    let bf = placements(text, PlacementPolicy::BestFit);
+    let tp = placements(text, PlacementPolicy::TopologyPack);
+    // First-fit: a -> d0, b -> d0's 12 + d1 (spans 2: it is topology-unaware), c -> d1, d -> d1 + d2.
+    assert_eq!(ff, [(0, 1), (1, 2), (2, 1), (3, 2)]);
+    assert_eq!(bf, [(0, 1), (1, 1), (2, 1), (3, 1)]);
+    assert_eq!(tp, [(0, 1), (1, 1), (2, 1), (3, 1)]);
+    // A 100-GPU gang must span two domains under every policy; domain-required gangs never spill.
+    let big = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"a\"\ngpus = 100\nduration_s = 10\n\
+        [[jobs]]\nid = \"b\"\ngpus = 50\nduration_s = 10\ntopology = { required = \"domain\" }\n";
+    for pl in [
+        PlacementPolicy::FirstFit,
+        PlacementPolicy::BestFit,
+        PlacementPolicy::TopologyPack,
+    ] {
+        assert_eq!(placements(big, pl), [(0, 2), (10, 1)], "{pl:?}");
+    }
+}
+
+#[test]
+fn preemption_evicts_lower_priority_work_and_charges_the_restart() {
+    let text = format!(
+        "{TWO_DOMAINS}[scheduler]\nqueue = \"priority\"\npreemption = true\nrestart_cost_s = 50\n\
+         [[jobs]]\nid = \"low\"\ngpus = 144\nduration_s = 1000\npriority = 0\n\
+         [[jobs]]\nid = \"high\"\ngpus = 72\nduration_s = 100\nsubmit_s = 200\npriority = 5\n"
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    let (low, high) = (&o.jobs[0], &o.jobs[1]);
+    assert_eq!(
+        high.start,
+        Some(200_000_000),
+        "the high-priority job starts on arrival"
+    );
+    assert_eq!(low.preemptions, 1);
+    // low ran 200 s, was evicted, waits for high (ends 300), then redoes 800 s + 50 s restart.
+    assert_eq!(low.end, Some((300 + 800 + 50) * 1_000_000));
+    // Without preemption the high-priority job waits for the whole low job.
+    let mut calm = w.clone();
+    calm.scheduler.preemption = false;
+    let o = run(&calm);
+    assert_eq!(o.jobs[1].start, Some(1000 * 1_000_000));
+    assert_eq!(o.jobs[0].preemptions, 0);
+}
+
+#[test]
+fn inference_replicas_each_stay_in_one_domain_and_are_all_or_nothing() {
+    // Three 48-GPU replicas need three domains: only two exist, so the service never fits (unschedulable
+    // at arrival); two replicas fit.
+    let text = format!(
+        "{TWO_DOMAINS}[[jobs]]\nid = \"three\"\nkind = \"inference\"\nreplicas = 3\ngpus_per_replica = 48\nlifetime_s = 10\n\
+         [[jobs]]\nid = \"two\"\nkind = \"inference\"\nreplicas = 2\ngpus_per_replica = 48\nlifetime_s = 10\n"
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert_eq!(o.jobs[0].state, JobState::Unschedulable);
+    assert_eq!(o.jobs[1].state, JobState::Completed);
+    assert_eq!(o.jobs[1].domains, 2);
+}
+
+#[test]
+fn gpu_model_constraints_route_jobs_to_their_pool() {
+    // One H100 node (8 GPUs) and one GB200 UltraServer. `gb` needs GB200 and must wait for `hog` although the
+    // H100 node is free; `h` needs H100 and gets it at once; `wide` needs 16 H100s: never fits.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 1\n\
+        [[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1\n\
+        [scheduler]\nbackfill = true\n\
+        [[jobs]]\nid = \"hog\"\ngpus = 72\nduration_s = 100\ngpu_model = \"gb200\"\n\
+        [[jobs]]\nid = \"gb\"\ngpus = 8\nduration_s = 10\ngpu_model = \"gb200\"\nsubmit_s = 1\n\
+        [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 10\ngpu_model = \"h100\"\nsubmit_s = 2\n\
+        [[jobs]]\nid = \"wide\"\ngpus = 16\nduration_s = 10\ngpu_model = \"h100\"\nsubmit_s = 3\n";
+    let o = run(&from_toml(text));
+    let starts: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| j.start.map(|s| s / 1_000_000))
+        .collect();
+    assert_eq!(starts, [Some(0), Some(100), Some(2), None]);
+    assert_eq!(o.jobs[3].state, JobState::Unschedulable);
+}
+
+#[test]
+fn segments_account_for_every_busy_gpu_second() {
+    for p in bundled() {
+        let w = load(&p, Overrides::default());
+        let o = run(&w);
+        let from_segments: u128 = o
+            .segments
+            .iter()
+            .map(|s| {
+                (s.end - s.start) as u128 * s.domains.iter().map(|&(_, g)| g as u128).sum::<u128>()
+            })
+            .sum();
+        assert_eq!(from_segments, o.busy_gpu_time, "{p}");
+        for s in &o.segments {
+            let job = &w.jobs[s.job as usize];
+            assert_eq!(
+                s.domains.iter().map(|&(_, g)| g as u64).sum::<u64>(),
+                job.total_gpus(),
+                "{p}: {}",
+                job.id
+            );
+            assert!(s.end > s.start, "{p}: {} segment is empty", job.id);
+        }
+    }
+}
