@@ -150,13 +150,14 @@ impl GpuBackend {
     pub fn new() -> Result<GpuBackend, KernelError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        let found = describe_all(&adapters);
         // Same rules as `wgpu::util::initialize_adapter_from_env_or_default`, which panics when
         // WGPU_ADAPTER_NAME names no adapter; a user's typo deserves an error instead.
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(wanted) => {
                 let wanted = wanted.to_lowercase();
+                let adapters =
+                    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+                let found = describe_all(&adapters);
                 adapters
                     .into_iter()
                     .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
@@ -168,13 +169,16 @@ impl GpuBackend {
                     })?
             }
             Err(_) => {
-                drop(adapters);
                 let options = wgpu::RequestAdapterOptions {
                     power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
                     ..Default::default()
                 };
+                // Enumerate only on failure (for the message): each enumeration starts the drivers again.
                 pollster::block_on(instance.request_adapter(&options)).map_err(|e| {
-                    KernelError::NoAdapter(format!(" ({e}); enumerated: {}", adapter_list(&found)))
+                    let found =
+                        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+                    let found = adapter_list(&describe_all(&found));
+                    KernelError::NoAdapter(format!(" ({e}); enumerated: {found}"))
                 })?
             }
         };
