@@ -9,7 +9,8 @@ use ultrasched::kernel::cpu::{pair_cost, CpuBackend};
 use ultrasched::kernel::gpu::GpuBackend;
 use ultrasched::kernel::*;
 
-const POLICIES: [u32; 3] = [POLICY_FIRST_FIT, POLICY_BEST_FIT, POLICY_TOPOLOGY_PACK];
+/// Every policy the kernel knows (a new one is tested as soon as `POLICY_COUNT` counts it).
+const POLICIES: std::ops::Range<u32> = 0..POLICY_COUNT;
 
 /// Batch sizes (jobs x candidates): edges of a wave and of a workgroup, reuse after growing and shrinking,
 /// and one large round.

@@ -175,7 +175,9 @@ pub fn best_candidate_lanes(
     match policy {
         POLICY_FIRST_FIT => waves::<POLICY_FIRST_FIT>(job, lanes),
         POLICY_BEST_FIT => waves::<POLICY_BEST_FIT>(job, lanes),
-        _ => waves::<POLICY_TOPOLOGY_PACK>(job, lanes),
+        POLICY_TOPOLOGY_PACK => waves::<POLICY_TOPOLOGY_PACK>(job, lanes),
+        // A policy without a wave version (a new one) is still right, just scalar.
+        _ => best_candidate(policy, job, candidates),
     }
 }
 
