@@ -439,17 +439,22 @@ fn gpu_splits_batches_and_uses_2d_grids_under_small_limits() {
 }
 
 #[test]
-fn gpu_reports_phase_timings() {
+fn gpu_reports_phase_timings_in_both_modes() {
     let Some(mut gpu) = gpu_backend() else { return };
     let (jobs, candidates) = random_batch(11, 64, 256);
-    let mut out = Vec::new();
-    gpu.best_candidates(POLICY_TOPOLOGY_PACK, &jobs, &candidates, &mut out)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let t = gpu.last_timings();
-    assert!(
-        t.dispatch > std::time::Duration::ZERO && t.total() >= t.dispatch,
-        "{t:?}"
-    );
+    let want = reference(POLICY_TOPOLOGY_PACK, &jobs, &candidates);
+    for sync in [false, true] {
+        gpu.set_phase_sync(sync);
+        let mut out = Vec::new();
+        gpu.best_candidates(POLICY_TOPOLOGY_PACK, &jobs, &candidates, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, want, "phase sync {sync}");
+        let t = gpu.last_timings();
+        assert!(
+            t.dispatch > std::time::Duration::ZERO && t.total() >= t.dispatch,
+            "{t:?}"
+        );
+    }
 }
 
 // ---- Verification ----------------------------------------------------------------------------------------

@@ -207,6 +207,8 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport, KernelError> {
         Err(KernelError::NoAdapter(why)) => (None, Some(format!("no GPU adapter found{why}"))),
         Err(e) => return Err(e),
         Ok(mut gpu) => {
+            // Drain the queue between phases, so upload/dispatch/readback are each what they say.
+            gpu.set_phase_sync(true);
             gpu.best_candidates(cfg.policy, &jobs, &candidates, &mut out)?;
             agree &= out == expected;
             let (mut up, mut disp, mut back, mut total) = (vec![], vec![], vec![], vec![]);

@@ -18,13 +18,17 @@ pub const SHADER_SOURCE: &str = include_str!("../../shaders/placement_cost.wgsl"
 const MIN_BUFFER_BYTES: u64 = 256;
 
 /// Host-side wall time of the phases of the last call (summed over its dispatches).
+///
+/// With [`GpuBackend::set_phase_sync`] on, the queue is drained between phases, so each phase is what it
+/// says. Off (the default, one submission per dispatch), `upload` is only the host side of `write_buffer`
+/// and `dispatch` also holds the transfers and the winners' copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Timings {
-    /// `write_buffer` of params, jobs and candidates, until the queue has executed the transfer.
+    /// `write_buffer` of params, jobs and candidates (until the queue has executed it, with phase sync).
     pub upload: Duration,
-    /// Compute pass submission until the device is idle.
+    /// Compute pass submission until the results are ready to map.
     pub dispatch: Duration,
-    /// Copy of the winners to the staging buffer, map, and copy into the caller's vector.
+    /// Map of the staging buffer and copy into the caller's vector (and the copy to staging, with phase sync).
     pub readback: Duration,
 }
 
@@ -105,6 +109,8 @@ pub struct GpuBackend {
     /// Errors the device reported outside an explicit check (validation, out of memory).
     errors: Arc<Mutex<Vec<String>>>,
     timings: Timings,
+    /// Drain the queue between upload, dispatch and readback (benchmarks); off: one submission per dispatch.
+    phase_sync: bool,
 }
 
 /// "name, Backend" of an adapter, as reports and notes show it.
@@ -301,7 +307,14 @@ impl GpuBackend {
             bind_group: None,
             errors,
             timings: Timings::default(),
+            phase_sync: false,
         })
+    }
+
+    /// Waits for the queue between phases so [`Timings`] splits them exactly (costs two extra round trips
+    /// per dispatch; benchmarks turn it on, the simulator leaves it off).
+    pub fn set_phase_sync(&mut self, on: bool) {
+        self.phase_sync = on;
     }
 
     /// Wall time of the phases of the last `best_candidates` or `pair_costs` call.
@@ -431,8 +444,26 @@ impl GpuBackend {
         }
     }
 
-    /// Submits one compute pass of `entry` over a grid of `workgroups` workgroups (2D when needed).
-    fn dispatch(&self, pipeline: &wgpu::ComputePipeline, workgroups: u32) {
+    /// Runs one dispatch: `upload` writes the inputs, a compute pass of `pipeline` over `workgroups`
+    /// workgroups (a 2D grid when one dimension is not enough), a copy of `bytes` from `src` to the staging
+    /// buffer, then `read` sees the mapped bytes.
+    fn execute(
+        &self,
+        upload: impl FnOnce(&wgpu::Queue),
+        pipeline: &wgpu::ComputePipeline,
+        workgroups: u32,
+        src: &wgpu::Buffer,
+        bytes: u64,
+        read: impl FnOnce(&[u8]),
+    ) -> Result<Timings, KernelError> {
+        let t0 = Instant::now();
+        upload(&self.queue);
+        if self.phase_sync {
+            self.queue.submit([]);
+            self.wait("uploading")?;
+        }
+        let t1 = Instant::now();
+
         let dim = self.limits.max_compute_workgroups_per_dimension.max(1);
         let x = workgroups.min(dim);
         let y = workgroups.div_ceil(x.max(1));
@@ -446,17 +477,13 @@ impl GpuBackend {
             pass.set_bind_group(0, self.bind_group.as_ref(), &[]);
             pass.dispatch_workgroups(x, y, 1);
         }
-        self.queue.submit([encoder.finish()]);
-    }
+        if self.phase_sync {
+            self.queue.submit([encoder.finish()]);
+            self.wait("dispatching")?;
+            encoder = self.device.create_command_encoder(&Default::default());
+        }
+        let t2 = Instant::now();
 
-    /// Copies `bytes` from `src` to the staging buffer, maps it and hands the bytes to `read`.
-    fn read_back(
-        &self,
-        src: &wgpu::Buffer,
-        bytes: u64,
-        read: impl FnOnce(&[u8]),
-    ) -> Result<(), KernelError> {
-        let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(src, 0, &self.staging.buffer, 0, bytes);
         self.queue.submit([encoder.finish()]);
         let slice = self.staging.buffer.slice(..bytes);
@@ -471,6 +498,7 @@ impl GpuBackend {
             Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
             Err(e) => return Err(device_err("mapping the staging buffer", e)),
         }
+        let t3 = Instant::now();
         {
             let view = slice
                 .get_mapped_range()
@@ -478,7 +506,19 @@ impl GpuBackend {
             read(&view);
         }
         self.staging.buffer.unmap();
-        Ok(())
+        Ok(if self.phase_sync {
+            Timings {
+                upload: t1 - t0,
+                dispatch: t2 - t1,
+                readback: t2.elapsed(),
+            }
+        } else {
+            Timings {
+                upload: t1 - t0,
+                dispatch: t3 - t1,
+                readback: t3.elapsed(),
+            }
+        })
     }
 
     fn write_params(&self, policy: u32, num_jobs: usize, num_candidates: usize) {
@@ -510,34 +550,25 @@ impl GpuBackend {
         let candidate_bytes = std::mem::size_of_val(candidates) as u64;
         self.prepare(16, candidate_bytes, 8, cost_bytes, cost_bytes);
 
-        let t0 = Instant::now();
-        self.write_params(policy, 1, n);
-        self.queue
-            .write_buffer(&self.jobs.buffer, 0, bytemuck::bytes_of(job));
-        self.queue
-            .write_buffer(&self.candidates.buffer, 0, bytemuck::cast_slice(candidates));
-        self.queue.submit([]);
-        self.wait("uploading")?;
-        let t1 = Instant::now();
-        self.dispatch(
+        let mut costs = Vec::with_capacity(n);
+        self.timings = self.execute(
+            |queue| {
+                self.write_params(policy, 1, n);
+                queue.write_buffer(&self.jobs.buffer, 0, bytemuck::bytes_of(job));
+                queue.write_buffer(&self.candidates.buffer, 0, bytemuck::cast_slice(candidates));
+            },
             &self.costs_pipeline,
             n.div_ceil(WORKGROUP_SIZE as usize) as u32,
-        );
-        self.wait("dispatching pair_costs")?;
-        let t2 = Instant::now();
-        let mut costs = Vec::with_capacity(n);
-        self.read_back(&self.costs.buffer, cost_bytes, |bytes| {
-            costs.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(bytemuck::pod_read_unaligned::<u32>),
-            );
-        })?;
-        self.timings = Timings {
-            upload: t1 - t0,
-            dispatch: t2 - t1,
-            readback: t2.elapsed(),
-        };
+            &self.costs.buffer,
+            cost_bytes,
+            |bytes| {
+                costs.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(bytemuck::pod_read_unaligned::<u32>),
+                )
+            },
+        )?;
         Ok(costs)
     }
 }
@@ -592,36 +623,32 @@ impl CostBackend for GpuBackend {
         );
 
         let mut timings = Timings::default();
-        let mut candidates_uploaded = false;
-        for chunk in jobs.chunks(per_dispatch) {
-            let t0 = Instant::now();
-            self.write_params(policy, chunk.len(), candidates.len());
-            self.queue
-                .write_buffer(&self.jobs.buffer, 0, bytemuck::cast_slice(chunk));
-            if !candidates_uploaded {
-                self.queue.write_buffer(
-                    &self.candidates.buffer,
-                    0,
-                    bytemuck::cast_slice(candidates),
-                );
-                candidates_uploaded = true;
-            }
-            self.queue.submit([]);
-            self.wait("uploading")?;
-            let t1 = Instant::now();
-            self.dispatch(&self.main_pipeline, chunk.len() as u32);
-            self.wait("dispatching main")?;
-            let t2 = Instant::now();
-            let bytes = (chunk.len() * size_of::<Winner>()) as u64;
-            self.read_back(&self.winners.buffer, bytes, |b| {
-                out.extend(
-                    b.chunks_exact(size_of::<Winner>())
-                        .map(bytemuck::pod_read_unaligned::<Winner>),
-                );
-            })?;
-            timings.upload += t1 - t0;
-            timings.dispatch += t2 - t1;
-            timings.readback += t2.elapsed();
+        for (k, chunk) in jobs.chunks(per_dispatch).enumerate() {
+            let t = self.execute(
+                |queue| {
+                    self.write_params(policy, chunk.len(), candidates.len());
+                    queue.write_buffer(&self.jobs.buffer, 0, bytemuck::cast_slice(chunk));
+                    // Every dispatch of a call reads the same candidates: upload them once.
+                    if k == 0 {
+                        queue.write_buffer(
+                            &self.candidates.buffer,
+                            0,
+                            bytemuck::cast_slice(candidates),
+                        );
+                    }
+                },
+                &self.main_pipeline,
+                chunk.len() as u32,
+                &self.winners.buffer,
+                (chunk.len() * size_of::<Winner>()) as u64,
+                |b| {
+                    let winners = b.chunks_exact(size_of::<Winner>());
+                    out.extend(winners.map(bytemuck::pod_read_unaligned::<Winner>));
+                },
+            )?;
+            timings.upload += t.upload;
+            timings.dispatch += t.dispatch;
+            timings.readback += t.readback;
         }
         self.timings = timings;
         Ok(())
