@@ -296,7 +296,7 @@ impl BenchReport {
             s += &format!("gpu      skipped: {why}\n");
         }
         if let Some(x) = self.speedup {
-            s += &format!("speedup gpu vs cpu: {x:.2}x\n");
+            s += &format!("speedup gpu vs cpu: {x:.3}x\n");
         }
         s += if self.gpu.is_none() {
             "agreement: only the cpu twin ran\n"
