@@ -8,9 +8,12 @@
 //!
 //! Nothing here does I/O or knows about workloads: records are plain `#[repr(C)]` integers.
 
+pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod select;
+
+pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};
 
 use bytemuck::{Pod, Zeroable};
 
