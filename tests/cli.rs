@@ -255,3 +255,37 @@ fn a_job_larger_than_every_pool_is_valid_and_unschedulable() {
     assert_eq!(v["summary"]["jobs"]["unschedulable"], 1);
     assert_eq!(v["summary"]["jobs"]["completed"], 1);
 }
+
+#[test]
+fn bench_kernel_rejects_absurd_sizes_and_reports_the_cpu_twin() {
+    bin()
+        .args([
+            "bench-kernel",
+            "--jobs",
+            "1048576",
+            "--candidates",
+            "4194304",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must be at most 2^36"));
+    bin().args(["bench-kernel", "--jobs", "0"]).assert().code(2);
+    let out = bin()
+        .args([
+            "bench-kernel",
+            "--jobs",
+            "64",
+            "--candidates",
+            "100",
+            "--reps",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pairs"], 6400);
+    assert!(v["cpu"]["pairs_per_s"].as_f64().unwrap() > 0.0);
+}

@@ -4,6 +4,8 @@
 //! GPU tests need an adapter (Mesa's lavapipe is enough: `apt-get install mesa-vulkan-drivers libvulkan1`,
 //! `WGPU_BACKEND=vulkan`). Without one they print a skip message, or fail when `ULTRASCHED_REQUIRE_GPU=1`.
 
+mod common;
+use common::gpu_backend;
 use ultrasched::kernel::bench::random_batch;
 use ultrasched::kernel::cpu::{pair_cost, CpuBackend};
 use ultrasched::kernel::gpu::GpuBackend;
@@ -112,23 +114,6 @@ fn check_backend(b: &mut dyn CostBackend) {
         feasible > 50 && infeasible > 20,
         "feasible {feasible}, infeasible {infeasible}"
     );
-}
-
-/// A GPU backend, or `None` (with a message) when this machine has no adapter.
-fn gpu_backend() -> Option<GpuBackend> {
-    match GpuBackend::new() {
-        Ok(b) => Some(b),
-        Err(KernelError::NoAdapter(why)) => {
-            if std::env::var("ULTRASCHED_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("ULTRASCHED_REQUIRE_GPU=1 but no GPU adapter found{why}");
-            }
-            eprintln!(
-                "skipping: no GPU adapter (set ULTRASCHED_REQUIRE_GPU=1 to fail instead){why}"
-            );
-            None
-        }
-        Err(e) => panic!("a GPU adapter exists but the backend failed: {e}"),
-    }
 }
 
 #[test]
