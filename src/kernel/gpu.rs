@@ -94,6 +94,8 @@ fn create_buffer(
 pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
+    /// The adapter is a software rasteriser (lavapipe, llvmpipe, WARP): correct but not fast.
+    software: bool,
     adapter_name: String,
     limits: wgpu::Limits,
     layout: wgpu::BindGroupLayout,
@@ -205,6 +207,11 @@ impl GpuBackend {
         GpuBackend::with_device(device, queue, &info)
     }
 
+    /// True when the adapter is a software device (e.g. Mesa lavapipe) rather than a GPU.
+    pub fn is_software(&self) -> bool {
+        self.software
+    }
+
     /// Builds the kernel on a device the caller already holds (tests, embedders).
     pub fn with_device(
         device: wgpu::Device,
@@ -294,6 +301,7 @@ impl GpuBackend {
             device,
             queue,
             adapter_name: describe_adapter(info),
+            software: info.device_type == wgpu::DeviceType::Cpu,
             limits,
             layout,
             main_pipeline,

@@ -182,6 +182,15 @@ pub fn open_backend(
             Ok((Box::new(gpu), note))
         }
         BackendChoice::Auto => match GpuBackend::new() {
+            // A software device (lavapipe) runs the shader correctly but ~100x slower than the CPU twin:
+            // auto means "a GPU if there is one", so it takes the twin unless an adapter was named.
+            Ok(gpu) if gpu.is_software() && std::env::var_os("WGPU_ADAPTER_NAME").is_none() => Ok((
+                Box::new(CpuBackend),
+                format!(
+                    "backend: cpu (only a software adapter: {}; --backend gpu runs the shader there)",
+                    gpu.adapter()
+                ),
+            )),
             Ok(gpu) => {
                 let note = format!("backend: gpu ({})", gpu.adapter());
                 Ok((Box::new(gpu), note))
