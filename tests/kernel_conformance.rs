@@ -8,7 +8,6 @@ mod common;
 use common::gpu_backend;
 use ultrasched::kernel::bench::random_batch;
 use ultrasched::kernel::cpu::{pair_cost, CpuBackend};
-use ultrasched::kernel::gpu::GpuBackend;
 use ultrasched::kernel::*;
 
 /// Every policy the kernel knows (a new one is tested as soon as `POLICY_COUNT` counts it).
