@@ -19,6 +19,9 @@ const LEVEL_NONE: u32 = 3u;
 const POLICY_FIRST_FIT: u32 = 0u;
 const POLICY_BEST_FIT: u32 = 1u;
 const POLICY_TOPOLOGY_PACK: u32 = 2u;
+const POLICY_FRAG_AWARE: u32 = 3u;
+const FRAG_SHIFT: u32 = 11u;
+const FRAG_LEFTOVER_MAX: u32 = 0x7ffu;
 const PREF_MISS_BIT: u32 = 0x80000000u;
 const SPILL_BIT: u32 = 0x40000000u;
 const SPAN_SHIFT: u32 = 16u;
@@ -75,6 +78,12 @@ fn div_ceil(a: u32, b: u32) -> u32 {
 }
 
 // Cost of placing `job` with candidate `c` (index `index`) as its anchor domain; INFEASIBLE if it cannot go there.
+// GPUs of a domain with `free` free GPUs that typical gangs (8, 16, 32, the whole domain) could not use.
+// Must match `domain_frag` in src/kernel/cpu.rs.
+fn domain_frag(free: u32, size: u32) -> u32 {
+    return free % size + free % 8u + free % 16u + free % 32u;
+}
+
 fn pair_cost(policy: u32, job: JobRecord, c: CandidateRecord, index: u32) -> u32 {
     if ((job.model_mask >> c.model) & 1u) == 0u || c.free == 0u || c.size == 0u {
         return INFEASIBLE;
@@ -110,8 +119,15 @@ fn pair_cost(policy: u32, job: JobRecord, c: CandidateRecord, index: u32) -> u32
             // Spill: the tightest group wins; the group leftover is clamped below the spill bit.
             cost = SPILL_BIT | min(group_free - job.gpus, SPILL_BIT - 1u);
         }
+    } else if policy == POLICY_FRAG_AWARE && fits_domain {
+        // Fragmentation gradient: frag(after) - frag(before), offset by the largest possible frag so it is
+        // never negative, then the leftover.
+        let before = domain_frag(c.free, c.size);
+        let after = domain_frag(c.free - job.gpus, c.size);
+        let delta = after + 4u * DOMAIN_SIZE_MAX - before;
+        cost = (delta << FRAG_SHIFT) | min(c.free - job.gpus, FRAG_LEFTOVER_MAX);
     } else {
-        // Topology-pack: lower bound on domains spanned (anchor first, then whole domains), then leftover.
+        // Topology-pack (and frag-aware when it spills): lower bound on domains spanned (anchor first, then whole domains), then leftover.
         var span = 1u;
         var leftover = 0u;
         if fits_domain {
@@ -119,7 +135,14 @@ fn pair_cost(policy: u32, job: JobRecord, c: CandidateRecord, index: u32) -> u32
         } else {
             span = 1u + div_ceil(job.gpus - c.free, c.size);
         }
-        cost = (min(span, SPAN_MAX) << SPAN_SHIFT) | min(leftover, DOMAIN_SIZE_MAX);
+        // Frag-aware keeps bit 30 for the spill flag, so its span is clamped one bit narrower.
+        var spill = 0u;
+        var span_max = SPAN_MAX;
+        if policy == POLICY_FRAG_AWARE {
+            spill = SPILL_BIT;
+            span_max = SPAN_MAX >> 1u;
+        }
+        cost = spill | (min(span, span_max) << SPAN_SHIFT) | min(leftover, DOMAIN_SIZE_MAX);
     }
     return pref_miss | cost;
 }

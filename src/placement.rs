@@ -49,7 +49,7 @@ pub fn allocate(
     match policy {
         PlacementPolicy::FirstFit => {}
         PlacementPolicy::BestFit => others.sort_by_key(|&d| (state.domain_free[d as usize], d)),
-        PlacementPolicy::TopologyPack => {
+        PlacementPolicy::TopologyPack | PlacementPolicy::FragAware => {
             others.sort_by_key(|&d| (std::cmp::Reverse(state.domain_free[d as usize]), d))
         }
     }

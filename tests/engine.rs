@@ -412,3 +412,46 @@ fn stranded_gpus_count_free_capacity_the_head_cannot_use() {
     assert!((s["mean"].as_f64().unwrap() - 64.0 * 100.0 / 300.0).abs() < 1e-9);
     assert_eq!(s["max"], 64.0);
 }
+
+#[test]
+fn frag_aware_lowers_domain_fragmentation_where_best_fit_packs_tightest() {
+    // Two GB200 domains: fillers leave 16 free in domain 0 and 40 in domain 1. An 8-GPU job: best-fit takes
+    // the tightest (domain 0, leaving 8); frag-aware computes frag = free mod {8, 16, 32, 72}:
+    // domain 0: 16 -> 8 changes frag from 0+0+16+16 = 32 to 8+8+8+8 = 32 (+0); domain 1: 40 -> 32 changes
+    // it from 0+8+8+40 = 56 to 0+0+0+32 = 32 (-24), so frag-aware takes domain 1.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"f0\"\ngpus = 56\nduration_s = 1000\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"f1\"\ngpus = 32\nduration_s = 1000\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"x\"\ngpus = 8\nduration_s = 10\nsubmit_s = 1\n";
+    let placed = |pl| {
+        let mut w = from_toml(text);
+        w.scheduler.placement = pl;
+        let o = run(&w);
+        let seg = o.segments.iter().find(|s| s.job == 2).unwrap();
+        let f0 = o
+            .segments
+            .iter()
+            .find(|s| s.job == 0)
+            .unwrap()
+            .domains
+            .clone();
+        let f1 = o
+            .segments
+            .iter()
+            .find(|s| s.job == 1)
+            .unwrap()
+            .domains
+            .clone();
+        (f0, f1, seg.domains.clone())
+    };
+    let (f0, f1, x) = placed(PlacementPolicy::BestFit);
+    assert_eq!(f0, [(0, 56)]);
+    assert_eq!(
+        f1,
+        [(1, 32)],
+        "only domain 1 holds the 32-GPU domain-bound filler"
+    );
+    assert_eq!(x, [(0, 8)], "best-fit packs the tightest domain");
+    let (_, _, x) = placed(PlacementPolicy::FragAware);
+    assert_eq!(x, [(1, 8)], "frag-aware lowers fragmentation instead");
+}

@@ -54,17 +54,42 @@ pub fn pair_cost(policy: u32, job: &JobRecord, c: &CandidateRecord, index: u32) 
             // Spill: the tightest group wins; the group leftover is clamped below the spill bit.
             SPILL_BIT | (group_free - job.gpus).min(SPILL_BIT - 1)
         }
+    } else if policy == POLICY_FRAG_AWARE && fits_domain {
+        // Fragmentation gradient: frag(after) - frag(before), offset by the largest possible frag so it is
+        // never negative, then the leftover.
+        let before = domain_frag(c.free, c.size);
+        let after = domain_frag(c.free - job.gpus, c.size);
+        let delta = after + 4 * DOMAIN_SIZE_MAX - before;
+        (delta << FRAG_SHIFT) | (c.free - job.gpus).min(FRAG_LEFTOVER_MAX)
     } else {
-        // Topology-pack: lower bound on domains spanned (anchor first, then whole domains), then leftover.
+        // Topology-pack (and frag-aware when it spills): lower bound on domains spanned (anchor first, then
+        // whole domains), then leftover. Spills sort after every single-domain fit.
+        // Frag-aware keeps bit 30 for the spill flag, so its span is clamped one bit narrower.
+        let (spill, span_max) = if policy == POLICY_FRAG_AWARE {
+            (SPILL_BIT, SPAN_MAX >> 1)
+        } else {
+            (0, SPAN_MAX)
+        };
         let span = if fits_domain {
             1
         } else {
             1 + div_ceil(job.gpus - c.free, c.size)
         };
         let leftover = if fits_domain { c.free - job.gpus } else { 0 };
-        (span.min(SPAN_MAX) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
+        spill | (span.min(span_max) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
     };
     pref_miss | cost
+}
+
+/// GPUs of a domain with `free` free GPUs that typical gangs could not use: for each typical size s
+/// (8, 16, 32 and the whole domain), `free mod s` (all of `free` when it is below s).
+#[inline(always)]
+pub fn domain_frag(free: u32, size: u32) -> u32 {
+    let mut f = free % size;
+    for s in FRAG_SIZES {
+        f += free % s;
+    }
+    f
 }
 
 /// One job's winner over all candidates, reduced the way one workgroup of the shader reduces.

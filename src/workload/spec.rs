@@ -131,6 +131,9 @@ pub enum PlacementPolicy {
     /// Fewest NVLink domains, then the smallest leftover.
     #[default]
     TopologyPack,
+    /// The domain whose fragmentation (GPUs typical gangs of 8, 16, 32 or a whole domain could not use) the
+    /// placement lowers most; spills like topology-pack.
+    FragAware,
 }
 
 impl PlacementPolicy {
@@ -140,6 +143,7 @@ impl PlacementPolicy {
             PlacementPolicy::FirstFit => crate::kernel::POLICY_FIRST_FIT,
             PlacementPolicy::BestFit => crate::kernel::POLICY_BEST_FIT,
             PlacementPolicy::TopologyPack => crate::kernel::POLICY_TOPOLOGY_PACK,
+            PlacementPolicy::FragAware => crate::kernel::POLICY_FRAG_AWARE,
         }
     }
 }
