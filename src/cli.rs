@@ -39,6 +39,11 @@ pub enum Command {
     },
     /// List the cluster presets (the units pools are built from) with their figures.
     Presets,
+    /// Replay an LLM request trace on serving replicas (roofline model, continuous batching, routing).
+    ///
+    /// Example: ultrasched replay-inference --trace azure:workloads/traces/azure-llm-2023/AzureLLMInferenceTrace_code.csv
+    /// --model llama-2-70b --gpu h100 --tp 8 --replicas 2
+    ReplayInference(crate::inference::cli::ReplayArgs),
 }
 
 /// Output format of `run`.
@@ -89,6 +94,7 @@ pub fn run() -> anyhow::Result<()> {
             print!("{}", presets_table());
             Ok(())
         }
+        Command::ReplayInference(args) => crate::inference::cli::run(&args),
     }
 }
 
