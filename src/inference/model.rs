@@ -257,7 +257,7 @@ mod tests {
             (
                 "{\"name\": \"x\", \"params\": 1e9}",
                 true,
-                "m.toml:1:30: missing field `layers`",
+                "m.toml:1:28: missing field `layers`",
             ),
         ];
         for (text, json, want) in cases {

@@ -68,7 +68,8 @@ pub struct Slo {
 ///
 /// Up: after an arrival, when the outstanding requests exceed `target_outstanding` per replica (running or
 /// starting), one more replica starts and takes traffic `scale_up_delay_us` later. Down: when a replica
-/// falls idle and the rest would stay at or below half the target, it stops and its prefix cache is lost.
+/// is idle and the rest would stay at or below half the target, it stops (highest index first) and its
+/// prefix cache is lost. Requests already routed stay where they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Autoscale {
     /// Replicas never go below this (at least 1).
@@ -442,6 +443,7 @@ pub fn simulate_replicas(
             Event::Ready(r) => {
                 sim.replicas[r].power = Power::Serving;
                 sim.record_active(t);
+                sim.maybe_scale_down(t);
             }
         }
     }
@@ -638,7 +640,7 @@ impl Sim<'_> {
             None => {}
         }
         self.start_iteration(r, t);
-        self.maybe_scale_down(r, t);
+        self.maybe_scale_down(t);
     }
 
     fn complete(&mut self, r: usize, q: usize, t: u64) {
@@ -675,31 +677,39 @@ impl Sim<'_> {
         }
     }
 
-    fn maybe_scale_down(&mut self, r: usize, t: u64) {
+    /// Stops idle replicas, highest index first, while the others stay at or below half the target each.
+    fn maybe_scale_down(&mut self, t: u64) {
         let Some(a) = self.cfg.autoscale else {
             return;
         };
-        let rep = &self.replicas[r];
-        if rep.power != Power::Serving || rep.outstanding > 0 || rep.iteration.is_some() {
-            return;
+        loop {
+            let serving = self
+                .replicas
+                .iter()
+                .filter(|r| r.power == Power::Serving)
+                .count() as u64;
+            let load: u64 = self.replicas.iter().map(|r| r.outstanding).sum();
+            // Half the target as hysteresis, so a replica is not stopped and restarted on every small wave.
+            if serving <= u64::from(a.min_replicas)
+                || 2 * load > u64::from(a.target_outstanding) * (serving - 1)
+            {
+                return;
+            }
+            let idle = self.replicas.iter().rposition(|r| {
+                r.power == Power::Serving
+                    && r.outstanding == 0
+                    && r.iteration.is_none()
+                    && !r.kicked
+            });
+            let Some(i) = idle else {
+                return;
+            };
+            let rep = &mut self.replicas[i];
+            rep.power = Power::Off;
+            rep.stats.powered_us += t - rep.powered_since;
+            rep.cache.clear();
+            self.record_active(t);
         }
-        let serving = self
-            .replicas
-            .iter()
-            .filter(|r| r.power == Power::Serving)
-            .count() as u64;
-        let load: u64 = self.replicas.iter().map(|r| r.outstanding).sum();
-        // Half the target as hysteresis, so a replica is not stopped and restarted on every small wave.
-        if serving <= u64::from(a.min_replicas)
-            || 2 * load > u64::from(a.target_outstanding) * (serving - 1)
-        {
-            return;
-        }
-        let rep = &mut self.replicas[r];
-        rep.power = Power::Off;
-        rep.stats.powered_us += t - rep.powered_since;
-        rep.cache.clear();
-        self.record_active(t);
     }
 
     fn finish(mut self, end: u64) -> SimResult {
