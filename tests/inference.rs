@@ -92,7 +92,10 @@ fn single_replica_batch_one_is_an_mm1_queue() {
         let w = mm1_mean_time_in_system(lambda, mu, 200_000, 7);
         let want = 1.0 / (mu - lambda);
         let err = (w - want).abs() / want;
-        eprintln!("M/M/1 rho {}: W {w:.5} s, closed form {want:.5} s", lambda / mu);
+        eprintln!(
+            "M/M/1 rho {}: W {w:.5} s, closed form {want:.5} s",
+            lambda / mu
+        );
         assert!(
             err < tolerance,
             "lambda {lambda}: mean time in system {w:.5} s, M/M/1 gives {want:.5} s (error {:.2} %)",

@@ -87,13 +87,13 @@ impl Roofline {
             ));
         }
         for (name, v) in [
-            ("prefill_mfu", eff.prefill_mfu),
-            ("decode_bw_eff", eff.decode_bw_eff),
+            ("--prefill-mfu", eff.prefill_mfu),
+            ("--decode-bw-eff", eff.decode_bw_eff),
         ] {
             if !(v > 0.0 && v <= 1.0) {
-                return Err(InputError::field(
-                    "efficiency",
+                return Err(InputError::new(
                     name,
+                    Location::File,
                     format!("expected a fraction in (0, 1], found {v}"),
                 ));
             }

@@ -132,11 +132,13 @@ impl SimConfig {
         }
         match self.autoscale {
             None if self.replicas == 0 => flag("--replicas", "must be at least 1"),
-            Some(a) if a.min_replicas == 0 || a.max_replicas < a.min_replicas => {
-                flag("autoscale", "needs 1 <= min_replicas <= max_replicas")
-            }
+            Some(a) if a.min_replicas == 0 => flag("--replicas", "must be at least 1"),
+            Some(a) if a.max_replicas < a.min_replicas => flag(
+                "--max-replicas",
+                "must be at least --replicas (autoscaling runs between the two)",
+            ),
             Some(a) if a.target_outstanding == 0 => {
-                flag("autoscale", "target_outstanding must be at least 1")
+                flag("--target-outstanding", "must be at least 1")
             }
             _ => Ok(()),
         }
