@@ -70,7 +70,9 @@ impl ModelSpec {
                 return bad(field, "must be at least 1".into());
             }
         }
-        if self.kv_heads > self.attention_heads || !self.attention_heads.is_multiple_of(self.kv_heads) {
+        if self.kv_heads > self.attention_heads
+            || !self.attention_heads.is_multiple_of(self.kv_heads)
+        {
             return bad(
                 "kv_heads",
                 format!(
