@@ -44,6 +44,11 @@ pub enum Command {
     ///
     /// Example: ultrasched bench-kernel --jobs 16384 --candidates 8192 --reps 5
     BenchKernel(BenchKernelArgs),
+    /// Replay an LLM request trace on serving replicas (roofline model, continuous batching, routing).
+    ///
+    /// Example: ultrasched replay-inference --trace azure:workloads/traces/azure-llm-2023/AzureLLMInferenceTrace_code.csv
+    /// --model llama-2-70b --gpu h100 --tp 8 --replicas 2
+    ReplayInference(crate::inference::cli::ReplayArgs),
 }
 
 /// Arguments of `bench-kernel`.
@@ -118,6 +123,7 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::BenchKernel(args) => bench_kernel(&args),
+        Command::ReplayInference(args) => crate::inference::cli::run(&args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+pub mod inference;
 pub mod kernel;
 pub mod metrics;
 pub mod perfmodel;
