@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod perfmodel;
 pub mod placement;
 pub mod report;
+pub mod rl;
 pub mod sim;
 pub mod workload;

@@ -58,6 +58,8 @@ pub struct JobCounts {
     pub training: u64,
     /// Inference services.
     pub inference: u64,
+    /// Agentic RL jobs.
+    pub rl: u64,
     /// Jobs started by backfill.
     pub backfilled: u64,
     /// Preemptions (a job preempted twice counts twice).
@@ -85,6 +87,8 @@ pub struct Summary {
     pub max_queue_length: u32,
     /// Training jobs with a model: slowdown of their placement against the ideal one.
     pub training: TrainingSummary,
+    /// Agentic RL jobs that started.
+    pub rl: RlSummary,
     /// Free GPUs stranded for the head-of-queue gang (time-weighted over the makespan).
     pub stranded_gpus: TimeWeighted,
     /// Price of the capacity over the makespan: every GPU of every pool, busy or not (committed capacity).
@@ -95,6 +99,17 @@ pub struct Summary {
     pub energy_mwh: f64,
     /// Highest total power draw, MW.
     pub peak_power_mw: f64,
+}
+
+/// RL jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RlSummary {
+    /// RL jobs that started.
+    pub jobs: u64,
+    /// Step time, seconds.
+    pub step_s: Stats,
+    /// Share of their GPU-time their GPUs sat idle.
+    pub gpu_idle_share: Stats,
 }
 
 /// Slowdown of modelled training jobs.
@@ -128,6 +143,7 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         unschedulable: 0,
         training: 0,
         inference: 0,
+        rl: 0,
         backfilled: 0,
         preemptions: 0,
     };
@@ -135,6 +151,7 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         match job.kind {
             JobKind::Training => counts.training += 1,
             JobKind::Inference => counts.inference += 1,
+            JobKind::Rl => counts.rl += 1,
         }
         counts.preemptions += out.preemptions as u64;
         counts.backfilled += out.backfilled as u64;
@@ -176,6 +193,19 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         training: TrainingSummary {
             modelled_jobs: slowdowns.len() as u64,
             slowdown: Stats::of(&mut slowdowns),
+        },
+        rl: {
+            let (mut steps, mut idle): (Vec<f64>, Vec<f64>) = o
+                .jobs
+                .iter()
+                .filter_map(|j| j.rl)
+                .map(|b| (b.step_s, b.gpu_idle_share))
+                .unzip();
+            RlSummary {
+                jobs: steps.len() as u64,
+                step_s: Stats::of(&mut steps),
+                gpu_idle_share: Stats::of(&mut idle),
+            }
         },
         stranded_gpus: stranded(o),
         cost_usd: economics.cost_usd,

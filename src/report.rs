@@ -35,6 +35,8 @@ pub struct Report {
     pub summary: Summary,
     /// Kernel and engine counters.
     pub engine: EngineInfo,
+    /// Agentic RL jobs: step time breakdown and GPU idle share (last placement of each started job).
+    pub rl_jobs: Vec<RlJobInfo>,
     /// Run-specific facts (excluded from determinism checks).
     pub run: RunInfo,
 }
@@ -78,6 +80,24 @@ pub struct ClusterInfo {
     pub pools: Vec<PoolInfo>,
 }
 
+/// One RL job's loop.
+#[derive(Debug, Clone, Serialize)]
+pub struct RlJobInfo {
+    /// Job id.
+    pub id: String,
+    /// Colocated or async.
+    pub mode: crate::rl::RlMode,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Training gang GPUs.
+    pub train_gpus: u32,
+    /// Rollout GPUs (async; colocated rollouts use the training gang).
+    pub rollout_gpus: u64,
+    /// Where a step's time goes.
+    #[serde(flatten)]
+    pub breakdown: crate::rl::RlBreakdown,
+}
+
 /// Engine counters.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineInfo {
@@ -118,6 +138,22 @@ impl Report {
                     .collect(),
             },
             summary: summarize(w, o),
+            rl_jobs: w
+                .jobs
+                .iter()
+                .zip(&o.jobs)
+                .filter_map(|(job, out)| {
+                    let (rl, b) = (job.rl.as_ref()?, out.rl?);
+                    Some(RlJobInfo {
+                        id: job.id.clone(),
+                        mode: rl.mode,
+                        steps: rl.steps,
+                        train_gpus: job.gpus,
+                        rollout_gpus: job.rollout.map_or(0, |g| g.gpus as u64 * g.count as u64),
+                        breakdown: b,
+                    })
+                })
+                .collect(),
             engine: EngineInfo {
                 rounds: o.rounds,
                 kernel_calls: o.kernel.kernel_calls,
@@ -198,6 +234,23 @@ impl Report {
                 t,
                 "training slowdown vs ideal placement ({} modelled jobs): mean {:.3}, p99 {:.3}, max {:.3}",
                 s.training.modelled_jobs, sd.mean, sd.p99, sd.max
+            );
+        }
+        for r in &self.rl_jobs {
+            let b = &r.breakdown;
+            let _ = writeln!(
+                t,
+                "rl {} ({}, {} steps): step {} = rollout {} + reward {} + train {} + sync {} + switch {}; GPUs idle {:.0} %",
+                r.id,
+                enum_name(&r.mode),
+                r.steps,
+                human_s(b.step_s),
+                human_s(b.rollout_s),
+                human_s(b.reward_s),
+                human_s(b.train_s),
+                human_s(b.sync_s),
+                human_s(b.switch_s),
+                b.gpu_idle_share * 100.0
             );
         }
         let _ = writeln!(

@@ -455,3 +455,79 @@ fn frag_aware_lowers_domain_fragmentation_where_best_fit_packs_tightest() {
     let (_, _, x) = placed(PlacementPolicy::FragAware);
     assert_eq!(x, [(1, 8)], "frag-aware lowers fragmentation instead");
 }
+
+#[test]
+fn rl_jobs_run_their_steps_at_the_modelled_step_time() {
+    // One colocated RL job (8 GPUs) and one async job (8 training GPUs + 4 rollout replicas of 2 GPUs) on
+    // two GB200 UltraServers. Each runs steps x step time; the breakdown adds up.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"colo\"\nkind = \"rl\"\ngpus = 8\n\
+        rl = { mode = \"colocated\", steps = 20, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, turn_tokens = 256, output_tokens = 128, tool_wait_s = 2, reward_s = 5, switch_s = 3 }\n\
+        [[jobs]]\nid = \"async\"\nkind = \"rl\"\ngpus = 8\n\
+        rl = { mode = \"async\", staleness = 1, steps = 20, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }\n";
+    let w = from_toml(text);
+    assert_eq!(w.jobs[1].total_gpus(), 16);
+    let o = run(&w);
+    for (job, out) in w.jobs.iter().zip(&o.jobs) {
+        let b = out.rl.expect("rl breakdown");
+        let ran = (out.end.unwrap() - out.start.unwrap()) as f64 / 1e6;
+        assert!(
+            (ran - 20.0 * b.step_s).abs() < 1e-3,
+            "{}: ran {ran}, step {}",
+            job.id,
+            b.step_s
+        );
+        assert!(b.gpu_idle_share > 0.0 && b.gpu_idle_share < 1.0);
+    }
+    let colo = o.jobs[0].rl.unwrap();
+    assert!(
+        (colo.step_s
+            - (colo.rollout_s + colo.reward_s + colo.train_s + colo.sync_s + colo.switch_s))
+            .abs()
+            < 1e-9
+    );
+    let asy = o.jobs[1].rl.unwrap();
+    assert!(
+        (asy.step_s - (asy.rollout_s + asy.reward_s).max(asy.train_s + asy.sync_s)).abs() < 1e-9
+    );
+    let seg = o.segments.iter().find(|s| s.job == 1).unwrap();
+    assert_eq!(
+        seg.domains.iter().map(|&(_, g)| g).sum::<u32>(),
+        16,
+        "rollout replicas placed with the gang"
+    );
+    let r = report(&w, &o);
+    assert_eq!(r["rl_jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["rl_jobs"][1]["mode"], "async");
+    assert_eq!(r["summary"]["rl"]["jobs"], 2);
+}
+
+#[test]
+fn rl_jobs_are_checked_when_read() {
+    let base = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n[[jobs]]\nkind = \"rl\"\ngpus = 8\n";
+    let err = |rl: &str| {
+        let text = format!("{base}rl = {{ {rl} }}\n");
+        let spec = parse_str(&text, "rl.toml", Format::Toml).unwrap();
+        build(spec, "rl.toml", "t", Overrides::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let common =
+        "steps = 5, episodes_per_step = 8, turns = 2, prompt_tokens = 512, output_tokens = 64";
+    assert!(
+        err(&format!("mode = \"colocated\", llm = \"gpt-5\", {common}"))
+            .contains("unknown llm `gpt-5`")
+    );
+    // 70B weights do not fit one H100: no pool can host a rollout replica.
+    let e = err(&format!(
+        "mode = \"colocated\", llm = \"llama-3-70b\", {common}"
+    ));
+    assert!(
+        e.contains("field `jobs[0].rl`") && e.contains("no pool can host a rollout replica"),
+        "{e}"
+    );
+    assert!(
+        err(&format!("mode = \"async\", llm = \"llama-3-8b\", {common}"))
+            .contains("rollout_replicas`: is required")
+    );
+}

@@ -21,6 +21,9 @@ use queue::Pending;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// Units of work per RL step (remaining work of an RL job counts millionths of a step).
+pub const WORK_PER_STEP: Time = 1_000_000;
+
 /// Jobs scored per kernel call at the head of the queue.
 pub const WINDOW: usize = 32;
 
@@ -55,6 +58,8 @@ pub struct JobOutcome {
     pub backfilled: bool,
     /// Run time of the last placement against the ideal placement (1 without a training model).
     pub slowdown: f64,
+    /// RL jobs: where a step's time goes on the last placement.
+    pub rl: Option<crate::rl::RlBreakdown>,
 }
 
 /// One sample of the cluster over time, taken after every round that changed something.
@@ -71,6 +76,35 @@ pub struct Sample {
     /// Free GPUs in domains (of the head job's GPU models) too small for the head-of-queue gang's share of
     /// a domain: capacity fragmentation strands.
     pub stranded_gpus: u64,
+}
+
+/// GPUs per domain of a set of (node, GPUs) slices, by domain index.
+fn gpus_per_domain<'a>(
+    c: &crate::cluster::Cluster,
+    slices: impl Iterator<Item = &'a (u32, u32)>,
+) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &(node, g) in slices {
+        let d = c.domain_of_node(node);
+        match out.iter_mut().find(|(x, _)| *x == d) {
+            Some(e) => e.1 += g,
+            None => out.push((d, g)),
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// A placement's consequences.
+struct PlacementCost {
+    per_domain: Vec<(u32, u32)>,
+    /// Run time per unit of remaining work.
+    factor: f64,
+    /// Run time of the remaining work.
+    run: Time,
+    /// Against the ideal placement.
+    slowdown: f64,
+    rl: Option<crate::rl::RlBreakdown>,
 }
 
 /// One stretch of a job holding GPUs: from a start to its finish or preemption.
@@ -122,8 +156,9 @@ struct Live {
     segment: usize,
     /// When the current run ends.
     end: Time,
-    /// Slowdown of the current placement (run time = remaining work x slowdown).
-    slowdown: f64,
+    /// Run time per unit of remaining work on the current placement: the slowdown for training (work in
+    /// ideal microseconds), the step time in seconds for RL (work in millionths of a step).
+    factor: f64,
 }
 
 /// Runs a workload to the end.
@@ -168,7 +203,11 @@ impl<'a> Engine<'a> {
                 .jobs
                 .iter()
                 .map(|j| Live {
-                    remaining: j.duration,
+                    remaining: j
+                        .rl
+                        .as_ref()
+                        .map_or(j.duration, |rl| rl.steps * WORK_PER_STEP),
+                    factor: 1.0,
                     ..Default::default()
                 })
                 .collect(),
@@ -183,6 +222,7 @@ impl<'a> Engine<'a> {
                     reserved: None,
                     backfilled: false,
                     slowdown: 1.0,
+                    rl: None,
                 };
                 n
             ],
@@ -305,28 +345,65 @@ impl<'a> Engine<'a> {
         total
     }
 
-    /// GPUs per domain of an allocation, and the slowdown and run time of `j` placed there.
-    fn placement_cost(&self, j: usize, gangs: &[Allocation]) -> (Vec<(u32, u32)>, f64, Time) {
-        let mut per_domain: Vec<(u32, u32)> = Vec::new();
-        for &(node, g) in gangs.iter().flatten() {
-            let d = self.w.cluster.domain_of_node(node);
-            match per_domain.iter_mut().find(|(x, _)| *x == d) {
-                Some(e) => e.1 += g,
-                None => per_domain.push((d, g)),
-            }
-        }
-        per_domain.sort_unstable();
+    /// What a placement of `j` on `gangs` means: GPUs per domain, run time, and why.
+    fn placement_cost(&self, j: usize, gangs: &[Allocation]) -> PlacementCost {
+        let per_domain = gpus_per_domain(&self.w.cluster, gangs.iter().flatten());
         let remaining = self.live[j].remaining;
         let job = &self.w.jobs[j];
+        let c = &self.w.cluster;
+        let plain = |per_domain| PlacementCost {
+            per_domain,
+            factor: 1.0,
+            run: remaining,
+            slowdown: 1.0,
+            rl: None,
+        };
+        if let Some(rl) = &job.rl {
+            // The training gang is the first; async rollout replicas follow it.
+            let train = gpus_per_domain(c, gangs[0].iter());
+            let rollout = gpus_per_domain(c, gangs[1..].iter().flatten());
+            let Some(&(t0, _)) = train.first() else {
+                return plain(per_domain);
+            };
+            let train_preset = c.pool_of(t0).preset;
+            let counts: Vec<u32> = train.iter().map(|&(_, g)| g).collect();
+            let place = rollout.first().map(|&(r0, _)| crate::rl::RolloutPlacement {
+                preset: c.pool_of(r0).preset,
+                replicas: gangs.len() as u32 - 1,
+                same_domain: train.len() == 1 && rollout.len() == 1 && train[0].0 == rollout[0].0,
+            });
+            let ideal = crate::perfmodel::ideal_split(train_preset, job.gpus);
+            let (Some(b), Some(best)) = (
+                crate::rl::step(rl, train_preset, &counts, place),
+                crate::rl::step(rl, train_preset, &ideal, place),
+            ) else {
+                // Build-time checks keep rollouts off pools that cannot host them; this is unreachable.
+                return plain(per_domain);
+            };
+            let run = ((remaining as f64) * b.step_s).ceil().max(1.0) as Time;
+            return PlacementCost {
+                per_domain,
+                factor: b.step_s,
+                run,
+                slowdown: b.step_s / best.step_s,
+                rl: Some(b),
+            };
+        }
         match (job.model, per_domain.first()) {
             (Some(model), Some(&(d0, _))) => {
-                let preset = self.w.cluster.pool_of(d0).preset;
+                let preset = c.pool_of(d0).preset;
                 let counts: Vec<u32> = per_domain.iter().map(|&(_, g)| g).collect();
                 let slowdown = crate::perfmodel::slowdown(&model, preset, &counts);
-                let run = ((remaining as f64) * slowdown).ceil() as Time;
-                (per_domain, slowdown, run.max(remaining))
+                let run = (((remaining as f64) * slowdown).ceil() as Time).max(remaining);
+                PlacementCost {
+                    per_domain,
+                    factor: slowdown,
+                    run,
+                    slowdown,
+                    rl: None,
+                }
             }
-            _ => (per_domain, 1.0, remaining),
+            _ => plain(per_domain),
         }
     }
 
@@ -339,7 +416,20 @@ impl<'a> Engine<'a> {
                 gangs += c.gangs_that_fit(pi, job.required, job.gpus);
             }
         }
-        gangs >= job.replicas as u64
+        if gangs < job.replicas as u64 {
+            return false;
+        }
+        // Async RL rollout replicas, counted on their own (a shared pool is re-checked at placement).
+        job.rollout.is_none_or(|g| {
+            let fit: u64 = c
+                .pools
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| (g.model_mask >> p.preset.gpu_model) & 1 == 1)
+                .map(|(pi, _)| c.gangs_that_fit(pi, g.required, g.gpus))
+                .sum();
+            fit >= g.count as u64
+        })
     }
 
     fn arrive(&mut self, j: usize) {
@@ -356,7 +446,6 @@ impl<'a> Engine<'a> {
         }
         self.stop(j);
         self.live[j].remaining = 0;
-        self.out[j].slowdown = self.live[j].slowdown;
         self.out[j].end = Some(self.now);
         self.makespan = self.makespan.max(self.now);
     }
@@ -381,7 +470,13 @@ impl<'a> Engine<'a> {
         if !all.is_empty() {
             (domains, nodes) = span(&self.w.cluster, &all);
         }
-        let (per_domain, slowdown, run) = self.placement_cost(j, &gangs);
+        let PlacementCost {
+            per_domain,
+            factor,
+            run,
+            slowdown,
+            rl,
+        } = self.placement_cost(j, &gangs);
         self.live[j].segment = self.segments.len();
         self.segments.push(Segment {
             job: j as u32,
@@ -394,8 +489,9 @@ impl<'a> Engine<'a> {
         o.domains = domains;
         o.nodes = nodes;
         o.slowdown = slowdown;
+        o.rl = rl;
         let l = &mut self.live[j];
-        l.slowdown = slowdown;
+        l.factor = factor;
         l.end = self.now + run;
         l.gangs = gangs;
         l.running = true;
@@ -487,8 +583,13 @@ impl<'a> Engine<'a> {
             let job = &self.w.jobs[j];
             if let Some((_, shadow)) = blocked {
                 // Backfill: only jobs that end by the head's reservation.
-                if !winner.is_feasible() || self.now.saturating_add(self.live[j].remaining) > shadow
-                {
+                // Without RL the remaining ideal time is a lower bound of the run time (slowdown >= 1).
+                let lower_bound = if job.rl.is_some() {
+                    0
+                } else {
+                    self.live[j].remaining
+                };
+                if !winner.is_feasible() || self.now.saturating_add(lower_bound) > shadow {
                     i += 1;
                     continue;
                 }
@@ -507,7 +608,7 @@ impl<'a> Engine<'a> {
                 if let Some(gangs) = placed {
                     if let Some((_, shadow)) = blocked {
                         // The placement decides the run time (slowdown): undo it if it would end late.
-                        let (_, _, run) = self.placement_cost(j, &gangs);
+                        let run = self.placement_cost(j, &gangs).run;
                         if self.now.saturating_add(run) > shadow {
                             for g in &gangs {
                                 self.state.release(&self.w.cluster, g);
@@ -614,9 +715,14 @@ impl<'a> Engine<'a> {
         let Some(n) = needed else { return Ok(false) };
         for &v in &victims[..n] {
             let l = &self.live[v];
-            // Work done so far, in ideal-placement time.
-            let done = ((self.now - l.started_at) as f64 / l.slowdown).floor() as Time;
-            let remaining = l.remaining - done.min(l.remaining) + self.w.scheduler.restart_cost;
+            // Work done so far, in work units; the restart cost is time, turned into work for RL.
+            let done = ((self.now - l.started_at) as f64 / l.factor).floor() as Time;
+            let restart = if self.w.jobs[v].rl.is_some() {
+                (self.w.scheduler.restart_cost as f64 / l.factor).ceil() as Time
+            } else {
+                self.w.scheduler.restart_cost
+            };
+            let remaining = l.remaining - done.min(l.remaining) + restart;
             self.stop(v);
             self.live[v].remaining = remaining;
             self.out[v].preemptions += 1;

@@ -25,6 +25,12 @@ pub fn draw(
     let (kind, default_level) = match g.kind {
         KindName::Training => (JobKind::Training, LEVEL_POOL),
         KindName::Inference => (JobKind::Inference, LEVEL_DOMAIN),
+        KindName::Rl => {
+            return Err(field(
+                "kind",
+                "rl jobs are listed one by one under [[jobs]], not generated",
+            ));
+        }
     };
     let (required, preferred) = topology(&g.topology, default_level, file, &path)?;
     // What each drawn job's gang looks like.
@@ -48,6 +54,7 @@ pub fn draw(
                 1,
             )
         }
+        JobKind::Rl => return Err(field("kind", "rl jobs are listed under [[jobs]]")),
         JobKind::Inference => {
             if g.model.is_some() {
                 return Err(field("model", "belongs to training generators"));
@@ -110,6 +117,8 @@ pub fn draw(
             required,
             preferred,
             model: training_model(g.model),
+            rl: None,
+            rollout: None,
         });
     }
     Ok(())

@@ -157,6 +157,8 @@ pub enum KindName {
     Training,
     /// An inference service (replicas).
     Inference,
+    /// An agentic RL job: rollout -> reward -> train -> weight sync, `steps` times.
+    Rl,
 }
 
 /// Topology levels in a file.
@@ -216,6 +218,60 @@ pub struct JobSpecEntry {
     pub topology: TopologySpec,
     /// Training: the model, so placement changes the run time.
     pub model: Option<TrainingModelSpec>,
+    /// RL: the loop (with `kind = "rl"`; `gpus` is the training gang).
+    pub rl: Option<RlSpec>,
+}
+
+/// `rl = { ... }` of a `kind = "rl"` job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlSpec {
+    /// `colocated` (rollout time-slices the training GPUs) or `async` (separate rollout replicas).
+    pub mode: RlModeName,
+    /// Async: steps rollouts may run ahead of the weights (default 1; 0 = synchronous).
+    pub staleness: Option<u32>,
+    /// Optimizer steps.
+    pub steps: Count,
+    /// Policy model: a built-in LLM (llama-3-8b, llama-3-70b, llama-2-70b).
+    pub llm: String,
+    /// Episodes per step.
+    pub episodes_per_step: Count,
+    /// LLM calls per episode.
+    pub turns: Count,
+    /// First prompt, tokens.
+    pub prompt_tokens: Tokens,
+    /// New context per later turn, tokens (default 512).
+    pub turn_tokens: Option<Tokens>,
+    /// Output per call, tokens.
+    pub output_tokens: Tokens,
+    /// Tool wait after each call, seconds (default 0).
+    pub tool_wait_s: Option<Seconds>,
+    /// Reward per step on CPUs, seconds (default 0).
+    pub reward_s: Option<Seconds>,
+    /// Colocated: switch cost between rollout and training, seconds (default 10).
+    pub switch_s: Option<Seconds>,
+    /// Training tensor-parallel degree (default 1).
+    pub train_tp: Option<Count>,
+    /// Training MFU (default 0.4).
+    pub mfu: Option<Fraction>,
+    /// GPUs per rollout replica (tensor parallel; default 1).
+    pub rollout_tp: Option<Gpus>,
+    /// Async: rollout replicas.
+    pub rollout_replicas: Option<Count>,
+    /// Async: GPU model of the rollout replicas (default: any).
+    pub rollout_gpu_model: Option<GpuModelName>,
+    /// Most episodes one replica decodes at once (default 256).
+    pub max_batch: Option<Count>,
+}
+
+/// RL modes in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RlModeName {
+    /// Time-sliced on the training gang.
+    Colocated,
+    /// Separate rollout replicas.
+    Async,
 }
 
 /// `[[generators]]`: draws `count` jobs.
@@ -397,6 +453,15 @@ pub struct Gpus(pub u32);
 impl<'de> Deserialize<'de> for Gpus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         whole(d, 1, MAX_GPUS).map(|v| Gpus(v as u32))
+    }
+}
+
+/// Tokens: a whole number from 1 to 2^24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens(pub u32);
+impl<'de> Deserialize<'de> for Tokens {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole(d, 1, MAX_GPUS).map(|v| Tokens(v as u32))
     }
 }
 
