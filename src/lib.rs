@@ -8,10 +8,15 @@
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod error;
+pub mod html;
 pub mod kernel;
 pub mod metrics;
 pub mod placement;
+pub mod progress;
 pub mod report;
 pub mod sim;
+pub mod svg;
+pub mod trace;
 pub mod workload;
