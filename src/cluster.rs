@@ -340,7 +340,11 @@ mod tests {
             "the last rack of a pool is partial"
         );
         assert_eq!(c.group(6, crate::kernel::LEVEL_POOL), 5..7);
-        assert_eq!(c.gangs_that_fit(0, crate::kernel::LEVEL_RACK, 12), 2 + 0);
+        assert_eq!(
+            c.gangs_that_fit(0, crate::kernel::LEVEL_RACK, 12),
+            2,
+            "two full racks of 16 GPUs hold one 12-GPU gang each; the partial rack of 8 none"
+        );
         assert_eq!(c.gangs_that_fit(1, crate::kernel::LEVEL_DOMAIN, 16), 2 * 4);
     }
 

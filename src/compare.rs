@@ -492,7 +492,7 @@ mod tests {
         assert_eq!(delta(2.0, 0.0), (2.0, None));
         let t = CompareFormat::Table.export(&comparison());
         assert!(t.contains("2.00h"), "{t}");
-        assert!(t.contains("1.0h (-1.0h, -50.0%)"), "{t}");
+        assert!(t.contains("1.00h (-1.00h, -50.0%)"), "{t}");
         assert!(t.contains("75.0% (+25.0pp, +50.0%)"), "{t}");
         assert!(t.contains("2 (+2, n/a)"), "{t}");
         assert!(t.contains("4 (=)"), "{t}");

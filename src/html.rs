@@ -278,14 +278,22 @@ fn cdf_charts(w: &Workload, o: &Outcome) -> (String, String) {
     for (k, kind) in kinds.iter().enumerate() {
         let n = jct[k].len();
         if n > 0 {
-            let name = format!("{} ({n} jobs)", kind.as_str());
+            let name = format!(
+                "{} ({n} {})",
+                kind.as_str(),
+                if n == 1 { "job" } else { "jobs" }
+            );
             jct_series.push(series(&name, k, cdf_points(&mut jct[k]), true));
         }
         let n = wait[k].len();
         if n > 0 {
             let mut pts = cdf_points(&mut wait[k]);
             pts.iter_mut().for_each(|p| p.0 /= unit);
-            let name = format!("{} ({n} jobs)", kind.as_str());
+            let name = format!(
+                "{} ({n} {})",
+                kind.as_str(),
+                if n == 1 { "job" } else { "jobs" }
+            );
             wait_series.push(series(&name, k, pts, true));
         }
     }
@@ -327,14 +335,20 @@ pub fn occupancy_rows(w: &Workload, o: &Outcome, cols: usize) -> Vec<HeatRow> {
             for k in 0..n {
                 row_of_domain[(p.first_domain + d + k) as usize] = rows.len();
             }
+            // Long pool names are shortened in the label (the tooltip has the whole name).
+            let short: String = if p.name.chars().count() > 16 {
+                p.name.chars().take(15).chain(['…']).collect()
+            } else {
+                p.name.clone()
+            };
             let (label, title) = if n == 1 {
                 (
-                    format!("{} d{d}", p.name),
+                    format!("{short} d{d}"),
                     format!("pool {}, NVLink domain {d}", p.name),
                 )
             } else {
                 (
-                    format!("{} d{d}-{}", p.name, d + n - 1),
+                    format!("{short} d{d}-{}", d + n - 1),
                     format!("pool {}, NVLink domains {d} to {}", p.name, d + n - 1),
                 )
             };

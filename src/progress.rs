@@ -39,7 +39,7 @@ impl Progress {
         if self.bar.is_none() && self.started.elapsed() >= SHOW_AFTER {
             let bar = ProgressBar::with_draw_target(Some(self.total), ProgressDrawTarget::stderr());
             let template = format!(
-                "{{elapsed:>4}} {{bar:40}} {{pos}}/{{len}} {}  {{msg}}",
+                "{{elapsed:>4}} {{wide_bar}} {{pos}}/{{len}} {}  {{msg}}",
                 self.unit
             );
             if let Ok(style) = ProgressStyle::with_template(&template) {

