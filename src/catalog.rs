@@ -22,6 +22,12 @@ pub struct GpuModel {
     pub power_w: f64,
     /// Scale-up link bandwidth per device, GB/s.
     pub scaleup_gbps: f64,
+    /// Idle power, W. H100: 75 W (SplitwiseSim constants, hardware.md); others: the same 10.7 % of board
+    /// power (project assumption).
+    pub idle_w: f64,
+    /// Default price, USD per GPU-hour: an order-of-magnitude placeholder (project assumption, not a quote);
+    /// set `usd_per_gpu_hour` on the pool to your committed price.
+    pub usd_per_gpu_hour: f64,
 }
 
 /// GPU models, indexed by their position (the kernel's model id).
@@ -35,6 +41,8 @@ pub const GPU_MODELS: &[GpuModel] = &[
         fp8_tflops: 1979.0,
         power_w: 700.0,
         scaleup_gbps: 900.0,
+        idle_w: 75.0,
+        usd_per_gpu_hour: 4.0,
     },
     GpuModel {
         id: "h200",
@@ -45,6 +53,8 @@ pub const GPU_MODELS: &[GpuModel] = &[
         fp8_tflops: 1979.0,
         power_w: 700.0,
         scaleup_gbps: 900.0,
+        idle_w: 75.0,
+        usd_per_gpu_hour: 5.0,
     },
     GpuModel {
         id: "b200",
@@ -55,6 +65,8 @@ pub const GPU_MODELS: &[GpuModel] = &[
         fp8_tflops: 4500.0,
         power_w: 1000.0,
         scaleup_gbps: 1800.0,
+        idle_w: 107.0,
+        usd_per_gpu_hour: 6.0,
     },
     // 13.4 TB / 72 and 576 TB/s / 72 per hardware.md.
     GpuModel {
@@ -66,6 +78,8 @@ pub const GPU_MODELS: &[GpuModel] = &[
         fp8_tflops: 5000.0,
         power_w: 1200.0,
         scaleup_gbps: 1800.0,
+        idle_w: 128.0,
+        usd_per_gpu_hour: 8.0,
     },
     GpuModel {
         id: "gb300",
@@ -76,6 +90,8 @@ pub const GPU_MODELS: &[GpuModel] = &[
         fp8_tflops: 5000.0,
         power_w: 1400.0,
         scaleup_gbps: 1800.0,
+        idle_w: 150.0,
+        usd_per_gpu_hour: 10.0,
     },
     // Trainium2 power is not published (hardware.md): 500 W is this project's placeholder parameter.
     GpuModel {
@@ -87,6 +103,8 @@ pub const GPU_MODELS: &[GpuModel] = &[
         fp8_tflops: 1300.0,
         power_w: 500.0,
         scaleup_gbps: 1280.0,
+        idle_w: 54.0,
+        usd_per_gpu_hour: 2.5,
     },
 ];
 

@@ -50,6 +50,39 @@ pub enum Command {
     ///
     /// Example: ultrasched compare workloads/gb200-training.toml --queue fifo,sjf --placement first-fit,topology-pack
     Compare(CompareArgs),
+    /// Time the placement kernel on both backends (CPU twin and WGSL on the GPU adapter) on the same seeded
+    /// random batch, and check that they agree.
+    ///
+    /// Example: ultrasched bench-kernel --jobs 16384 --candidates 8192 --reps 5
+    BenchKernel(BenchKernelArgs),
+    /// Replay an LLM request trace on serving replicas (roofline model, continuous batching, routing).
+    ///
+    /// Example: ultrasched replay-inference --trace azure:workloads/traces/azure-llm-2023/AzureLLMInferenceTrace_code.csv
+    /// --model llama-2-70b --gpu h100 --tp 8 --replicas 2
+    ReplayInference(crate::inference::cli::ReplayArgs),
+}
+
+/// Arguments of `bench-kernel`.
+#[derive(Debug, clap::Args)]
+pub struct BenchKernelArgs {
+    /// Pending jobs in the batch (1..=1048576).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub jobs: u32,
+    /// Candidate domains in the batch (0..=4194304).
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(0..=4_194_304))]
+    pub candidates: u32,
+    /// Placement policy whose cost is timed.
+    #[arg(long, value_enum, default_value_t = PlacementPolicy::TopologyPack)]
+    pub policy: PlacementPolicy,
+    /// Repetitions; medians are reported (1..=1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reps: u32,
+    /// Seed of the random batch.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Arguments of `compare`.
@@ -132,6 +165,8 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compare(args) => compare(&args),
+        Command::BenchKernel(args) => bench_kernel(&args),
+        Command::ReplayInference(args) => crate::inference::cli::run(&args),
     }
 }
 
@@ -153,6 +188,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
     });
     bar.finish();
     let outcome = outcome.context("simulation stopped")?;
+
     let run = RunInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         backend: backend.name().to_string(),
@@ -191,6 +227,38 @@ pub fn write_outputs(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()>
     }
     for (tmp, dst) in temps {
         std::fs::rename(&tmp, &dst).with_context(|| format!("cannot write {}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn bench_kernel(args: &BenchKernelArgs) -> anyhow::Result<()> {
+    // Bounded so a typo cannot start hours of work: 2^36 pairs is about half a minute on two cores.
+    let pairs = args.jobs as u64 * args.candidates as u64;
+    if pairs > 1 << 36 {
+        return Err(crate::error::InputError::new(
+            "--jobs/--candidates",
+            crate::error::Location::File,
+            format!(
+                "{pairs} pairs is too many: jobs x candidates must be at most 2^36 (68719476736)"
+            ),
+        )
+        .into());
+    }
+    let cfg = crate::kernel::bench::BenchConfig {
+        jobs: args.jobs as usize,
+        candidates: args.candidates as usize,
+        policy: args.policy.kernel_id(),
+        reps: args.reps as usize,
+        seed: args.seed,
+    };
+    let report = crate::kernel::bench::run(&cfg)?;
+    let text = match args.format {
+        Format::Table => report.to_table(),
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    if !report.agree {
+        anyhow::bail!("the CPU twin and the GPU kernel disagree on this batch");
     }
     Ok(())
 }

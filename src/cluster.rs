@@ -24,6 +24,12 @@ pub struct Pool {
     pub domains_per_rack: u32,
     /// First global rack index.
     pub first_rack: u32,
+    /// Price, USD per GPU-hour.
+    pub usd_per_gpu_hour: f64,
+    /// Power per idle GPU, W.
+    pub idle_w: f64,
+    /// Power per busy GPU, W.
+    pub busy_w: f64,
 }
 
 impl Pool {
@@ -318,6 +324,9 @@ mod tests {
             domains,
             domains_per_rack: per_rack,
             first_rack: 0,
+            usd_per_gpu_hour: 1.0,
+            idle_w: 100.0,
+            busy_w: 1000.0,
         }
     }
 

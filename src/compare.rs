@@ -415,9 +415,21 @@ fn json(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{JobCounts, Stats};
+    use crate::metrics::Stats;
+    use crate::workload::{build, parse_str, Format};
 
+    /// A real summary (so the test does not depend on every field of `Summary`) with the compared fields set.
     fn summary(makespan_s: f64, util: f64, split: u64) -> Summary {
+        let text = "[cluster]\npools = [{ preset = \"p6e-gb200\", count = 1 }]\n\
+                    [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 60\n";
+        let w = build(
+            parse_str(text, "t.toml", Format::Toml).unwrap(),
+            "t.toml",
+            "t",
+            Overrides::default(),
+        )
+        .unwrap();
+        let o = crate::sim::simulate(&w, &mut CpuBackend).unwrap();
         let st = Stats {
             mean: 10.0,
             p50: 5.0,
@@ -425,24 +437,15 @@ mod tests {
             p99: 20.0,
             max: 30.0,
         };
-        Summary {
-            makespan_s,
-            jobs: JobCounts {
-                submitted: 4,
-                completed: 4,
-                unschedulable: 0,
-                training: 4,
-                inference: 0,
-                backfilled: 0,
-                preemptions: 0,
-            },
-            jct_s: st,
-            wait_s: st,
-            gpu_utilization: util,
-            training_domains_spanned: st,
-            training_gangs_split: split,
-            max_queue_length: 1,
-        }
+        let mut s = summarize(&w, &o);
+        s.makespan_s = makespan_s;
+        s.gpu_utilization = util;
+        s.training_gangs_split = split;
+        s.jct_s = st;
+        s.wait_s = st;
+        s.jobs.completed = 4;
+        s.jobs.unschedulable = 0;
+        s
     }
 
     fn comparison() -> Comparison {

@@ -8,7 +8,7 @@ use crate::metrics::Stats;
 use crate::report::{enum_name, human_s, Report};
 use crate::sim::Outcome;
 use crate::svg::{esc, Axis, HeatMap, HeatRow, LineChart, Series, PALETTE};
-use crate::workload::{time_to_s, JobKind, Workload};
+use crate::workload::{time_to_s, Workload};
 use std::fmt::Write as _;
 
 /// Width of every plot in CSS pixels (the page scales them down on narrow screens).
@@ -250,11 +250,22 @@ fn time_charts(w: &Workload, o: &Outcome) -> (String, String, bool) {
 
 /// JCT and wait CDFs, one line per job kind with data.
 fn cdf_charts(w: &Workload, o: &Outcome) -> (String, String) {
-    let kinds = [JobKind::Training, JobKind::Inference];
+    // One line per job kind present: training, inference, then any other kind by name.
+    let mut kinds: Vec<&'static str> = w.jobs.iter().map(|j| j.kind.as_str()).collect();
+    let rank = |k: &str| match k {
+        "training" => 0,
+        "inference" => 1,
+        _ => 2,
+    };
+    kinds.sort_by(|a, b| (rank(a), a).cmp(&(rank(b), b)));
+    kinds.dedup();
     let mut jct: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     let mut wait: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for (job, out) in w.jobs.iter().zip(&o.jobs) {
-        let k = kinds.iter().position(|&k| k == job.kind).unwrap_or(0);
+        let k = kinds
+            .iter()
+            .position(|&k| k == job.kind.as_str())
+            .unwrap_or(0);
         if let Some(end) = out.end {
             jct[k].push(time_to_s(end.saturating_sub(job.submit)));
         }
@@ -278,22 +289,14 @@ fn cdf_charts(w: &Workload, o: &Outcome) -> (String, String) {
     for (k, kind) in kinds.iter().enumerate() {
         let n = jct[k].len();
         if n > 0 {
-            let name = format!(
-                "{} ({n} {})",
-                kind.as_str(),
-                if n == 1 { "job" } else { "jobs" }
-            );
+            let name = format!("{} ({n} {})", kind, if n == 1 { "job" } else { "jobs" });
             jct_series.push(series(&name, k, cdf_points(&mut jct[k]), true));
         }
         let n = wait[k].len();
         if n > 0 {
             let mut pts = cdf_points(&mut wait[k]);
             pts.iter_mut().for_each(|p| p.0 /= unit);
-            let name = format!(
-                "{} ({n} {})",
-                kind.as_str(),
-                if n == 1 { "job" } else { "jobs" }
-            );
+            let name = format!("{} ({n} {})", kind, if n == 1 { "job" } else { "jobs" });
             wait_series.push(series(&name, k, pts, true));
         }
     }

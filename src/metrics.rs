@@ -58,6 +58,8 @@ pub struct JobCounts {
     pub training: u64,
     /// Inference services.
     pub inference: u64,
+    /// Agentic RL jobs.
+    pub rl: u64,
     /// Jobs started by backfill.
     pub backfilled: u64,
     /// Preemptions (a job preempted twice counts twice).
@@ -83,6 +85,49 @@ pub struct Summary {
     pub training_gangs_split: u64,
     /// Jobs ever waiting at once.
     pub max_queue_length: u32,
+    /// Training jobs with a model: slowdown of their placement against the ideal one.
+    pub training: TrainingSummary,
+    /// Agentic RL jobs that started.
+    pub rl: RlSummary,
+    /// Free GPUs stranded for the head-of-queue gang (time-weighted over the makespan).
+    pub stranded_gpus: TimeWeighted,
+    /// Price of the capacity over the makespan: every GPU of every pool, busy or not (committed capacity).
+    pub cost_usd: f64,
+    /// Price of the GPU-hours jobs used.
+    pub cost_usd_busy: f64,
+    /// Energy over the makespan, MWh (idle and busy power per GPU).
+    pub energy_mwh: f64,
+    /// Highest total power draw, MW.
+    pub peak_power_mw: f64,
+}
+
+/// RL jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RlSummary {
+    /// RL jobs that started.
+    pub jobs: u64,
+    /// Step time, seconds.
+    pub step_s: Stats,
+    /// Share of their GPU-time their GPUs sat idle.
+    pub gpu_idle_share: Stats,
+}
+
+/// Slowdown of modelled training jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainingSummary {
+    /// Training jobs with a performance model that started.
+    pub modelled_jobs: u64,
+    /// Run time on their last placement / run time on the ideal placement.
+    pub slowdown: Stats,
+}
+
+/// A time-weighted mean and the peak.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimeWeighted {
+    /// Mean over the makespan.
+    pub mean: f64,
+    /// Largest value.
+    pub max: f64,
 }
 
 /// Computes the summary.
@@ -91,12 +136,14 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
     let mut wait = Vec::new();
     let mut spans = Vec::new();
     let mut split = 0;
+    let mut slowdowns = Vec::new();
     let mut counts = JobCounts {
         submitted: w.jobs.len() as u64,
         completed: 0,
         unschedulable: 0,
         training: 0,
         inference: 0,
+        rl: 0,
         backfilled: 0,
         preemptions: 0,
     };
@@ -104,6 +151,7 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         match job.kind {
             JobKind::Training => counts.training += 1,
             JobKind::Inference => counts.inference += 1,
+            JobKind::Rl => counts.rl += 1,
         }
         counts.preemptions += out.preemptions as u64;
         counts.backfilled += out.backfilled as u64;
@@ -114,6 +162,9 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         if let Some(start) = out.start {
             wait.push(time_to_s(start - job.submit));
             if job.kind == JobKind::Training {
+                if job.model.is_some() {
+                    slowdowns.push(out.slowdown);
+                }
                 spans.push(out.domains as f64);
                 if out.domains > min_domains(w, job) {
                     split += 1;
@@ -125,6 +176,7 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         }
     }
     let capacity = w.cluster.total_gpus as f64 * o.makespan as f64;
+    let economics = economics(w, o);
     Summary {
         makespan_s: time_to_s(o.makespan),
         jobs: counts,
@@ -138,6 +190,103 @@ pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
         training_domains_spanned: Stats::of(&mut spans),
         training_gangs_split: split,
         max_queue_length: o.samples.iter().map(|s| s.queued).max().unwrap_or(0),
+        training: TrainingSummary {
+            modelled_jobs: slowdowns.len() as u64,
+            slowdown: Stats::of(&mut slowdowns),
+        },
+        rl: {
+            let (mut steps, mut idle): (Vec<f64>, Vec<f64>) = o
+                .jobs
+                .iter()
+                .filter_map(|j| j.rl)
+                .map(|b| (b.step_s, b.gpu_idle_share))
+                .unzip();
+            RlSummary {
+                jobs: steps.len() as u64,
+                step_s: Stats::of(&mut steps),
+                gpu_idle_share: Stats::of(&mut idle),
+            }
+        },
+        stranded_gpus: stranded(o),
+        cost_usd: economics.cost_usd,
+        cost_usd_busy: economics.cost_usd_busy,
+        energy_mwh: economics.energy_mwh,
+        peak_power_mw: economics.peak_power_mw,
+    }
+}
+
+fn stranded(o: &Outcome) -> TimeWeighted {
+    let mut area = 0u128;
+    let mut max = 0u64;
+    for (i, s) in o.samples.iter().enumerate() {
+        let until = o
+            .samples
+            .get(i + 1)
+            .map_or(o.makespan, |n| n.time)
+            .min(o.makespan);
+        area += s.stranded_gpus as u128 * until.saturating_sub(s.time) as u128;
+        max = max.max(s.stranded_gpus);
+    }
+    let mean = if o.makespan > 0 {
+        area as f64 / o.makespan as f64
+    } else {
+        0.0
+    };
+    TimeWeighted {
+        mean,
+        max: max as f64,
+    }
+}
+
+/// Cost and power of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Economics {
+    /// Every GPU over the makespan at its pool's price.
+    pub cost_usd: f64,
+    /// Busy GPU-hours at their pool's price.
+    pub cost_usd_busy: f64,
+    /// Energy, MWh.
+    pub energy_mwh: f64,
+    /// Peak power, MW.
+    pub peak_power_mw: f64,
+}
+
+/// Prices and powers from the pools, busy time from the placement segments.
+pub fn economics(w: &Workload, o: &Outcome) -> Economics {
+    let c = &w.cluster;
+    let makespan_h = time_to_s(o.makespan) / 3600.0;
+    let idle_w: f64 = c.pools.iter().map(|p| p.gpus() as f64 * p.idle_w).sum();
+    let mut cost_busy = 0.0;
+    let mut busy_joules_extra = 0.0; // busy - idle power, W x s
+    let mut steps: Vec<(u64, f64)> = Vec::with_capacity(o.segments.len() * 2);
+    for seg in &o.segments {
+        let secs = time_to_s(seg.end - seg.start);
+        for &(d, g) in &seg.domains {
+            let p = c.pool_of(d);
+            let extra = g as f64 * (p.busy_w - p.idle_w);
+            cost_busy += g as f64 * secs / 3600.0 * p.usd_per_gpu_hour;
+            busy_joules_extra += extra * secs;
+            steps.push((seg.start, extra));
+            steps.push((seg.end, -extra));
+        }
+    }
+    // Ends before starts at the same instant, so back-to-back jobs do not count twice.
+    steps.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let (mut now, mut peak) = (0.0f64, 0.0f64);
+    for (_, d) in steps {
+        now += d;
+        peak = peak.max(now);
+    }
+    Economics {
+        cost_usd: c
+            .pools
+            .iter()
+            .map(|p| p.gpus() as f64 * p.usd_per_gpu_hour)
+            .sum::<f64>()
+            * makespan_h,
+        cost_usd_busy: cost_busy,
+        energy_mwh: (idle_w * time_to_s(o.makespan) + busy_joules_extra) / 3.6e9,
+        peak_power_mw: (idle_w + peak) / 1e6,
     }
 }
 

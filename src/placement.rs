@@ -49,7 +49,7 @@ pub fn allocate(
     match policy {
         PlacementPolicy::FirstFit => {}
         PlacementPolicy::BestFit => others.sort_by_key(|&d| (state.domain_free[d as usize], d)),
-        PlacementPolicy::TopologyPack => {
+        PlacementPolicy::TopologyPack | PlacementPolicy::FragAware => {
             others.sort_by_key(|&d| (std::cmp::Reverse(state.domain_free[d as usize]), d))
         }
     }
@@ -105,6 +105,38 @@ pub fn place_job(
         allocate(cluster, state, policy, &record, winner, &mut alloc);
         scratch.dirty = true;
         gangs.push(alloc);
+    }
+    // Async RL: the rollout replicas come with the job, all or nothing.
+    if let Some(g) = job.rollout {
+        let record = JobRecord {
+            gpus: g.gpus,
+            model_mask: g.model_mask,
+            level: g.required,
+            preferred: g.preferred,
+        };
+        for _ in 0..g.count {
+            scratch.refresh(cluster, state);
+            backend.best_candidates(
+                policy.kernel_id(),
+                &[record],
+                &scratch.candidates,
+                &mut scratch.winners,
+            )?;
+            scratch.stats.kernel_calls += 1;
+            scratch.stats.pairs += scratch.candidates.len() as u64;
+            let winner = scratch.winners[0];
+            if !winner.is_feasible() {
+                for a in &gangs {
+                    state.release(cluster, a);
+                }
+                scratch.dirty = true;
+                return Ok(None);
+            }
+            let mut alloc = Allocation::new();
+            allocate(cluster, state, policy, &record, winner, &mut alloc);
+            scratch.dirty = true;
+            gangs.push(alloc);
+        }
     }
     Ok(Some(gangs))
 }

@@ -35,6 +35,8 @@ pub struct Report {
     pub summary: Summary,
     /// Kernel and engine counters.
     pub engine: EngineInfo,
+    /// Agentic RL jobs: step time breakdown and GPU idle share (last placement of each started job).
+    pub rl_jobs: Vec<RlJobInfo>,
     /// Run-specific facts (excluded from determinism checks).
     pub run: RunInfo,
 }
@@ -78,6 +80,24 @@ pub struct ClusterInfo {
     pub pools: Vec<PoolInfo>,
 }
 
+/// One RL job's loop.
+#[derive(Debug, Clone, Serialize)]
+pub struct RlJobInfo {
+    /// Job id.
+    pub id: String,
+    /// Colocated or async.
+    pub mode: crate::rl::RlMode,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Training gang GPUs.
+    pub train_gpus: u32,
+    /// Rollout GPUs (async; colocated rollouts use the training gang).
+    pub rollout_gpus: u64,
+    /// Where a step's time goes.
+    #[serde(flatten)]
+    pub breakdown: crate::rl::RlBreakdown,
+}
+
 /// Engine counters.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineInfo {
@@ -118,6 +138,22 @@ impl Report {
                     .collect(),
             },
             summary: summarize(w, o),
+            rl_jobs: w
+                .jobs
+                .iter()
+                .zip(&o.jobs)
+                .filter_map(|(job, out)| {
+                    let (rl, b) = (job.rl.as_ref()?, out.rl?);
+                    Some(RlJobInfo {
+                        id: job.id.clone(),
+                        mode: rl.mode,
+                        steps: rl.steps,
+                        train_gpus: job.gpus,
+                        rollout_gpus: job.rollout.map_or(0, |g| g.gpus as u64 * g.count as u64),
+                        breakdown: b,
+                    })
+                })
+                .collect(),
             engine: EngineInfo {
                 rounds: o.rounds,
                 kernel_calls: o.kernel.kernel_calls,
@@ -192,6 +228,41 @@ impl Report {
             "gangs split beyond the fewest domains: {}; longest queue: {}; kernel: {} calls, {} pairs",
             s.training_gangs_split, s.max_queue_length, self.engine.kernel_calls, self.engine.pairs_scored
         );
+        if s.training.modelled_jobs > 0 {
+            let sd = &s.training.slowdown;
+            let _ = writeln!(
+                t,
+                "training slowdown vs ideal placement ({} modelled jobs): mean {:.3}, p99 {:.3}, max {:.3}",
+                s.training.modelled_jobs, sd.mean, sd.p99, sd.max
+            );
+        }
+        for r in &self.rl_jobs {
+            let b = &r.breakdown;
+            let _ = writeln!(
+                t,
+                "rl {} ({}, {} steps): step {} = rollout {} + reward {} + train {} + sync {} + switch {}; GPUs idle {:.0} %",
+                r.id,
+                enum_name(&r.mode),
+                r.steps,
+                human_s(b.step_s),
+                human_s(b.rollout_s),
+                human_s(b.reward_s),
+                human_s(b.train_s),
+                human_s(b.sync_s),
+                human_s(b.switch_s),
+                b.gpu_idle_share * 100.0
+            );
+        }
+        let _ = writeln!(
+            t,
+            "stranded GPUs (free but too few for the head gang): mean {:.1}, max {}",
+            s.stranded_gpus.mean, s.stranded_gpus.max
+        );
+        let _ = writeln!(
+            t,
+            "cost ${:.0} for the capacity (${:.0} of it busy); energy {:.2} MWh; peak power {:.3} MW",
+            s.cost_usd, s.cost_usd_busy, s.energy_mwh, s.peak_power_mw
+        );
         t
     }
 }
@@ -255,6 +326,7 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
         "nodes",
         "preemptions",
         "backfilled",
+        "slowdown",
         "state",
     ]);
     let opt = |t: Option<u64>| t.map_or(String::new(), |t| fmt_s(time_to_s(t)));
@@ -281,6 +353,7 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
             out.nodes.to_string(),
             out.preemptions.to_string(),
             out.backfilled.to_string(),
+            format!("{:.4}", out.slowdown),
             state.to_string(),
         ]);
     }

@@ -66,7 +66,9 @@ fn run_with_out_writes_report_and_jobs_csv() {
         "id,kind,tenant,priority,gpus,replicas,submit_s,start_s,end_s,wait_s,jct_s,domains,nodes,"
     ));
     assert_eq!(csv.lines().count(), 45);
-    assert!(csv.contains("too-big,training,default,0,512,1,180,,,,,0,0,0,false,unschedulable"));
+    assert!(
+        csv.contains("too-big,training,default,0,512,1,180,,,,,0,0,0,false,1.0000,unschedulable")
+    );
 }
 
 #[test]
@@ -252,4 +254,38 @@ fn a_job_larger_than_every_pool_is_valid_and_unschedulable() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["jobs"]["unschedulable"], 1);
     assert_eq!(v["summary"]["jobs"]["completed"], 1);
+}
+
+#[test]
+fn bench_kernel_rejects_absurd_sizes_and_reports_the_cpu_twin() {
+    bin()
+        .args([
+            "bench-kernel",
+            "--jobs",
+            "1048576",
+            "--candidates",
+            "4194304",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must be at most 2^36"));
+    bin().args(["bench-kernel", "--jobs", "0"]).assert().code(2);
+    let out = bin()
+        .args([
+            "bench-kernel",
+            "--jobs",
+            "64",
+            "--candidates",
+            "100",
+            "--reps",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pairs"], 6400);
+    assert!(v["cpu"]["pairs_per_s"].as_f64().unwrap() > 0.0);
 }

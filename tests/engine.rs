@@ -344,3 +344,190 @@ fn segments_account_for_every_busy_gpu_second() {
         }
     }
 }
+
+#[test]
+fn cost_energy_and_peak_power_match_a_hand_computation() {
+    // One GB200 UltraServer (72 GPUs at $8/GPU-h, 128 W idle, 1,200 W busy) for 2 h; one 36-GPU job for 1 h.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1\nusd_per_gpu_hour = 8\n\
+        [[jobs]]\nid = \"a\"\ngpus = 36\nduration_s = 3600\n\
+        [[jobs]]\nid = \"b\"\ngpus = 1\nduration_s = 7200\n";
+    let w = from_toml(text);
+    let s = &report(&w, &run(&w))["summary"];
+    let f = |k: &str| s[k].as_f64().unwrap();
+    assert!((f("cost_usd") - 72.0 * 8.0 * 2.0).abs() < 1e-6);
+    assert!((f("cost_usd_busy") - (36.0 * 8.0 + 1.0 * 8.0 * 2.0)).abs() < 1e-6);
+    // Idle 72 x 128 W x 7200 s, plus (1200 - 128) W x (36 x 3600 + 1 x 7200) GPU-s, in MWh.
+    let joules = 72.0 * 128.0 * 7200.0 + 1072.0 * (36.0 * 3600.0 + 7200.0);
+    assert!((f("energy_mwh") - joules / 3.6e9).abs() < 1e-9);
+    // Peak while both run: 72 x 128 + 37 x 1072 W.
+    assert!((f("peak_power_mw") - (72.0 * 128.0 + 37.0 * 1072.0) / 1e6).abs() < 1e-12);
+}
+
+#[test]
+fn a_gang_split_across_domains_runs_slower_and_says_so() {
+    // Two P5 nodes (8 GPUs each). `filler` holds 4 GPUs of node 0. A 7B data-parallel job of 8 GPUs arriving
+    // then: topology-pack puts it whole on node 1 (slowdown 1); first-fit splits it 4 + 4 over both nodes
+    // (the hand computation in perfmodel's tests: 1.0141 / 0.9141).
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n\
+        [[jobs]]\nid = \"filler\"\ngpus = 4\nduration_s = 100000\n\
+        [[jobs]]\nid = \"dp\"\ngpus = 8\nduration_s = 1000\nsubmit_s = 1\n\
+        model = { params_b = 7, tokens_per_step = 65536, tp = 1, mfu = 0.4 }\n";
+    let mut w = from_toml(text);
+    w.scheduler.placement = PlacementPolicy::TopologyPack;
+    let o = run(&w);
+    assert_eq!((o.jobs[1].domains, o.jobs[1].slowdown), (1, 1.0));
+    assert_eq!(o.jobs[1].end, Some(1_001_000_000));
+    w.scheduler.placement = PlacementPolicy::FirstFit;
+    let o = run(&w);
+    assert_eq!(o.jobs[1].domains, 2);
+    let expected = 1.0141 / 0.9141;
+    assert!(
+        (o.jobs[1].slowdown - expected).abs() < 2e-3,
+        "slowdown {}",
+        o.jobs[1].slowdown
+    );
+    let ran = (o.jobs[1].end.unwrap() - o.jobs[1].start.unwrap()) as f64 / 1e6;
+    assert!(
+        (ran - 1000.0 * o.jobs[1].slowdown).abs() < 1e-3,
+        "ran {ran}s"
+    );
+    let s = &report(&w, &o)["summary"]["training"];
+    assert_eq!(s["modelled_jobs"], 1);
+}
+
+#[test]
+fn stranded_gpus_count_free_capacity_the_head_cannot_use() {
+    // Two GB200 domains; `a` (40 GPUs) and `b` (40) leave 32 free in each. The head `c` needs a whole domain
+    // (72, required = domain) and cannot start: all 64 free GPUs are stranded until `a` ends at 100 s.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"a\"\ngpus = 40\nduration_s = 100\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"b\"\ngpus = 40\nduration_s = 300\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"c\"\ngpus = 72\nduration_s = 100\ntopology = { required = \"domain\" }\n";
+    let w = from_toml(text);
+    let o = run(&w);
+    assert_eq!(o.jobs[2].start, Some(100_000_000));
+    assert_eq!(o.samples[0].stranded_gpus, 64);
+    let s = &report(&w, &o)["summary"]["stranded_gpus"];
+    // 64 stranded for the first 100 s of a 300 s makespan; nothing waits afterwards.
+    assert!((s["mean"].as_f64().unwrap() - 64.0 * 100.0 / 300.0).abs() < 1e-9);
+    assert_eq!(s["max"], 64.0);
+}
+
+#[test]
+fn frag_aware_lowers_domain_fragmentation_where_best_fit_packs_tightest() {
+    // Two GB200 domains: fillers leave 16 free in domain 0 and 40 in domain 1. An 8-GPU job: best-fit takes
+    // the tightest (domain 0, leaving 8); frag-aware computes frag = free mod {8, 16, 32, 72}:
+    // domain 0: 16 -> 8 changes frag from 0+0+16+16 = 32 to 8+8+8+8 = 32 (+0); domain 1: 40 -> 32 changes
+    // it from 0+8+8+40 = 56 to 0+0+0+32 = 32 (-24), so frag-aware takes domain 1.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"f0\"\ngpus = 56\nduration_s = 1000\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"f1\"\ngpus = 32\nduration_s = 1000\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"x\"\ngpus = 8\nduration_s = 10\nsubmit_s = 1\n";
+    let placed = |pl| {
+        let mut w = from_toml(text);
+        w.scheduler.placement = pl;
+        let o = run(&w);
+        let seg = o.segments.iter().find(|s| s.job == 2).unwrap();
+        let f0 = o
+            .segments
+            .iter()
+            .find(|s| s.job == 0)
+            .unwrap()
+            .domains
+            .clone();
+        let f1 = o
+            .segments
+            .iter()
+            .find(|s| s.job == 1)
+            .unwrap()
+            .domains
+            .clone();
+        (f0, f1, seg.domains.clone())
+    };
+    let (f0, f1, x) = placed(PlacementPolicy::BestFit);
+    assert_eq!(f0, [(0, 56)]);
+    assert_eq!(
+        f1,
+        [(1, 32)],
+        "only domain 1 holds the 32-GPU domain-bound filler"
+    );
+    assert_eq!(x, [(0, 8)], "best-fit packs the tightest domain");
+    let (_, _, x) = placed(PlacementPolicy::FragAware);
+    assert_eq!(x, [(1, 8)], "frag-aware lowers fragmentation instead");
+}
+
+#[test]
+fn rl_jobs_run_their_steps_at_the_modelled_step_time() {
+    // One colocated RL job (8 GPUs) and one async job (8 training GPUs + 4 rollout replicas of 2 GPUs) on
+    // two GB200 UltraServers. Each runs steps x step time; the breakdown adds up.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"colo\"\nkind = \"rl\"\ngpus = 8\n\
+        rl = { mode = \"colocated\", steps = 20, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, turn_tokens = 256, output_tokens = 128, tool_wait_s = 2, reward_s = 5, switch_s = 3 }\n\
+        [[jobs]]\nid = \"async\"\nkind = \"rl\"\ngpus = 8\n\
+        rl = { mode = \"async\", staleness = 1, steps = 20, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }\n";
+    let w = from_toml(text);
+    assert_eq!(w.jobs[1].total_gpus(), 16);
+    let o = run(&w);
+    for (job, out) in w.jobs.iter().zip(&o.jobs) {
+        let b = out.rl.expect("rl breakdown");
+        let ran = (out.end.unwrap() - out.start.unwrap()) as f64 / 1e6;
+        assert!(
+            (ran - 20.0 * b.step_s).abs() < 1e-3,
+            "{}: ran {ran}, step {}",
+            job.id,
+            b.step_s
+        );
+        assert!(b.gpu_idle_share > 0.0 && b.gpu_idle_share < 1.0);
+    }
+    let colo = o.jobs[0].rl.unwrap();
+    assert!(
+        (colo.step_s
+            - (colo.rollout_s + colo.reward_s + colo.train_s + colo.sync_s + colo.switch_s))
+            .abs()
+            < 1e-9
+    );
+    let asy = o.jobs[1].rl.unwrap();
+    assert!(
+        (asy.step_s - (asy.rollout_s + asy.reward_s).max(asy.train_s + asy.sync_s)).abs() < 1e-9
+    );
+    let seg = o.segments.iter().find(|s| s.job == 1).unwrap();
+    assert_eq!(
+        seg.domains.iter().map(|&(_, g)| g).sum::<u32>(),
+        16,
+        "rollout replicas placed with the gang"
+    );
+    let r = report(&w, &o);
+    assert_eq!(r["rl_jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["rl_jobs"][1]["mode"], "async");
+    assert_eq!(r["summary"]["rl"]["jobs"], 2);
+}
+
+#[test]
+fn rl_jobs_are_checked_when_read() {
+    let base = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n[[jobs]]\nkind = \"rl\"\ngpus = 8\n";
+    let err = |rl: &str| {
+        let text = format!("{base}rl = {{ {rl} }}\n");
+        let spec = parse_str(&text, "rl.toml", Format::Toml).unwrap();
+        build(spec, "rl.toml", "t", Overrides::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let common =
+        "steps = 5, episodes_per_step = 8, turns = 2, prompt_tokens = 512, output_tokens = 64";
+    assert!(
+        err(&format!("mode = \"colocated\", llm = \"gpt-5\", {common}"))
+            .contains("unknown llm `gpt-5`")
+    );
+    // 70B weights do not fit one H100: no pool can host a rollout replica.
+    let e = err(&format!(
+        "mode = \"colocated\", llm = \"llama-3-70b\", {common}"
+    ));
+    assert!(
+        e.contains("field `jobs[0].rl`") && e.contains("no pool can host a rollout replica"),
+        "{e}"
+    );
+    assert!(
+        err(&format!("mode = \"async\", llm = \"llama-3-8b\", {common}"))
+            .contains("rollout_replicas`: is required")
+    );
+}

@@ -3,6 +3,12 @@
 //! `pair_cost` is the shader's `pair_cost` line for line; `best_candidate` walks candidates the way one
 //! workgroup does (each of `WORKGROUP_SIZE` lanes strides over the candidates, then the lanes reduce), so
 //! the tie rule is the same by construction. Jobs are independent and run in parallel with rayon.
+//!
+//! `CpuBackend` runs [`best_candidate_lanes`], the same algorithm laid out for SIMD: candidates are
+//! converted once per call to a struct of arrays ([`CandidateLanes`]), and one "wave" of `LANES`
+//! consecutive candidates is scored branch-free, lane `l` of the wave keeping its own best like a shader
+//! lane. Any lane count yields the same winner (the minimum of (cost, index)), which the conformance tests
+//! check against the scalar reference [`best_candidate`].
 
 use super::*;
 use rayon::prelude::*;
@@ -48,17 +54,42 @@ pub fn pair_cost(policy: u32, job: &JobRecord, c: &CandidateRecord, index: u32) 
             // Spill: the tightest group wins; the group leftover is clamped below the spill bit.
             SPILL_BIT | (group_free - job.gpus).min(SPILL_BIT - 1)
         }
+    } else if policy == POLICY_FRAG_AWARE && fits_domain {
+        // Fragmentation gradient: frag(after) - frag(before), offset by the largest possible frag so it is
+        // never negative, then the leftover.
+        let before = domain_frag(c.free, c.size);
+        let after = domain_frag(c.free - job.gpus, c.size);
+        let delta = after + 4 * DOMAIN_SIZE_MAX - before;
+        (delta << FRAG_SHIFT) | (c.free - job.gpus).min(FRAG_LEFTOVER_MAX)
     } else {
-        // Topology-pack: lower bound on domains spanned (anchor first, then whole domains), then leftover.
+        // Topology-pack (and frag-aware when it spills): lower bound on domains spanned (anchor first, then
+        // whole domains), then leftover. Spills sort after every single-domain fit.
+        // Frag-aware keeps bit 30 for the spill flag, so its span is clamped one bit narrower.
+        let (spill, span_max) = if policy == POLICY_FRAG_AWARE {
+            (SPILL_BIT, SPAN_MAX >> 1)
+        } else {
+            (0, SPAN_MAX)
+        };
         let span = if fits_domain {
             1
         } else {
             1 + div_ceil(job.gpus - c.free, c.size)
         };
         let leftover = if fits_domain { c.free - job.gpus } else { 0 };
-        (span.min(SPAN_MAX) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
+        spill | (span.min(span_max) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
     };
     pref_miss | cost
+}
+
+/// GPUs of a domain with `free` free GPUs that typical gangs could not use: for each typical size s
+/// (8, 16, 32 and the whole domain), `free mod s` (all of `free` when it is below s).
+#[inline(always)]
+pub fn domain_frag(free: u32, size: u32) -> u32 {
+    let mut f = free % size;
+    for s in FRAG_SIZES {
+        f += free % s;
+    }
+    f
 }
 
 /// One job's winner over all candidates, reduced the way one workgroup of the shader reduces.
@@ -87,6 +118,190 @@ pub fn best_candidate(policy: u32, job: &JobRecord, candidates: &[CandidateRecor
     lanes[0]
 }
 
+/// Lanes of one SIMD wave of the CPU twin (a multiple of the AVX2 width; the winner does not depend on it).
+pub const LANES: usize = 16;
+
+/// Largest value the wave path feeds to its f32 division: below 2^24 every u32 is exact in f32 and
+/// `ceil(a as f32 / b as f32)` equals the integer `div_ceil(a, b)` (the rounding error is below 1/b).
+const F32_EXACT: u32 = 1 << 24;
+/// 2^23: for an integer-valued `0 <= x < 2^23`, `(x + 2^23).to_bits() - (2^23).to_bits()` is `x as u32`.
+const F32_MAGIC: f32 = 8_388_608.0;
+
+/// Candidates as a struct of arrays, padded to a multiple of [`LANES`] with infeasible entries.
+#[derive(Debug, Default, Clone)]
+pub struct CandidateLanes {
+    /// `1 << model`, or 0 when the candidate can take nothing (`free == 0` or `size == 0`, and padding).
+    model_bit: Vec<u32>,
+    free: Vec<u32>,
+    rack_free: Vec<u32>,
+    pool_free: Vec<u32>,
+    /// `size` as f32 (1.0 where the candidate is infeasible, so padding never divides by zero).
+    size: Vec<f32>,
+    /// Candidates before padding.
+    len: usize,
+    /// False when some record is outside what the wave path computes exactly (then the scalar path runs).
+    exact: bool,
+}
+
+impl CandidateLanes {
+    /// Converts candidate records once per call.
+    pub fn new(candidates: &[CandidateRecord]) -> CandidateLanes {
+        let padded = candidates.len().div_ceil(LANES) * LANES;
+        let mut s = CandidateLanes {
+            model_bit: Vec::with_capacity(padded),
+            free: Vec::with_capacity(padded),
+            rack_free: Vec::with_capacity(padded),
+            pool_free: Vec::with_capacity(padded),
+            size: Vec::with_capacity(padded),
+            len: candidates.len(),
+            exact: candidates.len() < (u32::MAX / 2) as usize,
+        };
+        for c in candidates {
+            let usable = c.free != 0 && c.size != 0;
+            s.exact &= c.model < 32 && c.size < F32_EXACT;
+            s.model_bit
+                .push(if usable { 1u32 << (c.model & 31) } else { 0 });
+            s.free.push(c.free);
+            s.rack_free.push(c.rack_free);
+            s.pool_free.push(c.pool_free);
+            s.size.push(if usable { c.size as f32 } else { 1.0 });
+        }
+        for _ in candidates.len()..padded {
+            s.model_bit.push(0);
+            s.free.push(0);
+            s.rack_free.push(0);
+            s.pool_free.push(0);
+            s.size.push(1.0);
+        }
+        s
+    }
+
+    /// Number of candidates (without padding).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no candidates.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One job's winner: [`best_candidate`] laid out for SIMD over [`CandidateLanes`]. Identical results.
+pub fn best_candidate_lanes(
+    policy: u32,
+    job: &JobRecord,
+    candidates: &[CandidateRecord],
+    lanes: &CandidateLanes,
+) -> Winner {
+    if !lanes.exact || job.gpus >= F32_EXACT {
+        return best_candidate(policy, job, candidates);
+    }
+    match policy {
+        POLICY_FIRST_FIT => waves::<POLICY_FIRST_FIT>(job, lanes),
+        POLICY_BEST_FIT => waves::<POLICY_BEST_FIT>(job, lanes),
+        POLICY_TOPOLOGY_PACK => waves::<POLICY_TOPOLOGY_PACK>(job, lanes),
+        // A policy without a wave version (a new one) is still right, just scalar.
+        _ => best_candidate(policy, job, candidates),
+    }
+}
+
+/// Runtime dispatch to an AVX2 build of the wave loop where the CPU has it.
+#[inline(always)]
+fn waves<const POLICY: u32>(job: &JobRecord, lanes: &CandidateLanes) -> Winner {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { waves_avx2::<POLICY>(job, lanes) };
+        }
+    }
+    waves_generic::<POLICY>(job, lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn waves_avx2<const POLICY: u32>(job: &JobRecord, lanes: &CandidateLanes) -> Winner {
+    waves_generic::<POLICY>(job, lanes)
+}
+
+/// `pair_cost` for one wave of `LANES` candidates starting at index `base`, branch-free, then each lane keeps
+/// its best (strict `<`, so the lowest index among equal costs) exactly like phase 1 of the shader.
+#[inline(always)]
+fn waves_generic<const POLICY: u32>(job: &JobRecord, c: &CandidateLanes) -> Winner {
+    let gpus = job.gpus;
+    let mask = job.model_mask;
+    // Free GPUs in the widest group this gang may spill into (a per-job choice of array).
+    let group_free: &[u32] = match job.level {
+        LEVEL_DOMAIN => &c.free,
+        LEVEL_RACK => &c.rack_free,
+        _ => &c.pool_free,
+    };
+    // Preference: missed when the gang exceeds the free GPUs of the preferred level.
+    let (pref_free, pref_bit): (&[u32], u32) = match job.preferred {
+        LEVEL_DOMAIN => (&c.free, PREF_MISS_BIT),
+        LEVEL_RACK => (&c.rack_free, PREF_MISS_BIT),
+        _ => (&c.free, 0),
+    };
+    let mut best_cost = [INFEASIBLE; LANES];
+    let mut best_index = [NO_CANDIDATE; LANES];
+    let waves = c.model_bit.len() / LANES;
+    for w in 0..waves {
+        let r = w * LANES..(w + 1) * LANES;
+        let (bit, free, size) = (
+            &c.model_bit[r.clone()],
+            &c.free[r.clone()],
+            &c.size[r.clone()],
+        );
+        let (group, pref) = (&group_free[r.clone()], &pref_free[r]);
+        let base = (w * LANES) as u32;
+        for lane in 0..LANES {
+            let index = base + lane as u32;
+            let f = free[lane];
+            // `&`, not `&&`: both sides are cheap, and a short circuit would turn loads into masked loads.
+            let feasible = ((mask & bit[lane]) != 0) & (gpus <= group[lane]);
+            let fits_domain = gpus <= f;
+            let pref_miss = if gpus > pref[lane] { pref_bit } else { 0 };
+            let cost = if POLICY == POLICY_FIRST_FIT {
+                index
+            } else if POLICY == POLICY_BEST_FIT {
+                let spill = SPILL_BIT | group[lane].wrapping_sub(gpus).min(SPILL_BIT - 1);
+                if fits_domain {
+                    f.wrapping_sub(gpus)
+                } else {
+                    spill
+                }
+            } else {
+                // span = 1 + div_ceil(gpus - free, size), in exact f32 (see F32_EXACT); 1 when it fits.
+                // The quotient is clamped where `min(span, SPAN_MAX)` would clamp it anyway, and turned back
+                // into an integer with the 2^23 trick (exact below 2^23), which vectorizes where `as` does not.
+                let missing = gpus.saturating_sub(f) as i32 as f32;
+                let quotient = (missing / size[lane]).ceil().min((SPAN_MAX - 1) as f32);
+                let span = 1 + ((quotient + F32_MAGIC).to_bits() - F32_MAGIC.to_bits());
+                let leftover = if fits_domain { f.wrapping_sub(gpus) } else { 0 };
+                (span.min(SPAN_MAX) << SPAN_SHIFT) | leftover.min(DOMAIN_SIZE_MAX)
+            };
+            let cost = if feasible {
+                pref_miss | cost
+            } else {
+                INFEASIBLE
+            };
+            let (old_cost, old_index) = (best_cost[lane], best_index[lane]);
+            best_cost[lane] = cost.min(old_cost);
+            best_index[lane] = if cost < old_cost { index } else { old_index };
+        }
+    }
+    // Phase 2: reduce the lanes under the tie rule.
+    let mut best = Winner::NONE;
+    for lane in 0..LANES {
+        best = best.better(Winner {
+            cost: best_cost[lane],
+            candidate: best_index[lane],
+        });
+    }
+    best
+}
+
 /// The CPU backend. Holds nothing between calls but its name.
 #[derive(Debug, Default)]
 pub struct CpuBackend;
@@ -108,12 +323,17 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
+        let lanes = CandidateLanes::new(candidates);
         // Small rounds (the common case inside the simulator) are not worth a thread hop.
         if jobs.len() * candidates.len() < 1 << 15 {
-            out.extend(jobs.iter().map(|j| best_candidate(policy, j, candidates)));
+            out.extend(
+                jobs.iter()
+                    .map(|j| best_candidate_lanes(policy, j, candidates, &lanes)),
+            );
         } else {
             jobs.par_iter()
-                .map(|j| best_candidate(policy, j, candidates))
+                .with_min_len(4)
+                .map(|j| best_candidate_lanes(policy, j, candidates, &lanes))
                 .collect_into_vec(out);
         }
         Ok(())

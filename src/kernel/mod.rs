@@ -8,9 +8,12 @@
 //!
 //! Nothing here does I/O or knows about workloads: records are plain `#[repr(C)]` integers.
 
+pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod select;
+
+pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -38,8 +41,17 @@ pub const POLICY_FIRST_FIT: u32 = 0;
 pub const POLICY_BEST_FIT: u32 = 1;
 /// Fewest NVLink domains; among equal, the smallest leftover in the anchor domain.
 pub const POLICY_TOPOLOGY_PACK: u32 = 2;
+/// Domain-fragmentation gradient: the domain whose fragmentation (GPUs unusable by typical gang sizes) the
+/// placement lowers most; spills like topology-pack.
+pub const POLICY_FRAG_AWARE: u32 = 3;
 /// Number of placement policies the kernel knows.
-pub const POLICY_COUNT: u32 = 3;
+pub const POLICY_COUNT: u32 = 4;
+/// Typical gang sizes of the fragmentation measure (the domain's own size is the fourth).
+pub const FRAG_SIZES: [u32; 3] = [8, 16, 32];
+/// Frag-aware: the fragmentation change, offset to be non-negative, sits above an 11-bit leftover.
+pub const FRAG_SHIFT: u32 = 11;
+/// Frag-aware: largest leftover the cost distinguishes.
+pub const FRAG_LEFTOVER_MAX: u32 = 0x7FF;
 
 /// Preference missed: set in bit 31 so any placement that honours the preference wins over one that doesn't.
 pub const PREF_MISS_BIT: u32 = 1 << 31;

@@ -1,26 +1,214 @@
-//! Backend selection (temporary: CPU only until the GPU backend lands).
+//! Choosing a backend (`--backend auto|cpu|gpu`, `--verify`) and the verifying backend.
+//!
+//! Nothing here prints: [`open_backend`] returns a one-line note that the caller writes to stderr.
 
-use super::cpu::CpuBackend;
-use super::{CostBackend, KernelError};
+use super::cpu::{self, CpuBackend};
+use super::gpu::{self, GpuBackend};
+use super::*;
 
-/// Which kernel implementation to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which placement cost backend to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// GPU when an adapter exists, else CPU.
+    /// The GPU when an adapter exists, else the CPU twin.
+    #[default]
     Auto,
     /// The CPU twin.
     Cpu,
-    /// The WGSL kernel.
+    /// The GPU; an error when no adapter exists.
     Gpu,
 }
 
-/// Opens a backend and a one-line note for stderr.
+/// A backend that can also return the full cost row of one job (the `--verify` debug path).
+pub trait CostRows: CostBackend {
+    /// Cost of every candidate for `job`, in candidate order.
+    fn pair_costs(
+        &mut self,
+        policy: u32,
+        job: &JobRecord,
+        candidates: &[CandidateRecord],
+    ) -> Result<Vec<u32>, KernelError>;
+}
+
+impl CostRows for CpuBackend {
+    fn pair_costs(
+        &mut self,
+        policy: u32,
+        job: &JobRecord,
+        candidates: &[CandidateRecord],
+    ) -> Result<Vec<u32>, KernelError> {
+        Ok(candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| cpu::pair_cost(policy, job, c, i as u32))
+            .collect())
+    }
+}
+
+impl CostRows for GpuBackend {
+    fn pair_costs(
+        &mut self,
+        policy: u32,
+        job: &JobRecord,
+        candidates: &[CandidateRecord],
+    ) -> Result<Vec<u32>, KernelError> {
+        GpuBackend::pair_costs(self, policy, job, candidates)
+    }
+}
+
+/// Runs a reference backend (the CPU twin) and a checked one (the GPU) on every call and fails with
+/// `KernelError::Mismatch` at the first (job, candidate) pair where they disagree.
+pub struct VerifyingBackend<R: CostRows = CpuBackend, C: CostRows = GpuBackend> {
+    reference: R,
+    checked: C,
+    scratch: Vec<Winner>,
+}
+
+impl<R: CostRows, C: CostRows> VerifyingBackend<R, C> {
+    /// Compares `checked` against `reference` (its results are the ones returned).
+    pub fn new(reference: R, checked: C) -> Self {
+        VerifyingBackend {
+            reference,
+            checked,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Locates the first differing pair of job `j` whose winners differ.
+    fn mismatch(
+        &mut self,
+        policy: u32,
+        j: usize,
+        jobs: &[JobRecord],
+        candidates: &[CandidateRecord],
+        cpu_winner: Winner,
+        gpu_winner: Winner,
+    ) -> Result<KernelError, KernelError> {
+        let want = self.reference.pair_costs(policy, &jobs[j], candidates)?;
+        let got = self.checked.pair_costs(policy, &jobs[j], candidates)?;
+        let first = want.iter().zip(&got).position(|(a, b)| a != b);
+        let (candidate, cpu, gpu) = match first {
+            Some(i) => (i as u32, want[i], got[i]),
+            // Every cost agrees but the reduction does not: name the candidate the checked backend chose.
+            None => {
+                let i = if gpu_winner.candidate != NO_CANDIDATE {
+                    gpu_winner.candidate
+                } else {
+                    cpu_winner.candidate
+                };
+                let at = |row: &[u32]| row.get(i as usize).copied().unwrap_or(INFEASIBLE);
+                (i, at(&want), at(&got))
+            }
+        };
+        Ok(KernelError::Mismatch {
+            job: j,
+            candidate,
+            cpu,
+            gpu,
+            cpu_winner,
+            gpu_winner,
+        })
+    }
+}
+
+impl<R: CostRows, C: CostRows> CostBackend for VerifyingBackend<R, C> {
+    fn name(&self) -> &'static str {
+        "verify"
+    }
+
+    fn adapter(&self) -> String {
+        format!("{} vs {}", self.reference.adapter(), self.checked.adapter())
+    }
+
+    fn best_candidates(
+        &mut self,
+        policy: u32,
+        jobs: &[JobRecord],
+        candidates: &[CandidateRecord],
+        out: &mut Vec<Winner>,
+    ) -> Result<(), KernelError> {
+        self.reference
+            .best_candidates(policy, jobs, candidates, out)?;
+        let mut got = std::mem::take(&mut self.scratch);
+        let result = self
+            .checked
+            .best_candidates(policy, jobs, candidates, &mut got);
+        let verdict = match result {
+            Err(e) => Err(e),
+            Ok(()) if got.len() != out.len() => Err(KernelError::Device(format!(
+                "{} returned {} winners for {} jobs",
+                self.checked.name(),
+                got.len(),
+                out.len()
+            ))),
+            Ok(()) => match out.iter().zip(&got).position(|(a, b)| a != b) {
+                None => Ok(()),
+                Some(j) => {
+                    let (cpu_winner, gpu_winner) = (out[j], got[j]);
+                    Err(self.mismatch(policy, j, jobs, candidates, cpu_winner, gpu_winner)?)
+                }
+            },
+        };
+        self.scratch = got;
+        verdict
+    }
+}
+
+/// Opens the backend `choice` asks for; with `verify`, a [`VerifyingBackend`] (CPU twin vs GPU, which needs an
+/// adapter whatever `choice` says). Returns the backend and a one-line note for stderr.
 pub fn open_backend(
     choice: BackendChoice,
-    _verify: bool,
+    verify: bool,
 ) -> Result<(Box<dyn CostBackend>, String), KernelError> {
-    match choice {
-        BackendChoice::Gpu => Err(KernelError::NoAdapter(String::new())),
-        _ => Ok((Box::new(CpuBackend), "backend: cpu".into())),
+    if verify {
+        let gpu = GpuBackend::new().map_err(|e| match e {
+            KernelError::NoAdapter(why) => KernelError::NoAdapter(format!(
+                "{why} (--verify compares the cpu twin with the gpu kernel and needs an adapter)"
+            )),
+            other => other,
+        })?;
+        let backend = VerifyingBackend::new(CpuBackend, gpu);
+        let note = format!(
+            "backend: verify (cpu twin vs gpu {})",
+            backend.checked.adapter()
+        );
+        return Ok((Box::new(backend), note));
     }
+    match choice {
+        BackendChoice::Cpu => Ok((Box::new(CpuBackend), "backend: cpu (cpu twin)".to_string())),
+        BackendChoice::Gpu => {
+            let gpu = GpuBackend::new()?;
+            let note = format!("backend: gpu ({})", gpu.adapter());
+            Ok((Box::new(gpu), note))
+        }
+        BackendChoice::Auto => match GpuBackend::new() {
+            // A software device (lavapipe) runs the shader correctly but ~100x slower than the CPU twin:
+            // auto means "a GPU if there is one", so it takes the twin unless an adapter was named.
+            Ok(gpu) if gpu.is_software() && std::env::var_os("WGPU_ADAPTER_NAME").is_none() => Ok((
+                Box::new(CpuBackend),
+                format!(
+                    "backend: cpu (only a software adapter: {}; --backend gpu runs the shader there)",
+                    gpu.adapter()
+                ),
+            )),
+            Ok(gpu) => {
+                let note = format!("backend: gpu ({})", gpu.adapter());
+                Ok((Box::new(gpu), note))
+            }
+            Err(KernelError::NoAdapter(_)) => Ok((
+                Box::new(CpuBackend),
+                "backend: cpu (no GPU adapter found)".to_string(),
+            )),
+            // An adapter exists but its device failed: auto still runs, on the CPU, and says why.
+            Err(e) => Ok((
+                Box::new(CpuBackend),
+                format!("backend: cpu (gpu unusable: {e})"),
+            )),
+        },
+    }
+}
+
+/// Adapters wgpu can see, for messages (re-exported for the CLI's diagnostics).
+pub fn available_adapters() -> Vec<String> {
+    gpu::enumerate_adapters()
 }

@@ -21,6 +21,9 @@ use queue::Pending;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// Units of work per RL step (remaining work of an RL job counts millionths of a step).
+pub const WORK_PER_STEP: Time = 1_000_000;
+
 /// Jobs scored per kernel call at the head of the queue.
 pub const WINDOW: usize = 32;
 
@@ -35,7 +38,7 @@ pub enum JobState {
 }
 
 /// What happened to one job (indexed like `Workload::jobs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobOutcome {
     /// Final state.
     pub state: JobState,
@@ -53,6 +56,10 @@ pub struct JobOutcome {
     pub reserved: Option<Time>,
     /// Started by backfill (behind a blocked head).
     pub backfilled: bool,
+    /// Run time of the last placement against the ideal placement (1 without a training model).
+    pub slowdown: f64,
+    /// RL jobs: where a step's time goes on the last placement.
+    pub rl: Option<crate::rl::RlBreakdown>,
 }
 
 /// One sample of the cluster over time, taken after every round that changed something.
@@ -66,6 +73,38 @@ pub struct Sample {
     pub queued: u32,
     /// Jobs running.
     pub running: u32,
+    /// Free GPUs in domains (of the head job's GPU models) too small for the head-of-queue gang's share of
+    /// a domain: capacity fragmentation strands.
+    pub stranded_gpus: u64,
+}
+
+/// GPUs per domain of a set of (node, GPUs) slices, by domain index.
+fn gpus_per_domain<'a>(
+    c: &crate::cluster::Cluster,
+    slices: impl Iterator<Item = &'a (u32, u32)>,
+) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &(node, g) in slices {
+        let d = c.domain_of_node(node);
+        match out.iter_mut().find(|(x, _)| *x == d) {
+            Some(e) => e.1 += g,
+            None => out.push((d, g)),
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// A placement's consequences.
+struct PlacementCost {
+    per_domain: Vec<(u32, u32)>,
+    /// Run time per unit of remaining work.
+    factor: f64,
+    /// Run time of the remaining work.
+    run: Time,
+    /// Against the ideal placement.
+    slowdown: f64,
+    rl: Option<crate::rl::RlBreakdown>,
 }
 
 /// One stretch of a job holding GPUs: from a start to its finish or preemption.
@@ -115,6 +154,11 @@ struct Live {
     gangs: Vec<Allocation>,
     running: bool,
     segment: usize,
+    /// When the current run ends.
+    end: Time,
+    /// Run time per unit of remaining work on the current placement: the slowdown for training (work in
+    /// ideal microseconds), the step time in seconds for RL (work in millionths of a step).
+    factor: f64,
 }
 
 /// Where a run stands, handed to the observer of [`simulate_with`].
@@ -185,7 +229,11 @@ impl<'a> Engine<'a> {
                 .jobs
                 .iter()
                 .map(|j| Live {
-                    remaining: j.duration,
+                    remaining: j
+                        .rl
+                        .as_ref()
+                        .map_or(j.duration, |rl| rl.steps * WORK_PER_STEP),
+                    factor: 1.0,
                     ..Default::default()
                 })
                 .collect(),
@@ -199,6 +247,8 @@ impl<'a> Engine<'a> {
                     preemptions: 0,
                     reserved: None,
                     backfilled: false,
+                    slowdown: 1.0,
+                    rl: None,
                 };
                 n
             ],
@@ -298,13 +348,104 @@ impl<'a> Engine<'a> {
             busy_gpus: self.busy,
             queued: self.pending.len() as u32,
             running: self.running,
+            stranded_gpus: self.stranded(),
         };
         match self.samples.last_mut() {
             Some(last) if last.time == s.time => *last = s,
             Some(last)
-                if (last.busy_gpus, last.queued, last.running)
-                    == (s.busy_gpus, s.queued, s.running) => {}
+                if (
+                    last.busy_gpus,
+                    last.queued,
+                    last.running,
+                    last.stranded_gpus,
+                ) == (s.busy_gpus, s.queued, s.running, s.stranded_gpus) => {}
             _ => self.samples.push(s),
+        }
+    }
+
+    /// Free GPUs stranded for the head of the queue: in domains of an acceptable GPU model that have some
+    /// free GPUs but fewer than the head's gang would take there (its size, or a whole domain).
+    fn stranded(&self) -> u64 {
+        let Some(head) = self.pending.iter().next() else {
+            return 0;
+        };
+        let job = &self.w.jobs[head];
+        let c = &self.w.cluster;
+        let mut total = 0u64;
+        for pool in &c.pools {
+            if (job.model_mask >> pool.preset.gpu_model) & 1 == 0 {
+                continue;
+            }
+            let need = job.gpus.min(pool.domain_gpus());
+            let range = pool.first_domain as usize..(pool.first_domain + pool.domains) as usize;
+            for &free in &self.state.domain_free[range] {
+                if free > 0 && free < need {
+                    total += free as u64;
+                }
+            }
+        }
+        total
+    }
+
+    /// What a placement of `j` on `gangs` means: GPUs per domain, run time, and why.
+    fn placement_cost(&self, j: usize, gangs: &[Allocation]) -> PlacementCost {
+        let per_domain = gpus_per_domain(&self.w.cluster, gangs.iter().flatten());
+        let remaining = self.live[j].remaining;
+        let job = &self.w.jobs[j];
+        let c = &self.w.cluster;
+        let plain = |per_domain| PlacementCost {
+            per_domain,
+            factor: 1.0,
+            run: remaining,
+            slowdown: 1.0,
+            rl: None,
+        };
+        if let Some(rl) = &job.rl {
+            // The training gang is the first; async rollout replicas follow it.
+            let train = gpus_per_domain(c, gangs[0].iter());
+            let rollout = gpus_per_domain(c, gangs[1..].iter().flatten());
+            let Some(&(t0, _)) = train.first() else {
+                return plain(per_domain);
+            };
+            let train_preset = c.pool_of(t0).preset;
+            let counts: Vec<u32> = train.iter().map(|&(_, g)| g).collect();
+            let place = rollout.first().map(|&(r0, _)| crate::rl::RolloutPlacement {
+                preset: c.pool_of(r0).preset,
+                replicas: gangs.len() as u32 - 1,
+                same_domain: train.len() == 1 && rollout.len() == 1 && train[0].0 == rollout[0].0,
+            });
+            let ideal = crate::perfmodel::ideal_split(train_preset, job.gpus);
+            let (Some(b), Some(best)) = (
+                crate::rl::step(rl, train_preset, &counts, place),
+                crate::rl::step(rl, train_preset, &ideal, place),
+            ) else {
+                // Build-time checks keep rollouts off pools that cannot host them; this is unreachable.
+                return plain(per_domain);
+            };
+            let run = ((remaining as f64) * b.step_s).ceil().max(1.0) as Time;
+            return PlacementCost {
+                per_domain,
+                factor: b.step_s,
+                run,
+                slowdown: b.step_s / best.step_s,
+                rl: Some(b),
+            };
+        }
+        match (job.model, per_domain.first()) {
+            (Some(model), Some(&(d0, _))) => {
+                let preset = c.pool_of(d0).preset;
+                let counts: Vec<u32> = per_domain.iter().map(|&(_, g)| g).collect();
+                let slowdown = crate::perfmodel::slowdown(&model, preset, &counts);
+                let run = (((remaining as f64) * slowdown).ceil() as Time).max(remaining);
+                PlacementCost {
+                    per_domain,
+                    factor: slowdown,
+                    run,
+                    slowdown,
+                    rl: None,
+                }
+            }
+            _ => plain(per_domain),
         }
     }
 
@@ -317,7 +458,20 @@ impl<'a> Engine<'a> {
                 gangs += c.gangs_that_fit(pi, job.required, job.gpus);
             }
         }
-        gangs >= job.replicas as u64
+        if gangs < job.replicas as u64 {
+            return false;
+        }
+        // Async RL rollout replicas, counted on their own (a shared pool is re-checked at placement).
+        job.rollout.is_none_or(|g| {
+            let fit: u64 = c
+                .pools
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| (g.model_mask >> p.preset.gpu_model) & 1 == 1)
+                .map(|(pi, _)| c.gangs_that_fit(pi, g.required, g.gpus))
+                .sum();
+            fit >= g.count as u64
+        })
     }
 
     fn arrive(&mut self, j: usize) {
@@ -360,15 +514,13 @@ impl<'a> Engine<'a> {
         if !all.is_empty() {
             (domains, nodes) = span(&self.w.cluster, &all);
         }
-        let mut per_domain: Vec<(u32, u32)> = Vec::new();
-        for &(node, g) in &all {
-            let d = self.w.cluster.domain_of_node(node);
-            match per_domain.iter_mut().find(|(x, _)| *x == d) {
-                Some(e) => e.1 += g,
-                None => per_domain.push((d, g)),
-            }
-        }
-        per_domain.sort_unstable();
+        let PlacementCost {
+            per_domain,
+            factor,
+            run,
+            slowdown,
+            rl,
+        } = self.placement_cost(j, &gangs);
         self.live[j].segment = self.segments.len();
         self.segments.push(Segment {
             job: j as u32,
@@ -380,11 +532,15 @@ impl<'a> Engine<'a> {
         o.start.get_or_insert(self.now);
         o.domains = domains;
         o.nodes = nodes;
+        o.slowdown = slowdown;
+        o.rl = rl;
         let l = &mut self.live[j];
+        l.factor = factor;
+        l.end = self.now + run;
         l.gangs = gangs;
         l.running = true;
         l.started_at = self.now;
-        let (end, epoch) = (self.now + l.remaining, l.epoch);
+        let (end, epoch) = (l.end, l.epoch);
         self.busy += self.w.jobs[j].total_gpus();
         self.running += 1;
         self.push(
@@ -471,8 +627,13 @@ impl<'a> Engine<'a> {
             let job = &self.w.jobs[j];
             if let Some((_, shadow)) = blocked {
                 // Backfill: only jobs that end by the head's reservation.
-                if !winner.is_feasible() || self.now.saturating_add(self.live[j].remaining) > shadow
-                {
+                // Without RL the remaining ideal time is a lower bound of the run time (slowdown >= 1).
+                let lower_bound = if job.rl.is_some() {
+                    0
+                } else {
+                    self.live[j].remaining
+                };
+                if !winner.is_feasible() || self.now.saturating_add(lower_bound) > shadow {
                     i += 1;
                     continue;
                 }
@@ -489,6 +650,18 @@ impl<'a> Engine<'a> {
                 )?;
                 fresh = false;
                 if let Some(gangs) = placed {
+                    if let Some((_, shadow)) = blocked {
+                        // The placement decides the run time (slowdown): undo it if it would end late.
+                        let run = self.placement_cost(j, &gangs).run;
+                        if self.now.saturating_add(run) > shadow {
+                            for g in &gangs {
+                                self.state.release(&self.w.cluster, g);
+                            }
+                            self.scratch.dirty = true;
+                            i += 1;
+                            continue;
+                        }
+                    }
                     self.out[j].backfilled = blocked.is_some();
                     self.start(j, gangs);
                     started.push(j);
@@ -523,7 +696,7 @@ impl<'a> Engine<'a> {
     fn running_by_end(&self) -> Vec<(Time, usize)> {
         let mut r: Vec<(Time, usize)> = (0..self.live.len())
             .filter(|&j| self.live[j].running)
-            .map(|j| (self.live[j].started_at + self.live[j].remaining, j))
+            .map(|j| (self.live[j].end, j))
             .collect();
         r.sort_unstable();
         r
@@ -586,8 +759,14 @@ impl<'a> Engine<'a> {
         let Some(n) = needed else { return Ok(false) };
         for &v in &victims[..n] {
             let l = &self.live[v];
-            let done = self.now - l.started_at;
-            let remaining = l.remaining - done + self.w.scheduler.restart_cost;
+            // Work done so far, in work units; the restart cost is time, turned into work for RL.
+            let done = ((self.now - l.started_at) as f64 / l.factor).floor() as Time;
+            let restart = if self.w.jobs[v].rl.is_some() {
+                (self.w.scheduler.restart_cost as f64 / l.factor).ceil() as Time
+            } else {
+                self.w.scheduler.restart_cost
+            };
+            let remaining = l.remaining - done.min(l.remaining) + restart;
             self.stop(v);
             self.live[v].remaining = remaining;
             self.out[v].preemptions += 1;

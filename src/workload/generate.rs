@@ -4,7 +4,7 @@
 //! generator never changes the jobs another one draws.
 
 use super::spec::{GeneratorSpec, KindName};
-use super::{model_mask, time_from_s, topology, Job, JobKind};
+use super::{model_mask, time_from_s, topology, training_model, Job, JobKind};
 use crate::error::InputError;
 use crate::kernel::{LEVEL_DOMAIN, LEVEL_POOL};
 use rand::distr::weighted::WeightedIndex;
@@ -25,6 +25,12 @@ pub fn draw(
     let (kind, default_level) = match g.kind {
         KindName::Training => (JobKind::Training, LEVEL_POOL),
         KindName::Inference => (JobKind::Inference, LEVEL_DOMAIN),
+        KindName::Rl => {
+            return Err(field(
+                "kind",
+                "rl jobs are listed one by one under [[jobs]], not generated",
+            ));
+        }
     };
     let (required, preferred) = topology(&g.topology, default_level, file, &path)?;
     // What each drawn job's gang looks like.
@@ -48,7 +54,11 @@ pub fn draw(
                 1,
             )
         }
+        JobKind::Rl => return Err(field("kind", "rl jobs are listed under [[jobs]]")),
         JobKind::Inference => {
+            if g.model.is_some() {
+                return Err(field("model", "belongs to training generators"));
+            }
             if !g.gpu_mix.is_empty() {
                 return Err(field(
                     "gpu_mix",
@@ -106,6 +116,9 @@ pub fn draw(
             model_mask: model_mask(g.gpu_model),
             required,
             preferred,
+            model: training_model(g.model),
+            rl: None,
+            rollout: None,
         });
     }
     Ok(())

@@ -11,6 +11,8 @@ pub mod spec;
 use crate::cluster::{Cluster, Pool};
 use crate::error::InputError;
 use crate::kernel::{LEVEL_DOMAIN, LEVEL_NONE, LEVEL_POOL, LEVEL_RACK};
+use crate::perfmodel::TrainingModel;
+use crate::rl::{RlJob, RlMode};
 use spec::{
     KindName, LevelName, PlacementPolicy, QueuePolicy, TopologySpec, WorkloadFile, MAX_GPUS,
     MAX_JOBS,
@@ -40,6 +42,8 @@ pub enum JobKind {
     Training,
     /// A service of replicas that runs for its lifetime; each replica stays inside one group of its level.
     Inference,
+    /// An agentic RL job: a training gang (and, async, rollout replicas) looping for its steps.
+    Rl,
 }
 
 impl JobKind {
@@ -48,6 +52,7 @@ impl JobKind {
         match self {
             JobKind::Training => "training",
             JobKind::Inference => "inference",
+            JobKind::Rl => "rl",
         }
     }
 }
@@ -77,12 +82,34 @@ pub struct Job {
     pub required: u32,
     /// Preferred group (kernel `LEVEL_*`, or `LEVEL_NONE`).
     pub preferred: u32,
+    /// Training model: when set, the run time is `duration` times the placement's slowdown.
+    pub model: Option<TrainingModel>,
+    /// RL: the loop. `duration` is then an estimate (steps x the ideal step) used for queue order only.
+    pub rl: Option<Box<RlJob>>,
+    /// Async RL: the rollout replicas, placed together with the training gang.
+    pub rollout: Option<Gang>,
+}
+
+/// A group of identical gangs placed with a job's main gangs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gang {
+    /// GPUs per gang.
+    pub gpus: u32,
+    /// Gangs.
+    pub count: u32,
+    /// Acceptable GPU models.
+    pub model_mask: u32,
+    /// Widest group a gang may span.
+    pub required: u32,
+    /// Preferred group.
+    pub preferred: u32,
 }
 
 impl Job {
     /// All GPUs the job holds while running.
     pub fn total_gpus(&self) -> u64 {
         self.gpus as u64 * self.replicas as u64
+            + self.rollout.map_or(0, |g| g.gpus as u64 * g.count as u64)
     }
 }
 
@@ -157,6 +184,16 @@ fn topology(
     Ok((required, preferred))
 }
 
+/// The training model of a spec, if any.
+fn training_model(m: Option<spec::TrainingModelSpec>) -> Option<TrainingModel> {
+    m.map(|m| TrainingModel {
+        params: m.params_b.0 * 1e9,
+        tokens_per_step: m.tokens_per_step.0,
+        tp: m.tp.map_or(1, |c| c.0),
+        mfu: m.mfu.map_or(0.4, |f| f.0),
+    })
+}
+
 fn model_mask(m: Option<spec::GpuModelName>) -> u32 {
     m.map_or(u32::MAX, |m| 1u32 << m.0)
 }
@@ -211,6 +248,11 @@ pub fn build(
                 .domains_per_rack
                 .map_or(p.preset.0.domains_per_rack, |c| c.0),
             first_rack: 0,
+            usd_per_gpu_hour: p
+                .usd_per_gpu_hour
+                .map_or(p.preset.0.model().usd_per_gpu_hour, |x| x.0),
+            idle_w: p.idle_w.map_or(p.preset.0.model().idle_w, |x| x.0),
+            busy_w: p.busy_w.map_or(p.preset.0.model().power_w, |x| x.0),
         });
     }
     let cluster = Cluster::new(pools);
@@ -245,7 +287,7 @@ pub fn build(
     }
     let mut jobs = Vec::with_capacity(spec.jobs.len() + generated as usize);
     for (i, j) in spec.jobs.iter().enumerate() {
-        jobs.push(explicit_job(j, i, file)?);
+        jobs.push(explicit_job(j, i, file, &cluster)?);
     }
     for (gi, g) in spec.generators.iter().enumerate() {
         generate::draw(g, gi, seed, file, &mut jobs)?;
@@ -271,7 +313,12 @@ pub fn build(
     })
 }
 
-fn explicit_job(j: &spec::JobSpecEntry, i: usize, file: &str) -> Result<Job, InputError> {
+fn explicit_job(
+    j: &spec::JobSpecEntry,
+    i: usize,
+    file: &str,
+    cluster: &Cluster,
+) -> Result<Job, InputError> {
     let path = format!("jobs[{i}]");
     let need = |what: &str| {
         InputError::field(
@@ -288,7 +335,30 @@ fn explicit_job(j: &spec::JobSpecEntry, i: usize, file: &str) -> Result<Job, Inp
         )
     };
     let submit = j.submit_s.or(j.start_s).map_or(0, |s| time_from_s(s.0));
+    if j.kind != KindName::Rl && j.rl.is_some() {
+        return Err(forbid("rl", "rl"));
+    }
     let (kind, gpus, replicas, duration, default_level) = match j.kind {
+        KindName::Rl => {
+            for (set, f) in [
+                (j.replicas.is_some(), "replicas"),
+                (j.gpus_per_replica.is_some(), "gpus_per_replica"),
+                (j.lifetime_s.is_some(), "lifetime_s"),
+                (j.duration_s.is_some(), "duration_s"),
+                (j.model.is_some(), "model"),
+            ] {
+                if set {
+                    return Err(InputError::field(
+                        file,
+                        format!("{path}.{f}"),
+                        "does not apply to rl jobs: the `rl` table describes the loop (steps, rollouts)",
+                    ));
+                }
+            }
+            let gpus = j.gpus.ok_or_else(|| need("gpus"))?.0;
+            j.rl.as_ref().ok_or_else(|| need("rl"))?;
+            (JobKind::Rl, gpus, 1, 1.0, LEVEL_POOL)
+        }
         KindName::Training => {
             for (set, f) in [
                 (j.replicas.is_some(), "replicas"),
@@ -341,7 +411,7 @@ fn explicit_job(j: &spec::JobSpecEntry, i: usize, file: &str) -> Result<Job, Inp
         ));
     }
     let (required, preferred) = topology(&j.topology, default_level, file, &path)?;
-    Ok(Job {
+    let mut job = Job {
         id: j.id.clone().unwrap_or_else(|| format!("job-{i}")),
         kind,
         gpus,
@@ -353,12 +423,154 @@ fn explicit_job(j: &spec::JobSpecEntry, i: usize, file: &str) -> Result<Job, Inp
         model_mask: model_mask(j.gpu_model),
         required,
         preferred,
-    })
+        model: training_model(j.model),
+        rl: None,
+        rollout: None,
+    };
+    if let Some(spec) = &j.rl {
+        rl_job(spec, &mut job, cluster, file, &format!("{path}.rl"))?;
+    }
+    Ok(job)
+}
+
+/// Pools whose GPU model is in `mask`.
+fn pools_in(cluster: &Cluster, mask: u32) -> impl Iterator<Item = &Pool> {
+    cluster
+        .pools
+        .iter()
+        .filter(move |p| (mask >> p.preset.gpu_model) & 1 == 1)
+}
+
+/// Narrows `mask` to the pools where a rollout replica of `rl` can run; an error naming why when none can.
+fn rollout_mask(
+    rl: &RlJob,
+    mask: u32,
+    cluster: &Cluster,
+    file: &str,
+    path: &str,
+) -> Result<u32, InputError> {
+    let mut ok = 0u32;
+    let mut why = String::from("no pool of an acceptable GPU model");
+    for p in pools_in(cluster, mask) {
+        match crate::rl::rollout_roofline(rl, p.preset) {
+            Ok(_) => ok |= 1 << p.preset.gpu_model,
+            Err(e) => why = format!("pool `{}`: {e}", p.name),
+        }
+    }
+    if ok == 0 {
+        return Err(InputError::field(file, path, format!("no pool can host a rollout replica ({why}); raise rollout_tp or pick a smaller llm")));
+    }
+    Ok(ok)
+}
+
+/// Builds the RL loop of `job`, its rollout replicas (async), and the duration estimate for queue order.
+fn rl_job(
+    spec: &spec::RlSpec,
+    job: &mut Job,
+    cluster: &Cluster,
+    file: &str,
+    path: &str,
+) -> Result<(), InputError> {
+    let llm = crate::inference::model::builtin(&spec.llm).ok_or_else(|| {
+        InputError::field(
+            file,
+            format!("{path}.llm"),
+            format!(
+                "unknown llm `{}`; allowed: {}",
+                spec.llm,
+                crate::inference::model::builtin_names()
+            ),
+        )
+    })?;
+    let mode = match spec.mode {
+        spec::RlModeName::Colocated => RlMode::Colocated,
+        spec::RlModeName::Async => RlMode::Async,
+    };
+    let rl = RlJob {
+        mode,
+        staleness: spec.staleness.unwrap_or(1),
+        steps: spec.steps.0 as u64,
+        llm,
+        train_tp: spec.train_tp.map_or(1, |c| c.0),
+        mfu: spec.mfu.map_or(0.4, |f| f.0),
+        rollout_tp: spec.rollout_tp.map_or(1, |g| g.0),
+        episodes_per_step: spec.episodes_per_step.0,
+        turns: spec.turns.0,
+        prompt_tokens: spec.prompt_tokens.0,
+        turn_tokens: spec.turn_tokens.map_or(512, |t| t.0),
+        output_tokens: spec.output_tokens.0,
+        tool_wait_s: spec.tool_wait_s.map_or(0.0, |s| s.0),
+        reward_s: spec.reward_s.map_or(0.0, |s| s.0),
+        switch_s: spec.switch_s.map_or(10.0, |s| s.0),
+        max_batch: spec.max_batch.map_or(256, |c| c.0),
+    };
+    match mode {
+        RlMode::Colocated => {
+            if spec.rollout_replicas.is_some() || spec.rollout_gpu_model.is_some() {
+                return Err(InputError::field(
+                    file,
+                    format!("{path}.rollout_replicas"),
+                    "applies to mode = \"async\" only: colocated rollouts run on the training gang",
+                ));
+            }
+            if rl.rollout_tp > job.gpus {
+                return Err(InputError::field(
+                    file,
+                    format!("{path}.rollout_tp"),
+                    "must not exceed the training gang's gpus",
+                ));
+            }
+            job.model_mask = rollout_mask(&rl, job.model_mask, cluster, file, path)?;
+        }
+        RlMode::Async => {
+            let count = spec.rollout_replicas.ok_or_else(|| {
+                InputError::field(
+                    file,
+                    format!("{path}.rollout_replicas"),
+                    "is required for mode = \"async\"",
+                )
+            })?;
+            let mask = rollout_mask(&rl, model_mask(spec.rollout_gpu_model), cluster, file, path)?;
+            job.rollout = Some(Gang {
+                gpus: rl.rollout_tp,
+                count: count.0,
+                model_mask: mask,
+                required: LEVEL_DOMAIN,
+                preferred: LEVEL_NONE,
+            });
+        }
+    }
+    // Estimate for queue order: the ideal step on the first acceptable pools.
+    let train = pools_in(cluster, job.model_mask).next().map(|p| p.preset);
+    let roll = job.rollout.and_then(|g| {
+        pools_in(cluster, g.model_mask)
+            .next()
+            .map(|p| (p.preset, g.count))
+    });
+    let step = train.and_then(|t| {
+        let placement = roll.map(|(p, n)| crate::rl::RolloutPlacement {
+            preset: p,
+            replicas: n,
+            same_domain: false,
+        });
+        crate::rl::step(
+            &rl,
+            t,
+            &crate::perfmodel::ideal_split(t, job.gpus),
+            placement,
+        )
+    });
+    job.duration = step.map_or(1, |b| {
+        time_from_s((b.step_s * rl.steps as f64).min(spec::MAX_SECONDS)).max(1)
+    });
+    job.rl = Some(Box::new(rl));
+    Ok(())
 }
 
 fn kind_name(k: KindName) -> &'static str {
     match k {
         KindName::Training => "training",
         KindName::Inference => "inference",
+        KindName::Rl => "rl",
     }
 }

@@ -57,6 +57,28 @@ pub struct PoolSpec {
     pub domains_per_rack: Option<Count>,
     /// Provider label.
     pub provider: Option<String>,
+    /// Committed price, USD per GPU-hour (defaults to the catalog's placeholder for the GPU model).
+    pub usd_per_gpu_hour: Option<Money>,
+    /// Power per GPU while idle, W (defaults to the catalog).
+    pub idle_w: Option<Watts>,
+    /// Power per GPU while busy, W (defaults to the catalog's board power).
+    pub busy_w: Option<Watts>,
+}
+
+/// `model = { params_b = 70, tokens_per_step = 4194304, tp = 8, mfu = 0.4 }`: a training job's model, so its
+/// run time depends on where it lands (see `perfmodel`). `duration_s` is then the run time on the ideal
+/// placement.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingModelSpec {
+    /// Parameters, billions.
+    pub params_b: Positive,
+    /// Tokens per optimizer step (global batch).
+    pub tokens_per_step: Positive,
+    /// Tensor/expert-parallel degree inside an NVLink domain (default 1).
+    pub tp: Option<Count>,
+    /// Model FLOPs utilisation, above 0 and at most 1 (default 0.4).
+    pub mfu: Option<Fraction>,
 }
 
 /// `[scheduler]`.
@@ -109,6 +131,9 @@ pub enum PlacementPolicy {
     /// Fewest NVLink domains, then the smallest leftover.
     #[default]
     TopologyPack,
+    /// The domain whose fragmentation (GPUs typical gangs of 8, 16, 32 or a whole domain could not use) the
+    /// placement lowers most; spills like topology-pack.
+    FragAware,
 }
 
 impl PlacementPolicy {
@@ -118,6 +143,7 @@ impl PlacementPolicy {
             PlacementPolicy::FirstFit => crate::kernel::POLICY_FIRST_FIT,
             PlacementPolicy::BestFit => crate::kernel::POLICY_BEST_FIT,
             PlacementPolicy::TopologyPack => crate::kernel::POLICY_TOPOLOGY_PACK,
+            PlacementPolicy::FragAware => crate::kernel::POLICY_FRAG_AWARE,
         }
     }
 }
@@ -131,6 +157,8 @@ pub enum KindName {
     Training,
     /// An inference service (replicas).
     Inference,
+    /// An agentic RL job: rollout -> reward -> train -> weight sync, `steps` times.
+    Rl,
 }
 
 /// Topology levels in a file.
@@ -188,6 +216,62 @@ pub struct JobSpecEntry {
     /// Topology constraint.
     #[serde(default)]
     pub topology: TopologySpec,
+    /// Training: the model, so placement changes the run time.
+    pub model: Option<TrainingModelSpec>,
+    /// RL: the loop (with `kind = "rl"`; `gpus` is the training gang).
+    pub rl: Option<RlSpec>,
+}
+
+/// `rl = { ... }` of a `kind = "rl"` job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlSpec {
+    /// `colocated` (rollout time-slices the training GPUs) or `async` (separate rollout replicas).
+    pub mode: RlModeName,
+    /// Async: steps rollouts may run ahead of the weights (default 1; 0 = synchronous).
+    pub staleness: Option<u32>,
+    /// Optimizer steps.
+    pub steps: Count,
+    /// Policy model: a built-in LLM (llama-3-8b, llama-3-70b, llama-2-70b).
+    pub llm: String,
+    /// Episodes per step.
+    pub episodes_per_step: Count,
+    /// LLM calls per episode.
+    pub turns: Count,
+    /// First prompt, tokens.
+    pub prompt_tokens: Tokens,
+    /// New context per later turn, tokens (default 512).
+    pub turn_tokens: Option<Tokens>,
+    /// Output per call, tokens.
+    pub output_tokens: Tokens,
+    /// Tool wait after each call, seconds (default 0).
+    pub tool_wait_s: Option<Seconds>,
+    /// Reward per step on CPUs, seconds (default 0).
+    pub reward_s: Option<Seconds>,
+    /// Colocated: switch cost between rollout and training, seconds (default 10).
+    pub switch_s: Option<Seconds>,
+    /// Training tensor-parallel degree (default 1).
+    pub train_tp: Option<Count>,
+    /// Training MFU (default 0.4).
+    pub mfu: Option<Fraction>,
+    /// GPUs per rollout replica (tensor parallel; default 1).
+    pub rollout_tp: Option<Gpus>,
+    /// Async: rollout replicas.
+    pub rollout_replicas: Option<Count>,
+    /// Async: GPU model of the rollout replicas (default: any).
+    pub rollout_gpu_model: Option<GpuModelName>,
+    /// Most episodes one replica decodes at once (default 256).
+    pub max_batch: Option<Count>,
+}
+
+/// RL modes in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RlModeName {
+    /// Time-sliced on the training gang.
+    Colocated,
+    /// Separate rollout replicas.
+    Async,
 }
 
 /// `[[generators]]`: draws `count` jobs.
@@ -224,6 +308,8 @@ pub struct GeneratorSpec {
     /// Topology of every drawn job.
     #[serde(default)]
     pub topology: TopologySpec,
+    /// Training: the model of every drawn job.
+    pub model: Option<TrainingModelSpec>,
 }
 
 /// One entry of a GPU-count mix.
@@ -342,6 +428,19 @@ checked_number!(
     /// Lognormal sigma: 0..=5.
     Sigma, "a sigma from 0 to 5", |v| (0.0..=5.0).contains(&v));
 
+checked_number!(
+    /// A positive number up to 1e15.
+    Positive, "a number above 0 and at most 1e15", |v| v > 0.0 && v <= 1e15);
+checked_number!(
+    /// A fraction above 0 and at most 1.
+    Fraction, "a fraction above 0 and at most 1", |v| v > 0.0 && v <= 1.0);
+checked_number!(
+    /// Money per GPU-hour: 0 to 1e6.
+    Money, "USD per GPU-hour from 0 to 1000000", |v| (0.0..=1e6).contains(&v));
+checked_number!(
+    /// Power per GPU: 0 to 100 kW.
+    Watts, "watts from 0 to 100000", |v| (0.0..=1e5).contains(&v));
+
 impl Default for Sigma {
     fn default() -> Self {
         Sigma(0.0)
@@ -354,6 +453,15 @@ pub struct Gpus(pub u32);
 impl<'de> Deserialize<'de> for Gpus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         whole(d, 1, MAX_GPUS).map(|v| Gpus(v as u32))
+    }
+}
+
+/// Tokens: a whole number from 1 to 2^24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens(pub u32);
+impl<'de> Deserialize<'de> for Tokens {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole(d, 1, MAX_GPUS).map(|v| Tokens(v as u32))
     }
 }
 

@@ -1,0 +1,107 @@
+//! The simulator never knows which kernel ran: every bundled workload under every placement policy gives
+//! the same report (outside `run`) and the same jobs.csv on the GPU kernel as on the CPU twin.
+
+mod common;
+
+use std::path::Path;
+use ultrasched::kernel::cpu::CpuBackend;
+use ultrasched::kernel::CostBackend;
+use ultrasched::report::{jobs_csv, Report, RunInfo};
+use ultrasched::sim::simulate;
+use ultrasched::workload::spec::PlacementPolicy;
+use ultrasched::workload::{self, Overrides, Workload};
+
+fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) {
+    let o = simulate(w, backend).expect("simulation runs");
+    let run = RunInfo {
+        version: String::new(),
+        backend: String::new(),
+        adapter: String::new(),
+        wall_s: 0.0,
+    };
+    let mut v = serde_json::to_value(Report::new(w, &o, run)).unwrap();
+    v.as_object_mut().unwrap().remove("run");
+    (v.to_string(), jobs_csv(w, &o))
+}
+
+#[test]
+fn gpu_and_cpu_give_the_same_schedule_for_every_bundled_workload() {
+    let Some(mut gpu) = common::gpu_backend() else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml" || e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    for file in files {
+        for placement in [
+            PlacementPolicy::FirstFit,
+            PlacementPolicy::BestFit,
+            PlacementPolicy::TopologyPack,
+        ] {
+            let ov = Overrides {
+                placement: Some(placement),
+                ..Default::default()
+            };
+            let w = workload::load(&file, ov).unwrap();
+            let cpu = outputs(&w, &mut CpuBackend);
+            let on_gpu = outputs(&w, &mut gpu);
+            assert_eq!(
+                cpu.0,
+                on_gpu.0,
+                "{}: report differs under {placement:?}",
+                file.display()
+            );
+            assert_eq!(
+                cpu.1,
+                on_gpu.1,
+                "{}: jobs.csv differs under {placement:?}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_runs_both_kernels_through_the_cli() {
+    if common::gpu_backend().is_none() {
+        return;
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/quickstart.toml");
+    let out = assert_cmd::Command::cargo_bin("ultrasched")
+        .unwrap()
+        .arg("run")
+        .arg(&file)
+        .args(["--verify", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["run"]["backend"], "verify");
+    let bench = assert_cmd::Command::cargo_bin("ultrasched")
+        .unwrap()
+        .args([
+            "bench-kernel",
+            "--jobs",
+            "65",
+            "--candidates",
+            "4097",
+            "--reps",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success() && text.contains("agreement: cpu and gpu winners identical"),
+        "{text}"
+    );
+}
