@@ -2,9 +2,15 @@
 //! happens here and in the loaders it calls.
 
 use crate::catalog::{GPU_MODELS, PRESETS};
+use crate::compare::{run_grid, CompareFormat, Grid};
+use crate::html::report_html;
 use crate::kernel::select::{open_backend, BackendChoice};
+use crate::progress::Progress;
+use crate::report::human_s;
 use crate::report::{jobs_csv, Report, RunInfo};
+use crate::trace::trace_json;
 use crate::workload::spec::{PlacementPolicy, QueuePolicy};
+use crate::workload::time_to_s;
 use crate::workload::{self, Overrides};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -39,6 +45,11 @@ pub enum Command {
     },
     /// List the cluster presets (the units pools are built from) with their figures.
     Presets,
+    /// Run one workload under every queue x placement x seed combination (in parallel) and print one
+    /// table of headline metrics, each run against the first.
+    ///
+    /// Example: ultrasched compare workloads/gb200-training.toml --queue fifo,sjf --placement first-fit,topology-pack
+    Compare(CompareArgs),
     /// Time the placement kernel on both backends (CPU twin and WGSL on the GPU adapter) on the same seeded
     /// random batch, and check that they agree.
     ///
@@ -74,6 +85,31 @@ pub struct BenchKernelArgs {
     pub format: Format,
 }
 
+/// Arguments of `compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The workload file.
+    pub file: PathBuf,
+    /// Queue policies, comma-separated (default: the workload's).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub queue: Vec<QueuePolicy>,
+    /// Placement policies, comma-separated (default: the workload's).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub placement: Vec<PlacementPolicy>,
+    /// Seeds: --seed 1,2,3 or --seed 1 2 3 (default: the workload's).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub seed: Vec<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
+    /// Placement kernel of every run (compare runs the CPU twin for now).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Output format of `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -88,7 +124,7 @@ pub enum Format {
 pub struct RunArgs {
     /// The workload file.
     pub file: PathBuf,
-    /// Also write DIR/report.json and DIR/jobs.csv (the directory is created).
+    /// Also write DIR/report.json, DIR/jobs.csv and DIR/report.html (the directory is created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// What to print on stdout.
@@ -110,6 +146,12 @@ pub struct RunArgs {
     /// Run both kernels every round and stop at the first pair where they differ.
     #[arg(long)]
     pub verify: bool,
+    /// Also write the run as a timeline (Chrome trace JSON: open in ui.perfetto.dev or chrome://tracing).
+    #[arg(long, value_name = "FILE.json")]
+    pub trace_out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Parses the command line and runs it.
@@ -122,6 +164,7 @@ pub fn run() -> anyhow::Result<()> {
             print!("{}", presets_table());
             Ok(())
         }
+        Command::Compare(args) => compare(&args),
         Command::BenchKernel(args) => bench_kernel(&args),
         Command::ReplayInference(args) => crate::inference::cli::run(&args),
     }
@@ -137,7 +180,15 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
     let (mut backend, note) = open_backend(args.backend, args.verify)?;
     eprintln!("{note}");
     let started = Instant::now();
-    let outcome = crate::sim::simulate(&w, backend.as_mut()).context("simulation stopped")?;
+    let mut bar = Progress::new(w.jobs.len() as u64, "jobs", args.quiet);
+    let outcome = crate::sim::simulate_with(&w, backend.as_mut(), &mut |p| {
+        bar.set(p.jobs_done, || {
+            format!("simulated {}", human_s(time_to_s(p.time)))
+        })
+    });
+    bar.finish();
+    let outcome = outcome.context("simulation stopped")?;
+
     let run = RunInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         backend: backend.name().to_string(),
@@ -145,15 +196,17 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         wall_s: started.elapsed().as_secs_f64(),
     };
     let report = Report::new(&w, &outcome, run);
+    // Everything is built before anything is written, and written together at the end.
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
     if let Some(dir) = &args.out {
-        write_outputs(
-            dir,
-            &[
-                ("report.json", report.to_json()),
-                ("jobs.csv", jobs_csv(&w, &outcome)),
-            ],
-        )?;
+        files.push((dir.join("report.json"), report.to_json()));
+        files.push((dir.join("jobs.csv"), jobs_csv(&w, &outcome)));
+        files.push((dir.join("report.html"), report_html(&w, &outcome, &report)));
     }
+    if let Some(path) = &args.trace_out {
+        files.push((path.clone(), trace_json(&w, &outcome)));
+    }
+    write_files(&files)?;
     let text = match args.format {
         Format::Table => report.to_table(),
         Format::Json => report.to_json(),
@@ -207,6 +260,59 @@ fn bench_kernel(args: &BenchKernelArgs) -> anyhow::Result<()> {
     if !report.agree {
         anyhow::bail!("the CPU twin and the GPU kernel disagree on this batch");
     }
+    Ok(())
+}
+
+/// Writes files (creating their directories) to temporary names next to them first, then renames them all,
+/// so a failure leaves no partial output.
+pub fn write_files(files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    let mut temps = Vec::new();
+    for (dst, body) in files {
+        let dir = match dst.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let name = dst
+            .file_name()
+            .with_context(|| format!("{} is not a file name", dst.display()))?;
+        let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+        if let Err(e) = std::fs::write(&tmp, body) {
+            for (t, _) in &temps {
+                let _ = std::fs::remove_file(t);
+            }
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+        }
+        temps.push((tmp, dst));
+    }
+    for (tmp, dst) in temps {
+        std::fs::rename(&tmp, dst).with_context(|| format!("cannot write {}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> anyhow::Result<()> {
+    let grid = Grid {
+        queues: args.queue.clone(),
+        placements: args.placement.clone(),
+        seeds: args.seed.clone(),
+    };
+    let runs = grid.overrides().len() as u64;
+    let bar = std::sync::Mutex::new((0u64, Progress::new(runs, "runs", args.quiet)));
+    let result = run_grid(&args.file, &grid, args.backend, &|| {
+        if let Ok(mut b) = bar.lock() {
+            b.0 += 1;
+            let done = b.0;
+            b.1.set(done, String::new);
+        }
+    });
+    if let Ok(b) = bar.lock() {
+        b.1.finish();
+    }
+    let comparison = result?;
+    std::io::stdout().write_all(args.format.export(&comparison).as_bytes())?;
     Ok(())
 }
 

@@ -267,7 +267,8 @@ impl Report {
     }
 }
 
-fn enum_name<T: Serialize>(v: &T) -> String {
+/// The serialised (kebab-case) name of a policy enum, as written in workload files and flags.
+pub fn enum_name<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

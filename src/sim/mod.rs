@@ -161,9 +161,34 @@ struct Live {
     factor: f64,
 }
 
+/// Where a run stands, handed to the observer of [`simulate_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time reached.
+    pub time: Time,
+    /// Jobs that have ended (completed or found unschedulable).
+    pub jobs_done: u64,
+    /// Jobs in the workload.
+    pub jobs_total: u64,
+}
+
+/// Instants simulated between two calls of the progress observer: rare enough to cost nothing, often
+/// enough for a smooth bar (a large run simulates millions of instants).
+pub const PROGRESS_EVERY: u64 = 512;
+
 /// Runs a workload to the end.
 pub fn simulate(w: &Workload, backend: &mut dyn CostBackend) -> Result<Outcome, KernelError> {
-    Engine::new(w, backend).run()
+    Engine::new(w, backend).run(&mut |_| {})
+}
+
+/// Runs a workload to the end, calling `progress` every [`PROGRESS_EVERY`] instants and once at the end
+/// (then `jobs_done == jobs_total`). The engine stays free of I/O: the caller decides what to show.
+pub fn simulate_with(
+    w: &Workload,
+    backend: &mut dyn CostBackend,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, KernelError> {
+    Engine::new(w, backend).run(progress)
 }
 
 struct Engine<'a> {
@@ -186,6 +211,7 @@ struct Engine<'a> {
     busy_gpu_time: u128,
     rounds: u64,
     makespan: Time,
+    jobs_done: u64,
 }
 
 impl<'a> Engine<'a> {
@@ -236,6 +262,7 @@ impl<'a> Engine<'a> {
             busy_gpu_time: 0,
             rounds: 0,
             makespan: 0,
+            jobs_done: 0,
         }
     }
 
@@ -250,7 +277,16 @@ impl<'a> Engine<'a> {
         self.now = t;
     }
 
-    fn run(mut self) -> Result<Outcome, KernelError> {
+    fn progress(&self) -> Progress {
+        Progress {
+            time: self.now,
+            jobs_done: self.jobs_done,
+            jobs_total: self.w.jobs.len() as u64,
+        }
+    }
+
+    fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, KernelError> {
+        let mut instants = 0u64;
         loop {
             // The next instant: the earlier of the next arrival and the next event.
             let next_arrival = self.w.jobs.get(self.next_arrival).map(|j| j.submit);
@@ -280,12 +316,18 @@ impl<'a> Engine<'a> {
             }
             self.round()?;
             self.sample();
+            instants += 1;
+            if instants.is_multiple_of(PROGRESS_EVERY) {
+                progress(self.progress());
+            }
         }
         // Nothing left to happen: whatever still waits could never start (a safety net; arrival checks
         // already catch jobs larger than the cluster).
         for j in self.pending.drain() {
             self.out[j].state = JobState::Unschedulable;
+            self.jobs_done += 1;
         }
+        progress(self.progress());
         let mut kernel = self.scratch.stats;
         kernel.kernel_calls += self.what_if.stats.kernel_calls;
         kernel.pairs += self.what_if.stats.pairs;
@@ -437,6 +479,7 @@ impl<'a> Engine<'a> {
             self.pending.insert(&self.w.jobs[j], j);
         } else {
             self.out[j].state = JobState::Unschedulable;
+            self.jobs_done += 1;
         }
     }
 
@@ -446,6 +489,7 @@ impl<'a> Engine<'a> {
         }
         self.stop(j);
         self.live[j].remaining = 0;
+        self.jobs_done += 1;
         self.out[j].end = Some(self.now);
         self.makespan = self.makespan.max(self.now);
     }
