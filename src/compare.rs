@@ -2,7 +2,6 @@
 //! of headline metrics with the delta of each run against the first. Rows come in the order the flags
 //! list them (queue, then placement, then seed), whatever order the runs finish in.
 
-use crate::kernel::cpu::CpuBackend;
 use crate::kernel::select::BackendChoice;
 use crate::kernel::{CostBackend, KernelError};
 use crate::metrics::{summarize, Summary};
@@ -74,16 +73,10 @@ pub struct Comparison {
     pub rows: Vec<Row>,
 }
 
-/// Opens the placement kernel of one run. The one place `compare` picks a backend: every run gets its own,
-/// so runs share nothing. Only the CPU twin for now; once `kernel::select::open_backend` opens GPUs this
-/// can call it instead.
+/// Opens the placement kernel of one run. The one place `compare` picks a backend: every run gets its own
+/// (a GPU run its own device), so runs share nothing; the choice follows `run --backend`.
 pub fn open_run_backend(choice: BackendChoice) -> Result<Box<dyn CostBackend>, KernelError> {
-    match choice {
-        BackendChoice::Auto | BackendChoice::Cpu => Ok(Box::new(CpuBackend)),
-        BackendChoice::Gpu => Err(KernelError::NoAdapter(
-            ": compare runs on the CPU twin for now; use --backend cpu (or auto)".into(),
-        )),
-    }
+    crate::kernel::select::open_backend(choice, false).map(|(backend, _note)| backend)
 }
 
 /// Runs every combination of `grid` on `file` in parallel; `done` is called after each run (from worker
