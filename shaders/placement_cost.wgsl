@@ -21,6 +21,7 @@ const POLICY_BEST_FIT: u32 = 1u;
 const POLICY_TOPOLOGY_PACK: u32 = 2u;
 const POLICY_FRAG_AWARE: u32 = 3u;
 const FRAG_SHIFT: u32 = 11u;
+const FRAG_MAX: u32 = 0xffffu + 7u + 15u + 31u;
 const FRAG_LEFTOVER_MAX: u32 = 0x7ffu;
 const PREF_MISS_BIT: u32 = 0x80000000u;
 const SPILL_BIT: u32 = 0x40000000u;
@@ -78,10 +79,11 @@ fn div_ceil(a: u32, b: u32) -> u32 {
 }
 
 // Cost of placing `job` with candidate `c` (index `index`) as its anchor domain; INFEASIBLE if it cannot go there.
-// GPUs of a domain with `free` free GPUs that typical gangs (8, 16, 32, the whole domain) could not use.
+// GPUs of a domain with `free` free GPUs that typical gangs (8, 16, 32, the whole domain) could not use;
+// the domain term is clamped to DOMAIN_SIZE_MAX so the cost stays in range for any input.
 // Must match `domain_frag` in src/kernel/cpu.rs.
 fn domain_frag(free: u32, size: u32) -> u32 {
-    return free % size + free % 8u + free % 16u + free % 32u;
+    return min(free % size, DOMAIN_SIZE_MAX) + free % 8u + free % 16u + free % 32u;
 }
 
 fn pair_cost(policy: u32, job: JobRecord, c: CandidateRecord, index: u32) -> u32 {
@@ -124,7 +126,8 @@ fn pair_cost(policy: u32, job: JobRecord, c: CandidateRecord, index: u32) -> u32
         // never negative, then the leftover.
         let before = domain_frag(c.free, c.size);
         let after = domain_frag(c.free - job.gpus, c.size);
-        let delta = after + 4u * DOMAIN_SIZE_MAX - before;
+        // after + FRAG_MAX - before is in [0, 2 x FRAG_MAX] < 2^18, so the shift stays below the spill bit.
+        let delta = after + FRAG_MAX - before;
         cost = (delta << FRAG_SHIFT) | min(c.free - job.gpus, FRAG_LEFTOVER_MAX);
     } else {
         // Topology-pack (and frag-aware when it spills): lower bound on domains spanned (anchor first, then whole domains), then leftover.

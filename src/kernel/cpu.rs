@@ -59,7 +59,8 @@ pub fn pair_cost(policy: u32, job: &JobRecord, c: &CandidateRecord, index: u32) 
         // never negative, then the leftover.
         let before = domain_frag(c.free, c.size);
         let after = domain_frag(c.free - job.gpus, c.size);
-        let delta = after + 4 * DOMAIN_SIZE_MAX - before;
+        // after + FRAG_MAX - before is in [0, 2 x FRAG_MAX] < 2^18, so the shift stays below the spill bit.
+        let delta = after + FRAG_MAX - before;
         (delta << FRAG_SHIFT) | (c.free - job.gpus).min(FRAG_LEFTOVER_MAX)
     } else {
         // Topology-pack (and frag-aware when it spills): lower bound on domains spanned (anchor first, then
@@ -82,10 +83,11 @@ pub fn pair_cost(policy: u32, job: &JobRecord, c: &CandidateRecord, index: u32) 
 }
 
 /// GPUs of a domain with `free` free GPUs that typical gangs could not use: for each typical size s
-/// (8, 16, 32 and the whole domain), `free mod s` (all of `free` when it is below s).
+/// (8, 16, 32 and the whole domain), `free mod s` (all of `free` when it is below s). The domain term is
+/// clamped to `DOMAIN_SIZE_MAX` so the cost stays in range for any input.
 #[inline(always)]
 pub fn domain_frag(free: u32, size: u32) -> u32 {
-    let mut f = free % size;
+    let mut f = (free % size).min(DOMAIN_SIZE_MAX);
     for s in FRAG_SIZES {
         f += free % s;
     }

@@ -48,6 +48,9 @@ pub const POLICY_FRAG_AWARE: u32 = 3;
 pub const POLICY_COUNT: u32 = 4;
 /// Typical gang sizes of the fragmentation measure (the domain's own size is the fourth).
 pub const FRAG_SIZES: [u32; 3] = [8, 16, 32];
+/// Largest value of `cpu::domain_frag` (its domain term is clamped to `DOMAIN_SIZE_MAX`), which is also the
+/// offset that keeps the frag-aware change non-negative.
+pub const FRAG_MAX: u32 = DOMAIN_SIZE_MAX + 7 + 15 + 31;
 /// Frag-aware: the fragmentation change, offset to be non-negative, sits above an 11-bit leftover.
 pub const FRAG_SHIFT: u32 = 11;
 /// Frag-aware: largest leftover the cost distinguishes.
