@@ -526,7 +526,8 @@ pub struct Serve {
 impl ServeSpec {
     /// Checks what spans several fields; `path` is this table's field path, `file` labels errors.
     pub fn build(&self, path: &str, file: &str) -> Result<Serve, InputError> {
-        let us = |s: Option<Seconds>, default: f64| (s.map_or(default, |s| s.0) * 1e6).round() as u64;
+        let us =
+            |s: Option<Seconds>, default: f64| (s.map_or(default, |s| s.0) * 1e6).round() as u64;
         Ok(Serve {
             model: self.model.0.clone(),
             router: self.router.unwrap_or(Router::RoundRobin),
