@@ -480,12 +480,12 @@ fn serve_sessions_reuse_the_previous_turn_by_hand() {
 fn kv_aware_cuts_later_turn_ttft_of_a_busy_sessions_service() {
     let text = SESSIONS.replace("sessions_per_s = 2", "sessions_per_s = 1.5");
     let mut rows = Vec::new();
-    for router in ["kv-aware", "round-robin"] {
+    for router in ["kv-aware", "round-robin", "least-outstanding"] {
         let s = spec(&text.replace("\"kv-aware\"", &format!("\"{router}\"")));
         let out = serve(&s, &h100(), 1, 4, 0, 600_000_000, 1).unwrap();
         let ss = out.sessions.unwrap();
         eprintln!(
-            "{router:<12} requests {} sessions {}  TTFT turn 1 mean {:.4} p90 {:.4}  later turns mean {:.4} p90 {:.4}  \
+            "{router:<17} requests {} sessions {}  TTFT turn 1 mean {:.4} p90 {:.4}  later turns mean {:.4} p90 {:.4}  \
              hit {:.3}  tool fraction {:.3}  session p50 {:.1} s",
             out.requests,
             ss.sessions,
@@ -499,7 +499,14 @@ fn kv_aware_cuts_later_turn_ttft_of_a_busy_sessions_service() {
         );
         rows.push((out.summary.prefix_hit_rate, ss.ttft_later_turns_s.mean));
     }
-    let (kv, rr) = (rows[0], rows[1]);
+    // Least-outstanding scatters sessions like round-robin.
+    let (kv, rr, lo) = (rows[0], rows[1], rows[2]);
+    assert!(
+        kv.1 < 0.5 * lo.1,
+        "later-turn TTFT: kv-aware {} s, least-outstanding {} s",
+        kv.1,
+        lo.1
+    );
     assert!(
         kv.0 > 0.7 && rr.0 < kv.0 - 0.2,
         "hit rates: kv-aware {}, round-robin {}",
