@@ -19,13 +19,20 @@
 //! - **Times**: TTFT = first token - arrival (the end of its prefill), E2E = last token - arrival,
 //!   TPOT = (E2E - TTFT) / (output tokens - 1), undefined for one-token outputs.
 //!
+//! - **Sessions** (closed loop, [`simulate_closed_loop`]): a request may depend on an earlier one
+//!   ([`After`]): it arrives `delay_us` after its parent finished (an agent's tool call, a user typing), so
+//!   arrivals depend on simulated completions. A session's later call repeats the earlier context under the
+//!   same leading `hash_ids`; no special router is needed to keep it together: [`Router::KvAware`] sends it
+//!   to the replica that still caches that prefix (unless that replica is more than `kv_load_slack` requests
+//!   busier than the least loaded), while round-robin and least-outstanding scatter it.
+//!
 //! Determinism: time is integer microseconds, events are ordered by (time, insertion sequence), ties in
 //! routing go to the lowest replica index. Same input, same output, bit for bit.
 
 use super::perf::{PowerFractions, ServiceModel};
 use crate::error::{InputError, Location};
 use crate::metrics::Stats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
@@ -42,8 +49,17 @@ pub struct Request {
     pub hash_ids: Vec<u64>,
 }
 
+/// A request released only when an earlier request of its session has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct After {
+    /// Index of the request it waits for (must be below its own index, so chains cannot loop).
+    pub parent: usize,
+    /// Time from the parent's last token to this request's arrival (tool run, user think time), microseconds.
+    pub delay_us: u64,
+}
+
 /// How arrivals are spread over replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Router {
     /// Replicas in turn.
@@ -162,6 +178,9 @@ pub struct RequestOutcome {
     pub prompt_tokens: u32,
     /// Prompt tokens whose KV came from the prefix cache (not prefilled).
     pub cached_tokens: u32,
+    /// Never sent: a session call whose parent was rejected or never sent, or that would have arrived at or
+    /// after the horizon. Not counted in summaries.
+    pub cancelled: bool,
 }
 
 impl RequestOutcome {
@@ -374,6 +393,12 @@ struct Sim<'a> {
     seq: u64,
     rr: usize,
     timeline: Vec<(u64, u32)>,
+    /// Dependencies, one per request (empty: none).
+    after: &'a [Option<After>],
+    /// (parent, child) pairs sorted, to find what a finished request releases.
+    children: Vec<(usize, usize)>,
+    /// Dependent requests arriving at or after this time are never sent.
+    horizon_us: u64,
 }
 
 /// Simulates `requests` (any order; served by arrival, ties in input order) on replicas whose speed is
@@ -383,7 +408,51 @@ pub fn simulate_replicas(
     service: &dyn ServiceModel,
     cfg: &SimConfig,
 ) -> Result<SimResult, InputError> {
+    simulate_closed_loop(requests, &[], u64::MAX, service, cfg)
+}
+
+/// Like [`simulate_replicas`], with sessions: `after` is empty (no dependencies) or holds one entry per
+/// request. A request with `Some(After { parent, delay_us })` ignores its `arrival_us` and arrives `delay_us`
+/// after `parent` finished, unless that is at or after `horizon_us`; a request whose parent never finished
+/// is never sent (its outcome is `cancelled`). Requests without a parent arrive at `arrival_us` whatever
+/// the horizon. Errors for invalid settings or dependencies.
+pub fn simulate_closed_loop(
+    requests: &[Request],
+    after: &[Option<After>],
+    horizon_us: u64,
+    service: &dyn ServiceModel,
+    cfg: &SimConfig,
+) -> Result<SimResult, InputError> {
     cfg.validate()?;
+    if !after.is_empty() && after.len() != requests.len() {
+        return Err(InputError::new(
+            "after",
+            Location::File,
+            format!(
+                "expected one entry per request ({}) or none, found {}",
+                requests.len(),
+                after.len()
+            ),
+        ));
+    }
+    let mut children = Vec::new();
+    for (q, a) in after.iter().enumerate() {
+        if let Some(a) = a {
+            if a.parent >= q {
+                return Err(InputError::field(
+                    "after",
+                    format!("after[{q}].parent"),
+                    format!(
+                        "must name an earlier request (below {q}), found {}",
+                        a.parent
+                    ),
+                ));
+            }
+            children.push((a.parent, q));
+        }
+    }
+    // Already sorted by child; sort by parent so a finished request finds its children by binary search.
+    children.sort_unstable();
     let (slots, initial) = match cfg.autoscale {
         Some(a) => (
             a.max_replicas,
@@ -409,9 +478,12 @@ pub fn simulate_replicas(
         replicas,
         out: requests
             .iter()
-            .map(|r| RequestOutcome {
+            .enumerate()
+            .map(|(q, r)| RequestOutcome {
                 arrival_us: r.arrival_us,
                 prompt_tokens: r.prompt_tokens,
+                // Cleared when the parent releases it.
+                cancelled: after.get(q).is_some_and(Option::is_some),
                 ..RequestOutcome::default()
             })
             .collect(),
@@ -426,8 +498,13 @@ pub fn simulate_replicas(
         seq: 0,
         rr: 0,
         timeline: vec![(0, initial)],
+        after,
+        children,
+        horizon_us,
     };
-    let mut order: Vec<usize> = (0..requests.len()).collect();
+    let mut order: Vec<usize> = (0..requests.len())
+        .filter(|&q| !sim.out[q].cancelled)
+        .collect();
     order.sort_by_key(|&i| (requests[i].arrival_us, i));
     for i in order {
         sim.push(requests[i].arrival_us, Event::Arrival(i));
@@ -656,6 +733,25 @@ impl Sim<'_> {
         rep.cache.unpin(&ids, keep);
         rep.outstanding -= 1;
         rep.stats.requests += 1;
+        self.release_children(q, t);
+    }
+
+    /// Schedules the arrivals of the requests waiting for `q`, which finished at `t`.
+    fn release_children(&mut self, q: usize, t: u64) {
+        let from = self.children.partition_point(|&(p, _)| p < q);
+        let to = self.children.partition_point(|&(p, _)| p <= q);
+        for k in from..to {
+            let c = self.children[k].1;
+            let Some(a) = self.after[c] else {
+                continue;
+            };
+            let arrival = t.saturating_add(a.delay_us);
+            if arrival < self.horizon_us {
+                self.out[c].arrival_us = arrival;
+                self.out[c].cancelled = false;
+                self.push(arrival, Event::Arrival(c));
+            }
+        }
     }
 
     fn maybe_scale_up(&mut self, t: u64) {
@@ -745,7 +841,7 @@ impl Sim<'_> {
 /// Headline numbers of a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// Requests in the input.
+    /// Requests sent (the input less session calls never sent).
     pub requests: u64,
     /// Requests that finished.
     pub completed: u64,
@@ -788,9 +884,10 @@ pub struct SloSeconds {
 
 /// Summarises a run against `slo`.
 pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
-    let done: Vec<&RequestOutcome> = res
-        .requests
+    let sent: Vec<&RequestOutcome> = res.requests.iter().filter(|o| !o.cancelled).collect();
+    let done: Vec<&RequestOutcome> = sent
         .iter()
+        .copied()
         .filter(|o| o.done_us.is_some())
         .collect();
     let secs = |us: u64| us as f64 / 1e6;
@@ -802,17 +899,17 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
         .map(|us| us / 1e6)
         .collect();
     let good = done.iter().filter(|o| o.meets(slo)).count();
-    let first = res.requests.iter().map(|o| o.arrival_us).min().unwrap_or(0);
+    let first = sent.iter().map(|o| o.arrival_us).min().unwrap_or(0);
     let duration = secs(res.end_us.saturating_sub(first));
     let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
-    let n = res.requests.len() as u64;
+    let n = sent.len() as u64;
     let prompt: u64 = done.iter().map(|o| u64::from(o.prompt_tokens)).sum();
     let cached: u64 = done.iter().map(|o| u64::from(o.cached_tokens)).sum();
     let powered: u64 = res.replicas.iter().map(|r| r.powered_us).sum();
     Summary {
         requests: n,
         completed: done.len() as u64,
-        rejected: res.requests.iter().filter(|o| o.replica.is_none()).count() as u64,
+        rejected: sent.iter().filter(|o| o.replica.is_none()).count() as u64,
         ttft_s: Stats::of(&mut ttft),
         tpot_s: Stats::of(&mut tpot),
         e2e_s: Stats::of(&mut e2e),
@@ -837,5 +934,158 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
             .unwrap_or(0),
         gpu_seconds: secs(powered) * f64::from(res.gpus_per_replica),
         energy_kwh: res.energy_j / 3.6e6,
+    }
+}
+
+/// What happened to one session: a request without a parent and every request that depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SessionOutcome {
+    /// Index of its first request.
+    pub first_request: usize,
+    /// Requests (calls, turns) it holds.
+    pub calls: u32,
+    /// Calls sent (the rest were cut off by a rejected call or the horizon).
+    pub sent: u32,
+    /// Calls finished.
+    pub completed: u32,
+    /// Arrival of its first call, microseconds.
+    pub start_us: u64,
+    /// Last token of its last finished call (`None`: none finished), microseconds.
+    pub end_us: Option<u64>,
+    /// Time between a call's parent finishing and the call arriving, summed over sent calls, microseconds.
+    pub tool_wait_us: u64,
+    /// Arrival to last token, summed over finished calls (queueing included), microseconds.
+    pub model_us: u64,
+}
+
+impl SessionOutcome {
+    /// Every call finished.
+    pub fn complete(&self) -> bool {
+        self.completed == self.calls
+    }
+
+    /// First arrival to last token of its last finished call, microseconds.
+    pub fn duration_us(&self) -> Option<u64> {
+        self.end_us.map(|e| e.saturating_sub(self.start_us))
+    }
+}
+
+/// Depth of each request in its session (0: no parent), and its session's first request.
+fn session_roots(after: &[Option<After>], n: usize) -> Vec<(usize, u32)> {
+    let mut roots: Vec<(usize, u32)> = Vec::with_capacity(n);
+    for q in 0..n {
+        // Parents come first (checked by the simulation), so their entry is already there.
+        let entry = match after.get(q).copied().flatten() {
+            Some(a) if a.parent < q => {
+                let (root, depth) = roots[a.parent];
+                (root, depth + 1)
+            }
+            _ => (q, 0),
+        };
+        roots.push(entry);
+    }
+    roots
+}
+
+/// One outcome per session (every request without a parent starts one), in order of first request.
+pub fn sessions(after: &[Option<After>], res: &SimResult) -> Vec<SessionOutcome> {
+    let roots = session_roots(after, res.requests.len());
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut out: Vec<SessionOutcome> = Vec::new();
+    for (q, o) in res.requests.iter().enumerate() {
+        let root = roots[q].0;
+        let s = *index.entry(root).or_insert_with(|| {
+            out.push(SessionOutcome {
+                first_request: root,
+                start_us: o.arrival_us,
+                ..SessionOutcome::default()
+            });
+            out.len() - 1
+        });
+        let s = &mut out[s];
+        s.calls += 1;
+        if o.cancelled {
+            continue;
+        }
+        s.sent += 1;
+        if let Some(a) = after.get(q).copied().flatten() {
+            s.tool_wait_us += a.delay_us;
+        }
+        if let Some(done) = o.done_us {
+            s.completed += 1;
+            s.model_us += done - o.arrival_us;
+            s.end_us = Some(s.end_us.map_or(done, |e| e.max(done)));
+        }
+    }
+    out
+}
+
+/// Headline numbers of the sessions of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    /// Sessions started.
+    pub sessions: u64,
+    /// Sessions whose every call finished.
+    pub complete: u64,
+    /// Calls finished per session.
+    pub turns: Stats,
+    /// First arrival to last finished token, seconds (sessions with at least one finished call; a session
+    /// cut off by the horizon counts up to its last finished call).
+    pub duration_s: Stats,
+    /// Time spent waiting on tools (between a call finishing and the next arriving), seconds per session.
+    pub tool_wait_s: Stats,
+    /// Time spent on the model (arrival to last token of each call, queueing included), seconds per session.
+    pub model_s: Stats,
+    /// Tool waiting as a fraction of tool waiting plus model time, over all sessions.
+    pub tool_wait_fraction: f64,
+    /// Time to first token of first calls, seconds.
+    pub ttft_first_turn_s: Stats,
+    /// Time to first token of later calls (which can reuse the session's cached prefix), seconds.
+    pub ttft_later_turns_s: Stats,
+}
+
+/// Summarises the sessions of a run.
+pub fn summarize_sessions(after: &[Option<After>], res: &SimResult) -> SessionSummary {
+    let all = sessions(after, res);
+    let secs = |us: u64| us as f64 / 1e6;
+    let started: Vec<&SessionOutcome> = all.iter().filter(|s| s.end_us.is_some()).collect();
+    let of = |f: &dyn Fn(&SessionOutcome) -> f64| {
+        let mut v: Vec<f64> = started.iter().map(|s| f(s)).collect();
+        Stats::of(&mut v)
+    };
+    let turns = of(&|s| f64::from(s.completed));
+    let duration = of(&|s| secs(s.duration_us().unwrap_or(0)));
+    let tool = of(&|s| secs(s.tool_wait_us));
+    let model = of(&|s| secs(s.model_us));
+    let (tool_sum, model_sum): (u64, u64) = all
+        .iter()
+        .fold((0, 0), |(a, b), s| (a + s.tool_wait_us, b + s.model_us));
+    let depth = session_roots(after, res.requests.len());
+    let (mut first, mut later) = (Vec::new(), Vec::new());
+    for (q, o) in res.requests.iter().enumerate() {
+        if let (false, Some(t)) = (o.cancelled, o.ttft_us()) {
+            if o.done_us.is_some() {
+                if depth[q].1 == 0 {
+                    first.push(secs(t));
+                } else {
+                    later.push(secs(t));
+                }
+            }
+        }
+    }
+    SessionSummary {
+        sessions: all.len() as u64,
+        complete: all.iter().filter(|s| s.complete()).count() as u64,
+        turns,
+        duration_s: duration,
+        tool_wait_s: tool,
+        model_s: model,
+        tool_wait_fraction: if tool_sum + model_sum > 0 {
+            tool_sum as f64 / (tool_sum + model_sum) as f64
+        } else {
+            0.0
+        },
+        ttft_first_turn_s: Stats::of(&mut first),
+        ttft_later_turns_s: Stats::of(&mut later),
     }
 }

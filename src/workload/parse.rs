@@ -90,7 +90,8 @@ pub fn parse_str(text: &str, file: &str, format: Format) -> Result<WorkloadFile,
     }
 }
 
-fn toml_error(text: &str, file: &str, e: &toml::de::Error, path: &str) -> InputError {
+/// A TOML error located by line:column when it has a span, else by field path.
+pub(crate) fn toml_error(text: &str, file: &str, e: &toml::de::Error, path: &str) -> InputError {
     let msg = with_path(e.message().trim(), path);
     match e.span() {
         Some(span) => {

@@ -440,6 +440,12 @@ checked_number!(
 checked_number!(
     /// Power per GPU: 0 to 100 kW.
     Watts, "watts from 0 to 100000", |v| (0.0..=1e5).contains(&v));
+checked_number!(
+    /// A rate per second (inference traffic): finite, > 0, at most 1e6.
+    RatePerSecond, "a rate per second above 0 and at most 1000000", |v| v > 0.0 && v <= 1e6);
+checked_number!(
+    /// A size such as a token or turn count: finite, 1 to 10^7.
+    Size, "a number from 1 to 10000000", |v| (1.0..=1e7).contains(&v));
 
 impl Default for Sigma {
     fn default() -> Self {
