@@ -188,6 +188,8 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
     });
     bar.finish();
     let outcome = outcome.context("simulation stopped")?;
+    // Request-level serving of the inference services, on the replicas and times the engine gave them.
+    let inference = crate::serving::serve_services(&w, &outcome)?;
 
     let run = RunInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -195,7 +197,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         adapter: backend.adapter(),
         wall_s: started.elapsed().as_secs_f64(),
     };
-    let report = Report::new(&w, &outcome, run);
+    let report = Report::new(&w, &outcome, run).with_inference(inference);
     // Everything is built before anything is written, and written together at the end.
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     if let Some(dir) = &args.out {

@@ -422,7 +422,7 @@ mod tests {
             Overrides::default(),
         )
         .unwrap();
-        let o = crate::sim::simulate(&w, &mut CpuBackend).unwrap();
+        let o = crate::sim::simulate(&w, &mut crate::kernel::cpu::CpuBackend).unwrap();
         let st = Stats {
             mean: 10.0,
             p50: 5.0,

@@ -462,12 +462,120 @@ fn summary_tables(r: &Report) -> String {
     t
 }
 
-/// HOOK(inference latency): request-level TTFT/TPOT percentile plots per inference service go here once
-/// the engine records request-level inference results (another change adds them). Build them with
-/// [`LineChart`] (x: percentile, y: seconds) and return the section; `None` leaves the section out, which is
-/// what happens while there is no request-level data: the page never shows an empty or made-up plot.
-fn inference_latency_section(_w: &Workload, _o: &Outcome) -> Option<String> {
-    None
+/// One line of the latency plots: name, TTFT samples, TPOT samples (seconds).
+type LatencyLine = (String, Vec<f64>, Vec<f64>);
+
+/// Request-level TTFT and TPOT CDFs per inference service (all services as one line past 8); `None` when
+/// no service was served request by request, so the page never shows an empty or made-up plot.
+fn inference_latency_section(report: &Report) -> Option<String> {
+    let inf = report.inference.as_ref()?;
+    let mut lines: Vec<LatencyLine> = if inf.per_service.len() <= 8 {
+        inf.per_service
+            .iter()
+            .map(|s| {
+                (
+                    format!("{} ({})", s.id, s.model),
+                    s.outcome.latencies.ttft_s.clone(),
+                    s.outcome.latencies.tpot_s.clone(),
+                )
+            })
+            .collect()
+    } else {
+        let all = |f: &dyn Fn(&crate::inference::traffic::Latencies) -> &Vec<f64>| {
+            inf.per_service
+                .iter()
+                .flat_map(|s| f(&s.outcome.latencies).iter().copied())
+                .collect::<Vec<f64>>()
+        };
+        vec![(
+            format!("all {} services", inf.per_service.len()),
+            all(&|l| &l.ttft_s),
+            all(&|l| &l.tpot_s),
+        )]
+    };
+    lines.retain(|(_, t, _)| !t.is_empty());
+    if lines.is_empty() {
+        return None;
+    }
+    let chart = |title: &str, label: &str, pick: &dyn Fn(&LatencyLine) -> Vec<f64>| {
+        let mut series_list = Vec::new();
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for (k, line) in lines.iter().enumerate() {
+            let mut v: Vec<f64> = pick(line).into_iter().filter(|x| *x > 0.0).collect();
+            if v.is_empty() {
+                continue;
+            }
+            let pts = cdf_points(&mut v);
+            lo = lo.min(pts.first().map_or(lo, |p| p.0));
+            hi = hi.max(pts.last().map_or(hi, |p| p.0));
+            series_list.push(series(&line.0, k, pts, true));
+        }
+        LineChart {
+            title: title.into(),
+            x: latency_log_axis(lo, hi, label),
+            y: Axis::linear(0.0, 100.0, "% of requests at or below x"),
+            series: series_list,
+            width: HALF_WIDTH,
+            height: 300.0,
+        }
+        .render()
+    };
+    let ttft = chart(
+        "Time to first token CDF per service",
+        "TTFT (log scale)",
+        &|l| l.1.clone(),
+    );
+    let tpot = chart(
+        "Time per output token CDF per service",
+        "TPOT (log scale)",
+        &|l| l.2.clone(),
+    );
+    Some(section(
+        "inference",
+        "Inference: request latency",
+        &format!(
+            "{} requests over {} services; SLO met by {:.1} %; TTFT p50 {:.3} s, p99 {:.3} s; TPOT p50 {:.1} ms, p99 {:.1} ms",
+            inf.requests,
+            inf.services,
+            inf.slo_attainment * 100.0,
+            inf.ttft_s.p50,
+            inf.ttft_s.p99,
+            inf.tpot_s.p50 * 1e3,
+            inf.tpot_s.p99 * 1e3
+        ),
+        &format!("<div class=\"grid\"><div class=\"half\">{ttft}</div><div class=\"half\">{tpot}</div></div>"),
+    ))
+}
+
+/// A log axis of latencies in seconds, ticks from 1 ms to 10 min.
+fn latency_log_axis(lo: f64, hi: f64, label: &str) -> Axis {
+    const TICKS: [(f64, &str); 8] = [
+        (0.001, "1ms"),
+        (0.01, "10ms"),
+        (0.1, "100ms"),
+        (1.0, "1s"),
+        (10.0, "10s"),
+        (60.0, "1m"),
+        (600.0, "10m"),
+        (3600.0, "1h"),
+    ];
+    let lo = if lo.is_finite() {
+        (lo / 1.25).max(1e-4)
+    } else {
+        1e-3
+    };
+    let hi = (hi * 1.25).max(lo * 10.0);
+    Axis {
+        lo,
+        hi,
+        log: true,
+        label: label.into(),
+        ticks: TICKS
+            .iter()
+            .filter(|(v, _)| *v >= lo && *v <= hi)
+            .map(|(v, l)| (*v, l.to_string()))
+            .collect(),
+    }
 }
 
 /// report.html for one run: headline table, utilisation and queue over time, JCT and wait CDFs per job kind,
@@ -549,7 +657,7 @@ pub fn report_html(w: &Workload, o: &Outcome, report: &Report) -> String {
         ),
         &heat.render(),
     );
-    if let Some(s) = inference_latency_section(w, o) {
+    if let Some(s) = inference_latency_section(report) {
         body += &s;
     }
     let run = &report.run;

@@ -19,6 +19,7 @@ pub mod placement;
 pub mod progress;
 pub mod report;
 pub mod rl;
+pub mod serving;
 pub mod sim;
 pub mod svg;
 pub mod trace;

@@ -37,6 +37,9 @@ pub struct Report {
     pub engine: EngineInfo,
     /// Agentic RL jobs: step time breakdown and GPU idle share (last placement of each started job).
     pub rl_jobs: Vec<RlJobInfo>,
+    /// Request-level results of inference services with a `serving` spec (absent when there are none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference: Option<crate::serving::InferenceReport>,
     /// Run-specific facts (excluded from determinism checks).
     pub run: RunInfo,
 }
@@ -154,6 +157,7 @@ impl Report {
                     })
                 })
                 .collect(),
+            inference: None,
             engine: EngineInfo {
                 rounds: o.rounds,
                 kernel_calls: o.kernel.kernel_calls,
@@ -161,6 +165,12 @@ impl Report {
             },
             run,
         }
+    }
+
+    /// Attaches the request-level inference results ([`crate::serving::serve_services`]).
+    pub fn with_inference(mut self, inference: Option<crate::serving::InferenceReport>) -> Report {
+        self.inference = inference;
+        self
     }
 
     /// Pretty JSON with a trailing newline.
@@ -253,6 +263,22 @@ impl Report {
                 b.gpu_idle_share * 100.0
             );
         }
+        if let Some(inf) = &self.inference {
+            let _ = writeln!(
+                t,
+                "inference  {} services, {} requests ({} completed): TTFT p50 {} p99 {}; TPOT p50 {:.1} ms p99 {:.1} ms; \
+                 SLO met {:.1} %; ${:.2} per million output tokens",
+                inf.services,
+                inf.requests,
+                inf.completed,
+                human_ms(inf.ttft_s.p50),
+                human_ms(inf.ttft_s.p99),
+                inf.tpot_s.p50 * 1e3,
+                inf.tpot_s.p99 * 1e3,
+                inf.slo_attainment * 100.0,
+                inf.usd_per_million_output_tokens
+            );
+        }
         let _ = writeln!(
             t,
             "stranded GPUs (free but too few for the head gang): mean {:.1}, max {}",
@@ -292,6 +318,15 @@ fn row(t: &mut String, name: &str, s: &Stats, seconds: bool) {
         f(s.p99),
         f(s.max)
     );
+}
+
+/// Short latencies in milliseconds, longer ones as [`human_s`].
+fn human_ms(s: f64) -> String {
+    if s < 10.0 {
+        format!("{:.0} ms", s * 1e3)
+    } else {
+        human_s(s)
+    }
 }
 
 /// Seconds in a readable unit.

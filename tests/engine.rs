@@ -531,3 +531,116 @@ fn rl_jobs_are_checked_when_read() {
             .contains("rollout_replicas`: is required")
     );
 }
+
+const SERVED: &str = "seed = 3\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1\nusd_per_gpu_hour = 6\n\
+    [[jobs]]\nid = \"blocker\"\ngpus = 72\nduration_s = 100\n\
+    [[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 2\ngpus_per_replica = 4\nlifetime_s = 600\nsubmit_s = 10\n\
+    [jobs.serving]\nmodel = \"llama-3-8b\"\nrouter = \"kv-aware\"\n\
+    traffic = { kind = \"sessions\", sessions_per_s = 0.5, turns = { median = 4 }, first_prompt_tokens = { median = 2000 }, tokens_per_turn = { median = 300 }, output_tokens = { median = 200 }, tool_wait_s = { median_s = 2 } }\n";
+
+#[test]
+fn inference_services_are_served_where_and_when_they_ran() {
+    let w = from_toml(SERVED);
+    let o = run(&w);
+    // The service waits for the blocker: it runs from 100 s to 700 s.
+    assert_eq!(
+        (o.jobs[1].start, o.jobs[1].end),
+        (Some(100_000_000), Some(700_000_000))
+    );
+    let inf = ultrasched::serving::serve_services(&w, &o)
+        .unwrap()
+        .expect("one served service");
+    let again = ultrasched::serving::serve_services(&w, &o)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_string(&inf).unwrap(),
+        serde_json::to_string(&again).unwrap(),
+        "deterministic"
+    );
+    let s = &inf.per_service[0];
+    assert_eq!(
+        (s.start_s, s.end_s, s.gpu.as_str()),
+        (100.0, 700.0, "gb200")
+    );
+    // ~0.5 sessions/s x 600 s x 4 turns.
+    assert!(
+        (800..=1600).contains(&inf.requests),
+        "{} requests",
+        inf.requests
+    );
+    assert_eq!(inf.completed, inf.requests);
+    // 8 GPUs x 600 s at $6/GPU-h, per million output tokens.
+    assert!((inf.cost_usd - 8.0 * 600.0 / 3600.0 * 6.0).abs() < 1e-9);
+    assert!(
+        (inf.usd_per_million_output_tokens - inf.cost_usd / inf.output_tokens as f64 * 1e6).abs()
+            < 1e-9
+    );
+    let sessions = s.outcome.sessions.as_ref().expect("session stats");
+    assert!(
+        sessions.ttft_later_turns_s.mean < sessions.ttft_first_turn_s.mean,
+        "later turns reuse the cached prefix"
+    );
+    let report = Report::new(
+        &w,
+        &o,
+        RunInfo {
+            version: String::new(),
+            backend: String::new(),
+            adapter: String::new(),
+            wall_s: 0.0,
+        },
+    )
+    .with_inference(Some(inf));
+    let v = serde_json::to_value(&report).unwrap();
+    for key in [
+        "requests",
+        "ttft_s",
+        "tpot_s",
+        "slo_attainment",
+        "usd_per_million_output_tokens",
+    ] {
+        assert!(v["inference"].get(key).is_some(), "inference.{key}");
+    }
+}
+
+#[test]
+fn serving_specs_are_checked_when_read() {
+    let bad = SERVED.replace("model = \"llama-3-8b\"", "model = \"llama-9\"");
+    let e = parse_str(&bad, "s.toml", Format::Toml)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("s.toml:19:9: unknown model `llama-9`"), "{e}");
+    // 70B weights (141 GB) do not fit one 80 GB H100.
+    let big = SERVED
+        .replace("llama-3-8b", "llama-3-70b")
+        .replace("gpus_per_replica = 4", "gpus_per_replica = 1")
+        .replace("p6e-gb200", "p5-h100");
+    let e = build(
+        parse_str(&big, "s.toml", Format::Toml).unwrap(),
+        "s.toml",
+        "t",
+        Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("field `jobs[1].serving.model`"),
+        "{e}"
+    );
+    let train = SERVED.replace(
+        "kind = \"inference\"\nreplicas = 2\ngpus_per_replica = 4\nlifetime_s = 600",
+        "gpus = 8\nduration_s = 600",
+    );
+    let e = build(
+        parse_str(&train, "s.toml", Format::Toml).unwrap(),
+        "s.toml",
+        "t",
+        Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("serving`: belongs to inference jobs"),
+        "{e}"
+    );
+}

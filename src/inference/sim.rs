@@ -267,7 +267,8 @@ enum Power {
 #[derive(Debug)]
 enum Iteration {
     Prefill(Vec<usize>),
-    Decode,
+    /// This many decode steps back to back (see `start_iteration`).
+    Decode(u32),
 }
 
 #[derive(Debug, Default)]
@@ -391,6 +392,8 @@ struct Sim<'a> {
     progress: Vec<Progress>,
     heap: BinaryHeap<Reverse<(u64, u64, Event)>>,
     seq: u64,
+    /// Times of the arrival events in `heap` (with multiplicity): decode runs stop at the next one.
+    arrivals: std::collections::BTreeMap<u64, u32>,
     rr: usize,
     timeline: Vec<(u64, u32)>,
     /// Dependencies, one per request (empty: none).
@@ -496,6 +499,7 @@ pub fn simulate_closed_loop(
             .collect(),
         heap: BinaryHeap::new(),
         seq: 0,
+        arrivals: std::collections::BTreeMap::new(),
         rr: 0,
         timeline: vec![(0, initial)],
         after,
@@ -513,7 +517,15 @@ pub fn simulate_closed_loop(
     while let Some(Reverse((t, _, ev))) = sim.heap.pop() {
         now = t;
         match ev {
-            Event::Arrival(q) => sim.arrive(q, t),
+            Event::Arrival(q) => {
+                if let std::collections::btree_map::Entry::Occupied(mut e) = sim.arrivals.entry(t) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+                sim.arrive(q, t)
+            }
             Event::IterationDone(r) => sim.iteration_done(r, t),
             Event::Kick(r) => {
                 sim.replicas[r].kicked = false;
@@ -531,6 +543,9 @@ pub fn simulate_closed_loop(
 
 impl Sim<'_> {
     fn push(&mut self, t: u64, ev: Event) {
+        if matches!(ev, Event::Arrival(_)) {
+            *self.arrivals.entry(t).or_insert(0) += 1;
+        }
         self.heap.push(Reverse((t, self.seq, ev)));
         self.seq += 1;
     }
@@ -680,9 +695,40 @@ impl Sim<'_> {
                     u64::from(self.reqs[q].prompt_tokens) + u64::from(self.progress[q].generated)
                 })
                 .sum();
-            let d = self.service.decode_step_us(kv, rep.running.len());
+            // Decode steps run back to back as one event while nothing can change this replica's batch:
+            // until the first request finishes, and no later than the first step boundary at or after the
+            // next arrival (which may be routed here and admitted there). Each step's time is still
+            // computed alone, so timings equal the step-by-step ones. Autoscaling looks at every iteration
+            // end, so it keeps single steps.
+            let n = rep.running.len();
+            let until_done = rep
+                .running
+                .iter()
+                .map(|&q| {
+                    self.progress[q]
+                        .target
+                        .saturating_sub(self.progress[q].generated)
+                })
+                .min()
+                .unwrap_or(1)
+                .max(1);
+            let max_steps = if self.cfg.autoscale.is_some() {
+                1
+            } else {
+                until_done
+            };
+            let next_arrival = self.arrivals.keys().next().copied();
+            let (mut d, mut steps, mut kv) = (0u64, 0u32, kv);
+            loop {
+                d += self.service.decode_step_us(kv, n);
+                steps += 1;
+                kv += n as u64;
+                if steps >= max_steps || next_arrival.is_some_and(|a| t + d >= a) {
+                    break;
+                }
+            }
             rep.stats.decode_us += d;
-            rep.iteration = Some(Iteration::Decode);
+            rep.iteration = Some(Iteration::Decode(steps));
             d
         } else {
             return;
@@ -703,11 +749,11 @@ impl Sim<'_> {
                     }
                 }
             }
-            Some(Iteration::Decode) => {
+            Some(Iteration::Decode(steps)) => {
                 let running = std::mem::take(&mut self.replicas[r].running);
                 let mut still = Vec::with_capacity(running.len());
                 for q in running {
-                    self.progress[q].generated += 1;
+                    self.progress[q].generated += steps;
                     if self.progress[q].generated >= self.progress[q].target {
                         self.complete(r, q, t);
                     } else {

@@ -595,6 +595,37 @@ pub struct ServeOutcome {
     pub end_us: u64,
     /// Session numbers (session traffic only).
     pub sessions: Option<SessionSummary>,
+    /// Per completed request, seconds: so percentiles can be taken over several services together.
+    #[serde(skip)]
+    pub latencies: Latencies,
+}
+
+/// Raw latencies of completed requests, seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latencies {
+    /// Time to first token.
+    pub ttft_s: Vec<f64>,
+    /// Time per output token (requests with more than one output token).
+    pub tpot_s: Vec<f64>,
+    /// End to end.
+    pub e2e_s: Vec<f64>,
+    /// Completed requests that met both SLOs.
+    pub slo_met: u64,
+}
+
+fn latencies(res: &crate::inference::sim::SimResult, slo: crate::inference::sim::Slo) -> Latencies {
+    let mut l = Latencies::default();
+    for o in res
+        .requests
+        .iter()
+        .filter(|o| !o.cancelled && o.done_us.is_some())
+    {
+        l.ttft_s.extend(o.ttft_us().map(|us| us as f64 / 1e6));
+        l.tpot_s.extend(o.tpot_us().map(|us| us / 1e6));
+        l.e2e_s.extend(o.e2e_us().map(|us| us as f64 / 1e6));
+        l.slo_met += u64::from(o.meets(slo));
+    }
+    l
 }
 
 /// Runs `serve`'s traffic on `replicas` replicas of `tp` x `gpu`, for a service that ran from `start_us`
@@ -666,6 +697,7 @@ pub fn serve(
         end_us: res.end_us,
         sessions: matches!(serve.traffic, Traffic::Sessions(_))
             .then(|| summarize_sessions(&generated.after, &res)),
+        latencies: latencies(&res, serve.slo),
         summary,
     })
 }

@@ -18,6 +18,7 @@ pub fn draw(
     gi: usize,
     seed: u64,
     file: &str,
+    cluster: &crate::cluster::Cluster,
     out: &mut Vec<Job>,
 ) -> Result<(), InputError> {
     let path = format!("generators[{gi}]");
@@ -32,6 +33,9 @@ pub fn draw(
             ));
         }
     };
+    if g.serving.is_some() && kind != JobKind::Inference {
+        return Err(field("serving", "belongs to inference generators"));
+    }
     let (required, preferred) = topology(&g.topology, default_level, file, &path)?;
     // What each drawn job's gang looks like.
     let (sizes, weights, replicas): (Vec<u32>, Vec<f64>, u32) = match kind {
@@ -119,7 +123,14 @@ pub fn draw(
             model: training_model(g.model),
             rl: None,
             rollout: None,
+            serving: None,
         });
+        if let Some(spec) = &g.serving {
+            let job = out
+                .last_mut()
+                .ok_or_else(|| field("count", "drew no job"))?;
+            super::serving(spec, job, cluster, file, &format!("{path}.serving"))?;
+        }
     }
     Ok(())
 }

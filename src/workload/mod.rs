@@ -88,6 +88,8 @@ pub struct Job {
     pub rl: Option<Box<RlJob>>,
     /// Async RL: the rollout replicas, placed together with the training gang.
     pub rollout: Option<Gang>,
+    /// Inference: the model served and its traffic.
+    pub serving: Option<Box<crate::inference::traffic::Serve>>,
 }
 
 /// A group of identical gangs placed with a job's main gangs.
@@ -290,7 +292,7 @@ pub fn build(
         jobs.push(explicit_job(j, i, file, &cluster)?);
     }
     for (gi, g) in spec.generators.iter().enumerate() {
-        generate::draw(g, gi, seed, file, &mut jobs)?;
+        generate::draw(g, gi, seed, file, &cluster, &mut jobs)?;
     }
     let mut ids = HashSet::new();
     for (i, j) in jobs.iter().enumerate() {
@@ -426,11 +428,56 @@ fn explicit_job(
         model: training_model(j.model),
         rl: None,
         rollout: None,
+        serving: None,
     };
     if let Some(spec) = &j.rl {
         rl_job(spec, &mut job, cluster, file, &format!("{path}.rl"))?;
     }
+    if let Some(spec) = &j.serving {
+        if kind != JobKind::Inference {
+            return Err(forbid("serving", "inference"));
+        }
+        serving(spec, &mut job, cluster, file, &format!("{path}.serving"))?;
+    }
     Ok(job)
+}
+
+/// Builds an inference job's serving: the model must fit a replica on some pool (the job is narrowed to
+/// those pools) and the traffic over the lifetime must stay within the simulator's limits.
+pub(crate) fn serving(
+    spec: &crate::inference::traffic::ServeSpec,
+    job: &mut Job,
+    cluster: &Cluster,
+    file: &str,
+    path: &str,
+) -> Result<(), InputError> {
+    let serve = spec.build(path, file)?;
+    let mut ok = 0u32;
+    for p in pools_in(cluster, job.model_mask) {
+        let fits = crate::inference::perf::Roofline::new(
+            serve.model.clone(),
+            *p.preset.model(),
+            job.gpus,
+            crate::inference::perf::Efficiency::default(),
+        );
+        if fits.is_ok() {
+            ok |= 1 << p.preset.gpu_model;
+        }
+    }
+    if ok == 0 {
+        return Err(InputError::field(
+            file,
+            format!("{path}.model"),
+            format!(
+                "{} does not fit a replica of {} GPUs on any acceptable pool; raise gpus_per_replica",
+                serve.model.name, job.gpus
+            ),
+        ));
+    }
+    job.model_mask = ok;
+    serve.check_volume(job.duration)?;
+    job.serving = Some(Box::new(serve));
+    Ok(())
 }
 
 /// Pools whose GPU model is in `mask`.

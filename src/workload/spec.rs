@@ -220,6 +220,9 @@ pub struct JobSpecEntry {
     pub model: Option<TrainingModelSpec>,
     /// RL: the loop (with `kind = "rl"`; `gpus` is the training gang).
     pub rl: Option<RlSpec>,
+    /// Inference: the model served and its request traffic, simulated request by request on the replicas
+    /// the service got, while it ran.
+    pub serving: Option<crate::inference::traffic::ServeSpec>,
 }
 
 /// `rl = { ... }` of a `kind = "rl"` job.
@@ -310,6 +313,8 @@ pub struct GeneratorSpec {
     pub topology: TopologySpec,
     /// Training: the model of every drawn job.
     pub model: Option<TrainingModelSpec>,
+    /// Inference: the serving spec of every drawn service (each draws its own traffic).
+    pub serving: Option<crate::inference::traffic::ServeSpec>,
 }
 
 /// One entry of a GPU-count mix.
