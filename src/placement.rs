@@ -64,8 +64,9 @@ pub fn allocate(
     debug_assert_eq!(left, 0, "the kernel checked the group's free GPUs");
 }
 
-/// Places every gang of `job` on `state`, one kernel call per gang after the first (whose winner the caller
-/// may already hold). All or nothing: on failure the state is restored and `None` returned.
+/// Places every gang of `job` on `state` (its replicas, then an async RL job's rollout replicas), one kernel
+/// call per gang after the first (whose winner the caller may already hold). All or nothing: on failure the
+/// state is restored and `None` returned.
 #[allow(clippy::too_many_arguments)]
 pub fn place_job(
     cluster: &Cluster,
@@ -76,16 +77,61 @@ pub fn place_job(
     first: Option<Winner>,
     scratch: &mut Scratch,
 ) -> Result<Option<Vec<Allocation>>, KernelError> {
-    let record = job_record(job);
     let mut gangs: Vec<Allocation> = Vec::with_capacity(job.replicas as usize);
-    for r in 0..job.replicas {
+    let mut placed = place_gangs(
+        cluster,
+        state,
+        backend,
+        policy,
+        &job_record(job),
+        job.replicas,
+        first,
+        scratch,
+        &mut gangs,
+    )?;
+    if let (true, Some(g)) = (placed, job.rollout) {
+        let record = JobRecord {
+            gpus: g.gpus,
+            model_mask: g.model_mask,
+            level: g.required,
+            preferred: g.preferred,
+        };
+        placed = place_gangs(
+            cluster, state, backend, policy, &record, g.count, None, scratch, &mut gangs,
+        )?;
+    }
+    if !placed {
+        for a in &gangs {
+            state.release(cluster, a);
+        }
+        scratch.dirty = true;
+        return Ok(None);
+    }
+    Ok(Some(gangs))
+}
+
+/// Places `count` gangs of `record`, appending their allocations to `gangs`; false at the first that fits
+/// nowhere (the caller undoes what was placed).
+#[allow(clippy::too_many_arguments)]
+fn place_gangs(
+    cluster: &Cluster,
+    state: &mut ClusterState,
+    backend: &mut dyn CostBackend,
+    policy: PlacementPolicy,
+    record: &JobRecord,
+    count: u32,
+    first: Option<Winner>,
+    scratch: &mut Scratch,
+    gangs: &mut Vec<Allocation>,
+) -> Result<bool, KernelError> {
+    for r in 0..count {
         let winner = match (r, first) {
             (0, Some(w)) => w,
             _ => {
                 scratch.refresh(cluster, state);
                 backend.best_candidates(
                     policy.kernel_id(),
-                    &[record],
+                    std::slice::from_ref(record),
                     &scratch.candidates,
                     &mut scratch.winners,
                 )?;
@@ -95,50 +141,14 @@ pub fn place_job(
             }
         };
         if !winner.is_feasible() {
-            for g in &gangs {
-                state.release(cluster, g);
-            }
-            scratch.dirty = true;
-            return Ok(None);
+            return Ok(false);
         }
         let mut alloc = Allocation::new();
-        allocate(cluster, state, policy, &record, winner, &mut alloc);
+        allocate(cluster, state, policy, record, winner, &mut alloc);
         scratch.dirty = true;
         gangs.push(alloc);
     }
-    // Async RL: the rollout replicas come with the job, all or nothing.
-    if let Some(g) = job.rollout {
-        let record = JobRecord {
-            gpus: g.gpus,
-            model_mask: g.model_mask,
-            level: g.required,
-            preferred: g.preferred,
-        };
-        for _ in 0..g.count {
-            scratch.refresh(cluster, state);
-            backend.best_candidates(
-                policy.kernel_id(),
-                &[record],
-                &scratch.candidates,
-                &mut scratch.winners,
-            )?;
-            scratch.stats.kernel_calls += 1;
-            scratch.stats.pairs += scratch.candidates.len() as u64;
-            let winner = scratch.winners[0];
-            if !winner.is_feasible() {
-                for a in &gangs {
-                    state.release(cluster, a);
-                }
-                scratch.dirty = true;
-                return Ok(None);
-            }
-            let mut alloc = Allocation::new();
-            allocate(cluster, state, policy, &record, winner, &mut alloc);
-            scratch.dirty = true;
-            gangs.push(alloc);
-        }
-    }
-    Ok(Some(gangs))
+    Ok(true)
 }
 
 /// Kernel-call counters.
