@@ -7,4 +7,5 @@
 
 pub mod catalog;
 pub mod error;
+pub mod fgd;
 pub mod kernel;

@@ -10,6 +10,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod node_score;
 
 use bytemuck::{Pod, Zeroable};
 
