@@ -30,7 +30,10 @@ fn published(file: &str, skip: usize) -> BTreeMap<(String, u64), Vec<f64>> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            let vals = f[skip..].iter().map(|v| v.parse::<f64>().unwrap()).collect();
+            let vals = f[skip..]
+                .iter()
+                .map(|v| v.parse::<f64>().unwrap())
+                .collect();
             ((f[1].to_string(), f[3].parse().unwrap()), vals)
         })
         .collect()
@@ -54,7 +57,13 @@ fn draws(trace: &Trace, seeds: &[u64]) -> BTreeMap<u64, Draws> {
         .collect()
 }
 
-const REPLAYABLE: [Policy; 5] = [Policy::DotProd, Policy::GpuClustering, Policy::GpuPacking, Policy::BestFit, Policy::Fgd];
+const REPLAYABLE: [Policy; 5] = [
+    Policy::DotProd,
+    Policy::GpuClustering,
+    Policy::GpuPacking,
+    Policy::BestFit,
+    Policy::Fgd,
+];
 
 /// FGD seeds whose fragmentation curve deviates slightly (see the module doc), with the count of deviating cells.
 const KNOWN_FRAG_DEVIATIONS: [(u64, usize); 4] = [(43, 3), (49, 62), (50, 49), (51, 92)];
@@ -77,22 +86,32 @@ fn replay_mismatches(seeds: &[u64]) -> Vec<String> {
         for c in 0..want_a.len() {
             let got = r.alloc[c].unwrap_or(f64::NAN);
             if got != want_a[c] {
-                bad.push(format!("{} seed {} alloc col {c}: ours {got}, published {}", key.0, r.seed, want_a[c]));
+                bad.push(format!(
+                    "{} seed {} alloc col {c}: ours {got}, published {}",
+                    key.0, r.seed, want_a[c]
+                ));
             }
             let got = r.frag[c].unwrap_or(f64::NAN);
             if got != want_f[c] {
-                let known = r.policy == Policy::Fgd && KNOWN_FRAG_DEVIATIONS.iter().any(|&(s, _)| s == r.seed);
+                let known = r.policy == Policy::Fgd
+                    && KNOWN_FRAG_DEVIATIONS.iter().any(|&(s, _)| s == r.seed);
                 if known && (got - want_f[c]).abs() <= KNOWN_FRAG_TOLERANCE {
                     *frag_dev.entry(r.seed).or_default() += 1;
                 } else {
-                    bad.push(format!("{} seed {} frag col {c}: ours {got}, published {}", key.0, r.seed, want_f[c]));
+                    bad.push(format!(
+                        "{} seed {} frag col {c}: ours {got}, published {}",
+                        key.0, r.seed, want_f[c]
+                    ));
                 }
             }
         }
     }
     for (seed, count) in KNOWN_FRAG_DEVIATIONS {
         if seeds.contains(&seed) && frag_dev.get(&seed).copied().unwrap_or(0) != count {
-            bad.push(format!("06-FGD seed {seed}: {:?} deviating frag cells, expected {count}", frag_dev.get(&seed)));
+            bad.push(format!(
+                "06-FGD seed {seed}: {:?} deviating frag cells, expected {count}",
+                frag_dev.get(&seed)
+            ));
         }
     }
     bad
@@ -101,7 +120,12 @@ fn replay_mismatches(seeds: &[u64]) -> Vec<String> {
 #[test]
 fn replay_seed_42_is_exact() {
     let bad = replay_mismatches(&[42]);
-    assert!(bad.is_empty(), "{} cells differ:\n{}", bad.len(), bad.iter().take(400).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} cells differ:\n{}",
+        bad.len(),
+        bad.iter().take(400).cloned().collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
@@ -109,5 +133,10 @@ fn replay_seed_42_is_exact() {
 fn replay_all_seeds_is_exact() {
     let seeds: Vec<u64> = (42..=51).collect();
     let bad = replay_mismatches(&seeds);
-    assert!(bad.is_empty(), "{} cells differ:\n{}", bad.len(), bad.iter().take(400).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} cells differ:\n{}",
+        bad.len(),
+        bad.iter().take(400).cloned().collect::<Vec<_>>().join("\n")
+    );
 }

@@ -50,6 +50,8 @@ pub struct Outcome {
     pub placed: usize,
     /// One event per attempt.
     pub events: Vec<Event>,
+    /// Per attempt: the chosen node and GPU mask (bit i = GPU i), or `None` when the pod failed.
+    pub placements: Vec<Option<(usize, u32)>>,
 }
 
 /// The project's RNG for one purpose of one seed.
@@ -120,6 +122,7 @@ pub fn run(
     let kernel_policy = policy.kernel_id();
 
     let mut events = Vec::with_capacity(order.len());
+    let mut placements = Vec::with_capacity(order.len());
     let (mut arrived, mut allocated, mut placed) = (0u64, 0u64, 0usize);
     let mut feasible_nodes: Vec<usize> = Vec::new();
     for &pi in &order {
@@ -141,9 +144,11 @@ pub fn run(
                     .then(|| feasible_nodes[rng.random_range(0..feasible_nodes.len())])
             }
         };
+        placements.push(None);
         if let Some(ni) = chosen {
             let node = &nodes[ni];
             let gpus = policy.choose_gpus(node, pod, &trace.typical, frag[ni], &mut rng);
+            placements[events.len()] = Some((ni, gpus));
             let mut after = after_placing(node, pod, gpus);
             after.tags |= pod.tag;
             after.version += 1;
@@ -170,6 +175,7 @@ pub fn run(
         attempted: order.len(),
         placed,
         events,
+        placements,
     }
 }
 
@@ -263,6 +269,152 @@ pub fn curves(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fgd::openb::{parse_nodes, parse_pods};
+    use crate::kernel::node_score::CpuNodeScorer;
+
+    /// Runs `policy` on a tiny cluster with pods attempted in file order and node ranks = file order.
+    fn place(nodes: &str, pods: &str, policy: Policy) -> Vec<Option<(usize, u32)>> {
+        let nodes = parse_nodes(
+            format!("sn,cpu_milli,memory_mib,gpu,model\n{nodes}").as_bytes(),
+            "n",
+        )
+        .unwrap();
+        let pods = parse_pods(
+            format!("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n{pods}").as_bytes(),
+            "p",
+        )
+        .unwrap();
+        let trace = Trace::new("w", &nodes, "n", &pods).unwrap();
+        let draws = Draws {
+            pod_order: (0..pods.len()).collect(),
+            node_rank: (0..nodes.len() as u32).collect(),
+        };
+        run(
+            &trace,
+            policy,
+            1,
+            1.0,
+            Some(&draws),
+            &mut CpuNodeScorer::new(),
+        )
+        .placements
+    }
+
+    #[test]
+    fn dot_product_takes_the_node_aligned_with_the_pod() {
+        // small: d = 0.25*0.125 + 0.25*0.125 -> 96; big: d = 0.125 + 0.125 -> 87.
+        let p = place(
+            "big,128000,999999,8,A\nsmall,32000,999999,2,A",
+            "p0,16000,1,1,1000",
+            Policy::DotProd,
+        );
+        assert_eq!(p, [Some((1, 0b1))]);
+    }
+
+    #[test]
+    fn gpu_clustering_groups_pods_by_gpu_shape() {
+        let p = place(
+            "a,96000,999999,8,A\nb,96000,999999,8,A",
+            "p0,1000,1,1,300\np1,1000,1,1,1000\np2,1000,1,1,300",
+            Policy::GpuClustering,
+        );
+        // p0: both empty (25 each) -> rank 0 = a. p1 (1-gpu): a holds `share` only (0), b empty (25) -> b.
+        // p2 (share): a holds only `share` (75 + base) -> a, on the tightest GPU (GPU 0, 700 left).
+        assert_eq!(p, [Some((0, 0b1)), Some((1, 0b1)), Some((0, 0b1))]);
+    }
+
+    #[test]
+    fn gpu_packing_prefers_small_idle_nodes_then_shared_gpus() {
+        let p = place(
+            "eight,96000,999999,8,A\ntwo,96000,999999,2,A",
+            "p0,1000,1,1,300\np1,1000,1,1,300\np2,1000,1,1,1000",
+            Policy::GpuPacking,
+        );
+        // p0: idle nodes score max(33-8, 8) = 25 and max(33-2, 2) = 31 -> two. p1: shares two's GPU 0
+        // (100 - 70/10 = 93). p2 (whole GPU): two has a free GPU on a used node (49) -> two, GPU 1.
+        assert_eq!(p, [Some((1, 0b1)), Some((1, 0b1)), Some((1, 0b10))]);
+    }
+
+    #[test]
+    fn best_fit_takes_the_tightest_node() {
+        let p = place(
+            "big,128000,999999,8,A\ntight,8000,999999,1,A",
+            "p0,8000,1,1,1000\np1,8000,1,1,1000",
+            Policy::BestFit,
+        );
+        // p0 fills `tight` exactly (100 vs 9); p1 only fits `big` (exactly one feasible node).
+        assert_eq!(p, [Some((1, 0b1)), Some((0, 0b1))]);
+    }
+
+    #[test]
+    fn fgd_fills_the_leftover_that_fragments() {
+        let p = place(
+            "a,96000,999999,2,A\nb,96000,999999,2,A",
+            "p0,1000,1,1,600\np1,1000,1,1,400\np2,1000,1,1,600\np3,1000,1,1,400",
+            Policy::Fgd,
+        );
+        // Typical pods: m=600 and m=400, half each. p0: a, GPU 0 (ties by rank and index), leaving 400 that
+        // is fragment for m=600. p1 (m=400) fills exactly that GPU: F falls, so it scores above 50 there.
+        assert_eq!(p[0], Some((0, 0b1)));
+        assert_eq!(p[1], Some((0, 0b1)));
+    }
+
+    #[test]
+    fn failed_pods_are_dropped_and_counted_as_arrived() {
+        let nodes = "a,8000,1000,1,A";
+        let p = place(
+            nodes,
+            "p0,1000,1,1,1000\np1,1000,1,1,500\np2,1000,5000,0,0\np3,1000,1,0,0",
+            Policy::BestFit,
+        );
+        assert_eq!(
+            p,
+            [Some((0, 0b1)), None, None, Some((0, 0))],
+            "no GPU left; memory short; CPU-only fits"
+        );
+    }
+
+    #[test]
+    fn random_is_reproducible_and_only_picks_feasible_nodes() {
+        let nodes = "a,8000,999999,1,A\nb,8000,999999,1,A\nc,8000,999999,1,B";
+        let pods = "p0,1000,1,1,500\np1,1000,1,1,500\np2,1000,1,1,500\np3,1000,1,1,500";
+        let p = place(nodes, pods, Policy::Random);
+        assert_eq!(p, place(nodes, pods, Policy::Random));
+        assert!(p.iter().all(|x| x.is_some()));
+        let more = "p0,1000,1,1,1000\np1,1000,1,1,1000\np2,1000,1,1,1000\np3,1000,1,1,1000";
+        let p = place(nodes, more, Policy::Random);
+        assert_eq!(
+            p.iter().filter(|x| x.is_some()).count(),
+            3,
+            "three GPUs, four whole-GPU pods"
+        );
+    }
+
+    #[test]
+    fn own_rng_order_is_seeded_and_tuned_up() {
+        let nodes = parse_nodes(
+            b"sn,cpu_milli,memory_mib,gpu,model\na,8000,999999,2,A\n",
+            "n",
+        )
+        .unwrap();
+        let pods = parse_pods(
+            b"name,cpu_milli,memory_mib,num_gpu,gpu_milli\nx,1,1,1,500\ny,1,1,0,0\n",
+            "p",
+        )
+        .unwrap();
+        let trace = Trace::new("w", &nodes, "n", &pods).unwrap();
+        let order = pod_order(&trace, 7, 1.3);
+        assert_eq!(order, pod_order(&trace, 7, 1.3));
+        // Target 2600 milli: the original 500, then copies of x (500 each) until 2500; y copies add nothing.
+        let demand: u64 = order
+            .iter()
+            .map(|&i| trace.pods[i].gpu_demand() as u64)
+            .sum();
+        assert_eq!(demand, 2500);
+        let mut ranks = node_ranks(&trace, 7);
+        ranks.sort();
+        assert_eq!(ranks, [0]);
+    }
 
     #[test]
     fn round2_is_pythons_round() {
