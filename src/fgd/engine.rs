@@ -97,8 +97,9 @@ pub fn node_ranks(trace: &Trace, seed: u64) -> Vec<u32> {
     rank
 }
 
-/// Runs one experiment. With `draws`, the pod order and node ranks come from them (exact replay); otherwise
-/// from the seed. `seed` also drives the Random policy.
+/// Runs one experiment. With `draws`, the pod order and node ranks come from them (exact replay; build them
+/// with `replay`, which guarantees every pod id is in range and every node has a rank); otherwise from the seed.
+/// `seed` also drives the Random policy.
 pub fn run(
     trace: &Trace,
     policy: Policy,
