@@ -7,10 +7,12 @@
 //! 43, 49, 50 and 51, where 206 of 524 cells differ by at most 0.01 percentage point (ours slightly higher). The
 //! allocation curves of those runs are exact, so every pod lands or fails as in the original; the small excess
 //! excess is small and grows slowly (seed 51: about 7 milli-GPU of cluster fragmentation from ~12 % arrived,
-//! about 15 by 90 %). Ruled out: floating-point ties (no FGD score lies within 1e-9 of an integer, no
-//! near-zero fragmentation delta), the GPU tie rule (lowest index vs last vs tightest), the score cache,
-//! single-feasible-node GPU choice, and every single alternative decision (score within 1, effect under 60
-//! milli) among the first 1,050 attempts of seed 51. Cause not yet found.
+//! about 15 by 90 %). Lead: it comes from CPU-only pods. For them every feasible node usually scores exactly
+//! 50 (F does not change) and our rank tie-break picks a node the original did not: in seed 51, placing the
+//! CPU-only pod of attempt 212 (openb-pod-3830) on any other 50-scoring node instead of openb-node-0252 (rank
+//! 14, both GPUs fully used) makes columns 0..25 exact and cuts that seed's deviating cells from 92 to 27.
+//! Ruled out: floating-point ties (no FGD score within 1e-9 of an integer, no near-zero F delta), the GPU tie
+//! rule, the score cache, and the single-feasible-node GPU choice.
 //! `KNOWN_FRAG_DEVIATIONS` pins this so any change in either direction shows up.
 
 use std::collections::BTreeMap;
