@@ -45,6 +45,11 @@ pub enum Command {
     },
     /// List the cluster presets (the units pools are built from) with their figures.
     Presets,
+    /// Reproduce the FGD (USENIX ATC'23) GPU-sharing fragmentation study on an Alibaba openb trace.
+    ///
+    /// Example: ultrasched frag-study --nodes workloads/traces/openb/openb_node_list_gpu_node.csv
+    /// --pods workloads/traces/openb/openb_pod_list_default.csv --seed 42..51 --csv out/alloc.csv
+    FragStudy(crate::fgd::FragStudyArgs),
     /// Run one workload under every queue x placement x seed combination (in parallel) and print one
     /// table of headline metrics, each run against the first.
     ///
@@ -166,6 +171,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Compare(args) => compare(&args),
         Command::BenchKernel(args) => bench_kernel(&args),
+        Command::FragStudy(args) => crate::fgd::run(&args),
         Command::ReplayInference(args) => crate::inference::cli::run(&args),
     }
 }

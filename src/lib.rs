@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod compare;
 pub mod error;
+pub mod fgd;
 pub mod html;
 pub mod inference;
 pub mod kernel;

@@ -364,31 +364,51 @@ impl LineChart {
     /// The chart as an `<svg>` element.
     pub fn render(&self) -> String {
         let mut svg = Svg::new(self.width, self.height);
-        let area = (
-            LEFT,
-            TOP,
-            self.width - LEFT - RIGHT,
-            self.height - TOP - BOTTOM,
-        );
-        frame(&mut svg, &self.x, Some(&self.y), area);
         // Legend along the top right: swatch, then name. Text widths are estimated (about 7 px per
         // character at 12 px, on the generous side), so an error widens a gap instead of overlapping.
+        // Entries wrap into rows that fit the plot's width; extra rows push the plot area down.
         let widths: Vec<f64> = self
             .series
             .iter()
             .map(|s| 24.0 + 7.0 * s.name.chars().count() as f64 + 16.0)
             .collect();
-        let mut lx = (self.width - RIGHT - widths.iter().sum::<f64>() + 16.0).max(LEFT);
-        for (s, w) in self.series.iter().zip(&widths) {
-            let dash = s.dashed.then_some("5 3");
-            svg.path(
-                &format!("M{} {}h18", num(lx), num(TOP - 14.0)),
-                &s.color,
-                2.5,
-                dash,
-            );
-            svg.text(lx + 24.0, TOP - 10.0, Anchor::Start, "legend", &s.name);
-            lx += w;
+        let avail = self.width - LEFT - RIGHT + 16.0;
+        let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut row_w = 0.0;
+        for (i, w) in widths.iter().enumerate() {
+            if row_w + w > avail && rows.last().is_some_and(|r| !r.is_empty()) {
+                rows.push(Vec::new());
+                row_w = 0.0;
+            }
+            if let Some(r) = rows.last_mut() {
+                r.push(i);
+            }
+            row_w += w;
+        }
+        let extra = 16.0 * (rows.len() - 1) as f64;
+        let area = (
+            LEFT,
+            TOP + extra,
+            self.width - LEFT - RIGHT,
+            self.height - TOP - BOTTOM - extra,
+        );
+        frame(&mut svg, &self.x, Some(&self.y), area);
+        for (r, row) in rows.iter().enumerate() {
+            let y = TOP + 16.0 * r as f64;
+            let row_w: f64 = row.iter().map(|&i| widths[i]).sum();
+            let mut lx = (self.width - RIGHT - row_w + 16.0).max(LEFT);
+            for &i in row {
+                let s = &self.series[i];
+                let dash = s.dashed.then_some("5 3");
+                svg.path(
+                    &format!("M{} {}h18", num(lx), num(y - 14.0)),
+                    &s.color,
+                    2.5,
+                    dash,
+                );
+                svg.text(lx + 24.0, y - 10.0, Anchor::Start, "legend", &s.name);
+                lx += widths[i];
+            }
         }
         let mut any = false;
         for s in &self.series {

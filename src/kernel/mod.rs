@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod cpu;
 pub mod gpu;
+pub mod node_score;
 pub mod select;
 
 pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};
