@@ -153,43 +153,6 @@ pub fn summary(rows: &[StudyRow]) -> Vec<(Policy, usize, f64, Duration)> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn python_float_repr() {
-        assert_eq!(py_float(12.0), "12.0");
-        assert_eq!(py_float(0.25), "0.25");
-        assert_eq!(py_float(14.015918367346941), "14.015918367346941");
-        assert_eq!(last_column(1.3), 130);
-    }
-
-    #[test]
-    fn csv_layouts() {
-        let row = StudyRow {
-            workload: "w".into(),
-            policy: Policy::Fgd,
-            tune: 1.3,
-            seed: 42,
-            total_gpus: 8,
-            alloc: vec![Some(0.5), Some(1.0), None],
-            frag: vec![Some(2.5), None, None],
-            attempted: 3,
-            placed: 2,
-            wall: Duration::ZERO,
-        };
-        assert_eq!(
-            allocation_csv(std::slice::from_ref(&row)),
-            "workload,sc_policy,tune,seed,total_gpus,0,1,2\nw,06-FGD,1.3,42,8,0.5,1.0,\n"
-        );
-        assert_eq!(
-            frag_csv(&[row]),
-            "workload,sc_policy,tune,seed,0,1,2\nw,06-FGD,1.3,42,2.5,,\n"
-        );
-    }
-}
-
 /// Mean allocation curve per policy over its seeds (NaN where a column has no value), in policy order.
 pub fn mean_curves(rows: &[StudyRow]) -> Vec<(String, Vec<f64>)> {
     let mut out: Vec<(Policy, Vec<(f64, u32)>)> = Vec::new();
@@ -285,4 +248,41 @@ pub fn published_means(text: &str, file: &str) -> Result<Vec<(String, Vec<f64>)>
         .into_iter()
         .map(|(p, n, s)| (p, s.into_iter().map(|x| x / n as f64).collect()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_float_repr() {
+        assert_eq!(py_float(12.0), "12.0");
+        assert_eq!(py_float(0.25), "0.25");
+        assert_eq!(py_float(14.015918367346941), "14.015918367346941");
+        assert_eq!(last_column(1.3), 130);
+    }
+
+    #[test]
+    fn csv_layouts() {
+        let row = StudyRow {
+            workload: "w".into(),
+            policy: Policy::Fgd,
+            tune: 1.3,
+            seed: 42,
+            total_gpus: 8,
+            alloc: vec![Some(0.5), Some(1.0), None],
+            frag: vec![Some(2.5), None, None],
+            attempted: 3,
+            placed: 2,
+            wall: Duration::ZERO,
+        };
+        assert_eq!(
+            allocation_csv(std::slice::from_ref(&row)),
+            "workload,sc_policy,tune,seed,total_gpus,0,1,2\nw,06-FGD,1.3,42,8,0.5,1.0,\n"
+        );
+        assert_eq!(
+            frag_csv(&[row]),
+            "workload,sc_policy,tune,seed,0,1,2\nw,06-FGD,1.3,42,2.5,,\n"
+        );
+    }
 }
