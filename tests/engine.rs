@@ -644,3 +644,33 @@ fn serving_specs_are_checked_when_read() {
         "{e}"
     );
 }
+
+#[test]
+fn a_preempted_rl_job_resumes_its_steps_and_pays_the_restart_once() {
+    // A low-priority colocated RL job fills one UltraServer; a high-priority gang arrives at 600 s and takes
+    // it for 1000 s. The RL job restarts afterwards: its time on GPUs is its steps x step time plus exactly
+    // the 120 s restart cost (to the microsecond rounding of the step conversion).
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1\n\
+        [scheduler]\nqueue = \"priority\"\npreemption = true\nrestart_cost_s = 120\n\
+        [[jobs]]\nid = \"rl\"\nkind = \"rl\"\ngpus = 72\npriority = 0\n\
+        rl = { mode = \"colocated\", steps = 50, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 2, prompt_tokens = 1024, output_tokens = 128, reward_s = 5 }\n\
+        [[jobs]]\nid = \"urgent\"\ngpus = 72\nduration_s = 1000\nsubmit_s = 600\npriority = 9\n";
+    let w = from_toml(text);
+    let o = run(&w);
+    let step = o.jobs[0].rl.unwrap().step_s;
+    assert_eq!(o.jobs[0].preemptions, 1);
+    assert_eq!(o.jobs[1].start, Some(600_000_000));
+    let held: u64 = o
+        .segments
+        .iter()
+        .filter(|s| s.job == 0)
+        .map(|s| s.end - s.start)
+        .sum();
+    let expected = 50.0 * step + 120.0;
+    assert!(
+        (held as f64 / 1e6 - expected).abs() < 1e-3,
+        "held {} s, expected {expected} s",
+        held as f64 / 1e6
+    );
+    assert_eq!(o.segments.iter().filter(|s| s.job == 0).count(), 2);
+}
