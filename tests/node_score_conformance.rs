@@ -170,3 +170,144 @@ fn dot_product_integer_equals_f64() {
         }
     }
 }
+
+/// Random typical pods with counts (and their frequencies).
+fn random_typical(rng: &mut ChaCha8Rng) -> Vec<TypicalRecord> {
+    let n = rng.random_range(1..=40);
+    let mut t: Vec<TypicalRecord> = (0..n)
+        .map(|_| {
+            let (gpus, milli) = match rng.random_range(0..4) {
+                0 => (0, 0),
+                1 => (1, rng.random_range(1..MILLI)),
+                2 => (rng.random_range(1..=8), MILLI),
+                _ => (1, MILLI),
+            };
+            TypicalRecord {
+                cpu: rng.random_range(0..=64) * 1000,
+                gpus,
+                milli,
+                model_mask: if rng.random_bool(0.2) {
+                    rng.random_range(1..16)
+                } else {
+                    ANY_MODEL
+                },
+                freq: 0.0,
+                count: rng.random_range(1..=1200),
+            }
+        })
+        .collect();
+    let total: u32 = t.iter().map(|x| x.count).sum();
+    for x in &mut t {
+        x.freq = f64::from(x.count) / f64::from(total);
+    }
+    t
+}
+
+/// Random nodes: mixes of idle, partly used and full GPUs, CPU-only nodes, several models.
+fn random_nodes(rng: &mut ChaCha8Rng, n: usize) -> Vec<NodeRecord> {
+    let mut ranks: Vec<u32> = (0..n as u32).collect();
+    rand::seq::SliceRandom::shuffle(ranks.as_mut_slice(), rng);
+    (0..n)
+        .map(|i| {
+            let g = [0, 1, 2, 4, 8][rng.random_range(0..5)];
+            let mut nd = NodeRecord {
+                cpu_left: rng.random_range(0..=128) * 1000 + [0, 500, 150][rng.random_range(0..3)],
+                mem_left: rng.random_range(0..1 << 20),
+                model: rng.random_range(0..4),
+                gpu_count: g,
+                rank: if rng.random_bool(0.05) { 0 } else { ranks[i] },
+                version: 1,
+                ..Default::default()
+            };
+            nd.cpu_left = nd.cpu_left.min(MAX_CPU_MILLI);
+            for j in 0..g as usize {
+                nd.gpu_left[j] = match rng.random_range(0..4) {
+                    0 => MILLI,
+                    1 => 0,
+                    2 => rng.random_range(0..=MILLI),
+                    _ => [500, 250, 750, 100][rng.random_range(0..4)],
+                };
+            }
+            for _ in 0..rng.random_range(0..3) {
+                nd.tags |= [TAG_SHARE, 1 << 1, 1 << 2, 1 << 4, 1 << 8][rng.random_range(0..5)];
+            }
+            nd
+        })
+        .collect()
+}
+
+/// Pod shapes: cpu-only, sharing, whole-GPU multi-GPU, gpu_spec constrained.
+fn random_pods(rng: &mut ChaCha8Rng, count: usize) -> Vec<PodRecord> {
+    (0..count)
+        .map(|i| {
+            let cpu = rng.random_range(0..=32) * 1000 + [0, 150, 3150][rng.random_range(0..3)];
+            let mut p = match i % 4 {
+                0 => pod(cpu, 0, 0),
+                1 => pod(cpu, 1, rng.random_range(1..MILLI)),
+                2 => pod(cpu, [1, 2, 4, 8][rng.random_range(0..4)], MILLI),
+                _ => {
+                    let mut p = pod(cpu, 1, [MILLI, 500, 250][rng.random_range(0..3)]);
+                    p.model_mask = rng.random_range(1..16);
+                    p
+                }
+            };
+            p.mem = rng.random_range(0..1 << 16);
+            p.shape = i as u32;
+            p
+        })
+        .collect()
+}
+
+const POLICIES: [u32; 5] = [
+    POLICY_DOT_PRODUCT,
+    POLICY_GPU_CLUSTERING,
+    POLICY_GPU_PACKING,
+    POLICY_BEST_FIT,
+    POLICY_FGD,
+];
+
+#[test]
+fn gpu_winners_equal_cpu_on_random_node_sets() {
+    let Some(mut gpu) = common::gpu_node_scorer() else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let pods_per_set = if cfg!(debug_assertions) { 8 } else { 24 };
+    let mut compared = 0;
+    for &size in &[0usize, 1, 63, 64, 65, 1213, 5000] {
+        let nodes = random_nodes(&mut rng, size);
+        let typical = random_typical(&mut rng);
+        let frag: Vec<f64> = nodes.iter().map(|n| node_frag(n, &typical)).collect();
+        let fgd = FgdInputs {
+            typical: &typical,
+            node_frag: &frag,
+        };
+        for &policy in &POLICIES {
+            let mut cpu = CpuNodeScorer::new();
+            let mut int = IntCpuNodeScorer::new();
+            for p in random_pods(&mut rng, pods_per_set) {
+                let want = cpu.best_node(policy, &p, &nodes, &fgd);
+                let twin = int.best_node(policy, &p, &nodes, &fgd);
+                let got = gpu.best_node(policy, &p, &nodes, &fgd);
+                assert_eq!(
+                    want, twin,
+                    "integer twin: size {size} policy {policy} pod {p:?}"
+                );
+                assert_eq!(want, got, "gpu: size {size} policy {policy} pod {p:?}");
+                if policy == POLICY_FGD && got.is_feasible() {
+                    let n = &nodes[got.node as usize];
+                    let (_, mask) = score_fgd(n, &p, &typical, frag[got.node as usize]);
+                    assert_eq!(gpu.last_gpus(), mask, "FGD GPU choice");
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(gpu.last_error().is_none(), "{:?}", gpu.last_error());
+    eprintln!(
+        "{compared} calls compared; {} decided on the GPU, {} on the CPU (DotProduct boundaries)",
+        gpu.gpu_calls(),
+        gpu.fallbacks()
+    );
+    assert!(gpu.gpu_calls() > 0);
+}
