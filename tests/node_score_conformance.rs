@@ -311,3 +311,101 @@ fn gpu_winners_equal_cpu_on_random_node_sets() {
     );
     assert!(gpu.gpu_calls() > 0);
 }
+
+mod trace_runs {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use ultrasched::fgd::engine::{curves, node_ranks, pod_order, run};
+    use ultrasched::fgd::openb::{load_nodes, load_pods};
+    use ultrasched::fgd::trace::Trace;
+    use ultrasched::fgd::Policy;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/traces/openb")
+    }
+
+    pub fn trace() -> Trace {
+        let nodes = load_nodes(&root().join("openb_node_list_gpu_node.csv")).unwrap();
+        let pods = load_pods(&root().join("openb_pod_list_default.csv")).unwrap();
+        Trace::new("openb_pod_list_default", &nodes, "nodes", &pods).unwrap()
+    }
+
+    const SCORED: [Policy; 5] = [
+        Policy::DotProd,
+        Policy::GpuClustering,
+        Policy::GpuPacking,
+        Policy::BestFit,
+        Policy::Fgd,
+    ];
+
+    /// The integer formulation places every pod of every scored experiment (default trace, seed 42) exactly as
+    /// the f64 one, and FGD's integer GPU choice inside the node equals the f64 choice at every placement.
+    #[test]
+    fn integer_twin_places_like_f64_on_the_default_trace() {
+        let t = trace();
+        let total: u32 = t.typical.iter().map(|x| x.count).sum();
+        assert!(total <= MAX_FGD_TOTAL, "typical counts {total}");
+        let thr = FgdThresholds::new(&t.typical).expect("thresholds");
+        for policy in SCORED {
+            let want = run(&t, policy, 42, 1.3, None, &mut CpuNodeScorer::new());
+            let got = run(&t, policy, 42, 1.3, None, &mut IntCpuNodeScorer::new());
+            assert_eq!(want.placements, got.placements, "{policy:?}");
+            assert_eq!(want.events, got.events, "{policy:?}");
+            if policy == Policy::Fgd {
+                // Replay the placements and check the integer GPU choice at every one.
+                let order = pod_order(&t, 42, 1.3);
+                let ranks = node_ranks(&t, 42);
+                let mut nodes = t.nodes.clone();
+                for (n, r) in nodes.iter_mut().zip(&ranks) {
+                    n.rank = *r;
+                }
+                let mut checked = 0;
+                for (&pi, placed) in order.iter().zip(&want.placements) {
+                    let Some((ni, mask)) = *placed else { continue };
+                    let p = &t.pods[pi];
+                    let n = nodes[ni];
+                    let f = node_frag_scaled(&n, &t.typical);
+                    let (s_int, m_int) = score_fgd_int(&n, p, &t.typical, &thr, f);
+                    let (s_f64, _) = score_fgd(&n, p, &t.typical, node_frag(&n, &t.typical));
+                    assert_eq!((s_int, m_int), (s_f64, mask), "pod {pi} node {ni}");
+                    let mut after = after_placing(&n, p, mask);
+                    after.tags |= p.tag;
+                    after.version += 1;
+                    nodes[ni] = after;
+                    checked += 1;
+                }
+                assert!(checked > 8000);
+            }
+        }
+    }
+
+    /// Full default-trace experiments (seed 42) on the GPU: identical placements, hence identical curves.
+    #[test]
+    fn gpu_experiment_equals_cpu_on_the_default_trace() {
+        let Some(mut gpu) = common::gpu_node_scorer() else {
+            return;
+        };
+        let t = trace();
+        let policies: &[Policy] = if cfg!(debug_assertions) {
+            &[Policy::BestFit]
+        } else {
+            &[Policy::Fgd, Policy::BestFit]
+        };
+        for &policy in policies {
+            let want = run(&t, policy, 42, 1.3, None, &mut CpuNodeScorer::new());
+            let got = run(&t, policy, 42, 1.3, None, &mut gpu);
+            assert_eq!(want.placements, got.placements, "{policy:?}");
+            assert_eq!(
+                curves(&want.events, t.total_gpus, 130),
+                curves(&got.events, t.total_gpus, 130),
+                "{policy:?}"
+            );
+            assert!(gpu.last_error().is_none(), "{:?}", gpu.last_error());
+            eprintln!(
+                "{policy:?}: {} calls on the GPU, {} on the CPU",
+                gpu.gpu_calls(),
+                gpu.fallbacks()
+            );
+        }
+    }
+}
