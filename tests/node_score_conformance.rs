@@ -57,7 +57,7 @@ fn pod_with_demand(b: u32, e: u32) -> Option<PodRecord> {
         return Some(pod(b, 0, 0));
     }
     (1..=8u32)
-        .find(|k| e % k == 0 && e / k <= MILLI)
+        .find(|k| e.is_multiple_of(*k) && e / k <= MILLI)
         .map(|k| pod(b, k, e / k))
 }
 

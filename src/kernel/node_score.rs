@@ -648,8 +648,12 @@ pub fn score_int(
 /// the integer formulation reproduces `CpuNodeScorer` and as the GPU's reference.
 #[derive(Debug, Default)]
 pub struct IntCpuNodeScorer {
-    thr: Option<(Vec<(u32, u32, u32, u32, u32)>, FgdThresholds)>,
+    /// Thresholds and the typical pods (cpu, gpus, milli, model_mask, count) they were built for.
+    thr: Option<(Vec<TypicalKey>, FgdThresholds)>,
 }
+
+/// A typical pod's fields the thresholds and F depend on: (cpu, gpus, milli, model_mask, count).
+type TypicalKey = (u32, u32, u32, u32, u32);
 
 impl IntCpuNodeScorer {
     /// A scorer without cached thresholds.
