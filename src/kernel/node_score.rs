@@ -1,9 +1,12 @@
 //! The node-score kernel of the fragmentation study (src/fgd): one call scores one pod against every node of a
 //! GPU-sharing cluster and returns the winner (highest score; ties go to the smallest tie-break rank).
 //!
-//! Records are `#[repr(C)]` integers so a WGSL twin can follow; the CPU twin below walks nodes in a plain loop
-//! and every policy but FGD decides on integers. FGD's node fragmentation and sigmoid are `f64` (as in the
-//! original), so only the CPU backend exists for now: a GPU twin would need f32 and could truncate differently.
+//! Records are `#[repr(C)]` integers so the WGSL twin (shaders/node_score.wgsl, `node_score_gpu`) can follow.
+//! `CpuNodeScorer` is the reference: DotProduct, BestFit and FGD are `f64` there, as in the original. The
+//! "integer twins" below (`score_int`, `IntCpuNodeScorer`) are what the GPU computes: DotProduct and BestFit as
+//! exact ceil-divisions (f64 rounding at exact boundaries reproduced by `BestFitTable`, or, for DotProduct,
+//! flagged and decided in f64), FGD as `F * total` integers against 100 host-computed sigmoid thresholds
+//! (`FgdThresholds`). tests/node_score_conformance.rs proves twin == f64 and GPU == CPU.
 //! The score functions are pure and follow docs/fgd.md term by term.
 
 use bytemuck::{Pod, Zeroable};
@@ -37,7 +40,7 @@ pub const POLICY_COUNT: u32 = 5;
 /// `ScoreWinner::node` when no node is feasible.
 pub const NO_NODE: u32 = u32::MAX;
 
-/// One node. Must match `struct NodeRecord` of a future shaders/node_score.wgsl.
+/// One node. Must match `struct NodeRecord` of shaders/node_score.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct NodeRecord {
@@ -61,7 +64,7 @@ pub struct NodeRecord {
     pub _pad: u32,
 }
 
-/// One pod. Must match `struct PodRecord` of a future shaders/node_score.wgsl.
+/// One pod. Must match `struct PodRecord` of shaders/node_score.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct PodRecord {
