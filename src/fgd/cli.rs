@@ -13,17 +13,19 @@ use super::engine::Draws;
 use super::openb::{load_nodes, load_pods};
 use super::policy::Policy;
 use super::replay::load_draws;
-use super::study::{allocation_csv, frag_csv, last_column, study, summary};
+use super::study::{allocation_csv, frag_csv, last_column, study, study_on_gpu, summary};
 use super::trace::Trace;
+use crate::kernel::node_score_gpu::GpuNodeScorer;
 
 /// Which node-score backend to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// The CPU backend (the only one for now).
+    /// The GPU kernel when a hardware adapter exists, else the CPU (a software adapter such as lavapipe is
+    /// used only with `gpu`).
     Auto,
-    /// The CPU twin.
+    /// The CPU scorer (experiments in parallel).
     Cpu,
-    /// A GPU kernel (not available yet: FGD's score is f64).
+    /// The GPU kernel (shaders/node_score.wgsl; experiments one after another); an error without an adapter.
     Gpu,
 }
 
@@ -66,7 +68,8 @@ pub struct FragStudyArgs {
     /// Replay the original's node tie-break names (`<rank>-<node>` per line); `{seed}` is replaced by each seed.
     #[arg(long, value_name = "FILE", requires = "pod_order")]
     pub node_names: Option<String>,
-    /// Node-score backend. Only the CPU backend exists for now (auto = cpu); `gpu` is refused.
+    /// Node-score backend: auto (a hardware GPU if present, else cpu), cpu, or gpu (any adapter, software
+    /// included: WGPU_BACKEND=vulkan picks Mesa lavapipe on a machine without a GPU).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 }
@@ -117,14 +120,6 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Runs the study the arguments describe, writes the CSVs and prints a per-policy summary to stdout.
 pub fn run(args: &FragStudyArgs) -> anyhow::Result<()> {
-    if args.backend == BackendChoice::Gpu {
-        return Err(InputError::new(
-            "--backend",
-            Location::File,
-            "no GPU node-score backend yet (FGD's score is floating point); use --backend cpu or auto",
-        )
-        .into());
-    }
     if !(args.tune.is_finite() && args.tune > 0.0 && args.tune <= 10.0) {
         return Err(InputError::new(
             "--tune",
@@ -185,9 +180,42 @@ pub fn run(args: &FragStudyArgs) -> anyhow::Result<()> {
         }
     }
 
+    let mut gpu = match args.backend {
+        BackendChoice::Cpu => None,
+        BackendChoice::Gpu => match GpuNodeScorer::new() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                return Err(InputError::new(
+                    "--backend",
+                    Location::File,
+                    format!("gpu: {e}; use --backend cpu"),
+                )
+                .into())
+            }
+        },
+        BackendChoice::Auto => GpuNodeScorer::new().ok().filter(|g| !g.is_software()),
+    };
     let start = Instant::now();
-    let rows = study(&trace, &policies, &seeds, args.tune, &draws);
+    let rows = match gpu.as_mut() {
+        Some(g) => study_on_gpu(&trace, &policies, &seeds, args.tune, &draws, g),
+        None => study(&trace, &policies, &seeds, args.tune, &draws),
+    };
     let elapsed = start.elapsed();
+    let backend_note = match &gpu {
+        Some(g) => {
+            let mut note = format!(
+                "backend gpu ({}): {} pod(s) scored on the GPU, {} on the CPU",
+                g.adapter(),
+                g.gpu_calls(),
+                g.fallbacks()
+            );
+            if let Some(e) = g.last_error() {
+                note.push_str(&format!(" (last device error: {e})"));
+            }
+            note
+        }
+        None => "backend cpu".to_string(),
+    };
 
     // Both files are built before either is written, so an error leaves no partial output.
     let alloc = allocation_csv(&rows);
@@ -216,7 +244,7 @@ pub fn run(args: &FragStudyArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{}: {} nodes, {} GPUs, {} pods, tune {}, {} seed(s), {}; backend cpu",
+        "{}: {} nodes, {} GPUs, {} pods, tune {}, {} seed(s), {}; {}",
         trace.workload,
         trace.nodes.len(),
         trace.total_gpus,
@@ -227,7 +255,8 @@ pub fn run(args: &FragStudyArgs) -> anyhow::Result<()> {
             "own RNG"
         } else {
             "replaying the original's draws"
-        }
+        },
+        backend_note
     )?;
     writeln!(
         out,

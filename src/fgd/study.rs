@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::kernel::node_score::CpuNodeScorer;
+use crate::kernel::node_score::{CpuNodeScorer, NodeScoreBackend};
+use crate::kernel::node_score_gpu::GpuNodeScorer;
 
 use super::engine::{curves, run, Draws};
 use super::policy::Policy;
@@ -61,26 +62,64 @@ pub fn study(
     let mut rows: Vec<StudyRow> = jobs
         .par_iter()
         .map(|&(policy, seed)| {
-            let start = Instant::now();
-            let mut backend = CpuNodeScorer::new();
-            let out = run(trace, policy, seed, tune, draws.get(&seed), &mut backend);
-            let (alloc, frag) = curves(&out.events, trace.total_gpus, columns);
-            StudyRow {
-                workload: trace.workload.clone(),
+            experiment(
+                trace,
                 policy,
-                tune,
                 seed,
-                total_gpus: trace.total_gpus,
-                alloc,
-                frag,
-                attempted: out.attempted,
-                placed: out.placed,
-                wall: start.elapsed(),
-            }
+                tune,
+                draws,
+                columns,
+                &mut CpuNodeScorer::new(),
+            )
         })
         .collect();
     rows.sort_by_key(|r| (r.policy, r.seed));
     rows
+}
+
+/// Like `study`, on one GPU node scorer: the experiments run one after another (they share the device).
+pub fn study_on_gpu(
+    trace: &Trace,
+    policies: &[Policy],
+    seeds: &[u64],
+    tune: f64,
+    draws: &BTreeMap<u64, Draws>,
+    gpu: &mut GpuNodeScorer,
+) -> Vec<StudyRow> {
+    let columns = last_column(tune);
+    let mut rows: Vec<StudyRow> = policies
+        .iter()
+        .flat_map(|&p| seeds.iter().map(move |&s| (p, s)))
+        .map(|(policy, seed)| experiment(trace, policy, seed, tune, draws, columns, gpu))
+        .collect();
+    rows.sort_by_key(|r| (r.policy, r.seed));
+    rows
+}
+
+fn experiment(
+    trace: &Trace,
+    policy: Policy,
+    seed: u64,
+    tune: f64,
+    draws: &BTreeMap<u64, Draws>,
+    columns: usize,
+    backend: &mut dyn NodeScoreBackend,
+) -> StudyRow {
+    let start = Instant::now();
+    let out = run(trace, policy, seed, tune, draws.get(&seed), backend);
+    let (alloc, frag) = curves(&out.events, trace.total_gpus, columns);
+    StudyRow {
+        workload: trace.workload.clone(),
+        policy,
+        tune,
+        seed,
+        total_gpus: trace.total_gpus,
+        alloc,
+        frag,
+        attempted: out.attempted,
+        placed: out.placed,
+        wall: start.elapsed(),
+    }
 }
 
 /// A float as Python's `repr` writes it for the values here (`12.0`, `0.25`, `14.015918367346941`).

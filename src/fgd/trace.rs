@@ -201,6 +201,7 @@ pub fn typical_pods(pods: &[Pod], model_ids: &HashMap<&str, u32>) -> (Vec<Typica
                     ANY_MODEL
                 },
                 freq: count as f64 / running as f64,
+                count: u32::try_from(count).unwrap_or(u32::MAX),
             }
         })
         .collect();

@@ -152,44 +152,49 @@ fn device_err(what: &str, e: impl std::fmt::Display) -> KernelError {
     KernelError::Device(format!("{what}: {e}"))
 }
 
+/// Acquires an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) or the
+/// default; `KernelError::NoAdapter` lists what was enumerated.
+pub(crate) fn acquire_adapter() -> Result<wgpu::Adapter, KernelError> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    // Same rules as `wgpu::util::initialize_adapter_from_env_or_default`, which panics when
+    // WGPU_ADAPTER_NAME names no adapter; a user's typo deserves an error instead.
+    let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+        Ok(wanted) => {
+            let wanted = wanted.to_lowercase();
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            let found = describe_all(&adapters);
+            adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                .ok_or_else(|| {
+                    KernelError::NoAdapter(format!(
+                        ": WGPU_ADAPTER_NAME={wanted:?} matches no adapter; enumerated: {}",
+                        adapter_list(&found)
+                    ))
+                })?
+        }
+        Err(_) => {
+            let options = wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+                ..Default::default()
+            };
+            // Enumerate only on failure (for the message): each enumeration starts the drivers again.
+            pollster::block_on(instance.request_adapter(&options)).map_err(|e| {
+                let found = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+                let found = adapter_list(&describe_all(&found));
+                KernelError::NoAdapter(format!(" ({e}); enumerated: {found}"))
+            })?
+        }
+    };
+    Ok(adapter)
+}
+
 impl GpuBackend {
     /// Acquires an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) or the
     /// default, and builds the kernel on it. `KernelError::NoAdapter` lists what was enumerated.
     pub fn new() -> Result<GpuBackend, KernelError> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        // Same rules as `wgpu::util::initialize_adapter_from_env_or_default`, which panics when
-        // WGPU_ADAPTER_NAME names no adapter; a user's typo deserves an error instead.
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(wanted) => {
-                let wanted = wanted.to_lowercase();
-                let adapters =
-                    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-                let found = describe_all(&adapters);
-                adapters
-                    .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
-                    .ok_or_else(|| {
-                        KernelError::NoAdapter(format!(
-                            ": WGPU_ADAPTER_NAME={wanted:?} matches no adapter; enumerated: {}",
-                            adapter_list(&found)
-                        ))
-                    })?
-            }
-            Err(_) => {
-                let options = wgpu::RequestAdapterOptions {
-                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-                    ..Default::default()
-                };
-                // Enumerate only on failure (for the message): each enumeration starts the drivers again.
-                pollster::block_on(instance.request_adapter(&options)).map_err(|e| {
-                    let found =
-                        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-                    let found = adapter_list(&describe_all(&found));
-                    KernelError::NoAdapter(format!(" ({e}); enumerated: {found}"))
-                })?
-            }
-        };
+        let adapter = acquire_adapter()?;
         let info = adapter.get_info();
         // Ask for everything the adapter offers: large batches need its real storage-buffer limits.
         let descriptor = wgpu::DeviceDescriptor {

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod node_score;
+pub mod node_score_gpu;
 pub mod select;
 
 pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};

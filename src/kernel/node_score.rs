@@ -1,9 +1,12 @@
 //! The node-score kernel of the fragmentation study (src/fgd): one call scores one pod against every node of a
 //! GPU-sharing cluster and returns the winner (highest score; ties go to the smallest tie-break rank).
 //!
-//! Records are `#[repr(C)]` integers so a WGSL twin can follow; the CPU twin below walks nodes in a plain loop
-//! and every policy but FGD decides on integers. FGD's node fragmentation and sigmoid are `f64` (as in the
-//! original), so only the CPU backend exists for now: a GPU twin would need f32 and could truncate differently.
+//! Records are `#[repr(C)]` integers so the WGSL twin (shaders/node_score.wgsl, `node_score_gpu`) can follow.
+//! `CpuNodeScorer` is the reference: DotProduct, BestFit and FGD are `f64` there, as in the original. The
+//! "integer twins" below (`score_int`, `IntCpuNodeScorer`) are what the GPU computes: DotProduct and BestFit as
+//! exact ceil-divisions (f64 rounding at exact boundaries reproduced by `BestFitTable`, or, for DotProduct,
+//! flagged and decided in f64), FGD as `F * total` integers against 100 host-computed sigmoid thresholds
+//! (`FgdThresholds`). tests/node_score_conformance.rs proves twin == f64 and GPU == CPU.
 //! The score functions are pure and follow docs/fgd.md term by term.
 
 use bytemuck::{Pod, Zeroable};
@@ -37,7 +40,7 @@ pub const POLICY_COUNT: u32 = 5;
 /// `ScoreWinner::node` when no node is feasible.
 pub const NO_NODE: u32 = u32::MAX;
 
-/// One node. Must match `struct NodeRecord` of a future shaders/node_score.wgsl.
+/// One node. Must match `struct NodeRecord` of shaders/node_score.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct NodeRecord {
@@ -61,7 +64,7 @@ pub struct NodeRecord {
     pub _pad: u32,
 }
 
-/// One pod. Must match `struct PodRecord` of a future shaders/node_score.wgsl.
+/// One pod. Must match `struct PodRecord` of shaders/node_score.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct PodRecord {
@@ -129,8 +132,10 @@ pub struct TypicalRecord {
     pub milli: u32,
     /// Acceptable models, as in `PodRecord::model_mask`.
     pub model_mask: u32,
-    /// Share of this pod among the typical pods (they sum to 1).
+    /// Share of this pod among the typical pods (they sum to 1): `count / sum of counts`.
     pub freq: f64,
+    /// How many trace pods have this key (the integer numerator of `freq`; FGD's integer twin weighs by it).
+    pub count: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<NodeRecord>() == 64);
@@ -390,6 +395,320 @@ pub fn score_fgd(
         };
         let after = node_frag(&after_placing(node, pod, gpus), typical);
         (fgd_delta_score(frag, after), gpus)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Integer twins. shaders/node_score.wgsl has no f64, so it decides on integers; these functions are the same
+// integer formulas on the CPU (tests prove each equals its f64 original over the bounded domain, and the GPU
+// equals these). Domain: `cpu_left <= MAX_CPU_MILLI`, `gpu_count <= MAX_GPUS`, `gpu_left <= MILLI`
+// (see `in_integer_domain`).
+// ---------------------------------------------------------------------------------------------------------
+
+/// `100 * (1 - d/2)` with `d = a*b/128000^2 + c*e/8000^2` equals `100 - N / 327_680_000` with
+/// `N = a*b + 256*c*e` (128000 = 16 * 8000). `N <= 2 * 128000^2 < 2^35`, so the value lies in [0, 100] and its
+/// truncation is `100 - ceil(N / 327_680_000)`.
+pub const DOT_DIVISOR: u64 = 327_680_000;
+
+/// True when the node lies in the domain the integer twins (and the GPU kernel) are exact for.
+#[inline]
+pub fn in_integer_domain(node: &NodeRecord) -> bool {
+    node.cpu_left <= MAX_CPU_MILLI
+        && node.gpu_count as usize <= MAX_GPUS
+        && node.gpu_left.iter().all(|&g| g <= MILLI)
+}
+
+/// DotProduct on integers: `(100 - ceil(N / 327_680_000), exact_boundary)` with `N = a*b + 256*c*e`.
+/// Off a boundary (N not a positive multiple of the divisor) the exact value is at least 1/327,680,000 * 50 away
+/// from an integer, far beyond f64's rounding, so this equals `score_dot_product`. On a boundary the exact value is
+/// an integer and f64's rounded steps may land just below it (truncating one lower), depending on a, b, c, e
+/// separately: the flag says "decide with the f64 formula" (the GPU kernel reports such nodes and the host
+/// scores that pod on the CPU).
+pub fn dot_product_int(node: &NodeRecord, pod: &PodRecord) -> (i32, bool) {
+    if node.cpu_left < pod.cpu {
+        return (0, false);
+    }
+    let n = u64::from(node.cpu_left) * u64::from(pod.cpu)
+        + 256 * u64::from(node.idle()) * u64::from(pod.gpu_demand());
+    (
+        100 - n.div_ceil(DOT_DIVISOR) as i32,
+        n > 0 && n % DOT_DIVISOR == 0,
+    )
+}
+
+/// DotProduct through the integer formula, deferring to f64 on exact boundaries (see `dot_product_int`).
+pub fn score_dot_product_int(node: &NodeRecord, pod: &PodRecord) -> i32 {
+    match dot_product_int(node, pod) {
+        (_, true) => score_dot_product(node, pod),
+        (s, false) => s,
+    }
+}
+
+/// BestFit's exact-boundary table: `(1 - s) * 100 = 100 - M / 2560` with `M = A + 16 B`, `A = cpu_left - cpu`
+/// (0..=128000), `B = idle - k*m` (0..=8000). Off a multiple of 2560 the exact value is >= 1/2560 from an
+/// integer and f64 truncates it like the integer formula; on a multiple (M = 2560 q) f64's rounded steps may
+/// land just below the integer 100 - q. Bit `B * 101 + q` is set when f64 gives `100 - q - 1` there.
+pub struct BestFitTable {
+    /// The bits, 32 per word.
+    pub words: Vec<u32>,
+}
+
+/// Entries of `BestFitTable` (B in 0..=8000, q in 0..=100).
+pub const BEST_FIT_TABLE_BITS: usize = (MAX_GPU_MILLI as usize + 1) * 101;
+
+impl BestFitTable {
+    fn build() -> BestFitTable {
+        let mut words = vec![0u32; BEST_FIT_TABLE_BITS.div_ceil(32)];
+        for b in 0..=MAX_GPU_MILLI {
+            for q in 0..=100u32 {
+                let m = 2560 * q;
+                if m < 16 * b || m - 16 * b > MAX_CPU_MILLI {
+                    continue;
+                }
+                let a = m - 16 * b;
+                let s = 0.5 * f64::from(a) / MAX_CPU_MILLI as f64
+                    + 0.5 * f64::from(b) / MAX_GPU_MILLI as f64;
+                if (((1.0 - s) * 100.0) as i32) < (100 - q as i32) {
+                    let bit = (b * 101 + q) as usize;
+                    words[bit / 32] |= 1 << (bit % 32);
+                }
+            }
+        }
+        BestFitTable { words }
+    }
+
+    /// The table (built once per process from the f64 formula).
+    pub fn get() -> &'static BestFitTable {
+        static TABLE: std::sync::OnceLock<BestFitTable> = std::sync::OnceLock::new();
+        TABLE.get_or_init(BestFitTable::build)
+    }
+
+    #[inline]
+    fn lowered(&self, b: u32, q: u32) -> bool {
+        let bit = (b * 101 + q) as usize;
+        self.words
+            .get(bit / 32)
+            .is_some_and(|w| (w >> (bit % 32)) & 1 != 0)
+    }
+}
+
+/// BestFit on integers: `100 - ceil(M / 2560)`, one lower on the table's boundaries; equals `score_best_fit`
+/// on the domain (exhaustive test). Outside `0 <= A <= 128000, 0 <= B <= 8000` it defers to f64.
+pub fn score_best_fit_int(node: &NodeRecord, pod: &PodRecord) -> i32 {
+    let a = i64::from(node.cpu_left) - i64::from(pod.cpu);
+    let b = i64::from(node.idle()) - i64::from(pod.gpu_demand());
+    if !(0..=i64::from(MAX_CPU_MILLI)).contains(&a) || !(0..=i64::from(MAX_GPU_MILLI)).contains(&b)
+    {
+        return score_best_fit(node, pod);
+    }
+    let m = a + 16 * b;
+    let q = (m + 2559) / 2560;
+    let lowered = m % 2560 == 0 && BestFitTable::get().lowered(b as u32, q as u32);
+    (100 - q) as i32 - i32::from(lowered)
+}
+
+/// FGD's integer form: `F(N) * total` where `total` is the sum of the typical pods' counts
+/// (`freq = count / total`), i.e. `sum over t of count_t * x_t(N)`.
+pub fn node_frag_scaled(node: &NodeRecord, typical: &[TypicalRecord]) -> i64 {
+    let idle = i64::from(node.idle());
+    let mut f = 0i64;
+    for t in typical {
+        let x = if t.gpus == 0 || t.milli == 0 || (t.model_mask >> node.model.min(31)) & 1 == 0 {
+            idle
+        } else {
+            let mut fitting = 0;
+            let mut too_small = 0u32;
+            for i in 0..node.gpu_count as usize {
+                if node.gpu_left[i] >= t.milli {
+                    fitting += 1;
+                } else {
+                    too_small += node.gpu_left[i];
+                }
+            }
+            if fitting >= t.gpus && node.cpu_left >= t.cpu {
+                i64::from(too_small)
+            } else {
+                idle
+            }
+        };
+        f += i64::from(t.count) * x;
+    }
+    f
+}
+
+/// Thresholds of FGD's integer score: with `D = (F(N) - F(N')) * total` (an integer), the score is the number
+/// of `k` in 1..=100 with `D >= t[k]`. `t[k]` is the smallest integer `n` in `[-bound, bound + 1]` with
+/// `fgd_delta_score(n / total, 0) >= k` (the same f64 sigmoid as the CPU), `bound = 8000 * total` being the
+/// largest `|D|`; `t[0] = i32::MIN`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FgdThresholds {
+    /// Sum of the typical pods' counts.
+    pub total: u32,
+    /// `t[k]` for k = 0..=100.
+    pub t: [i32; 101],
+}
+
+/// Largest `total` (sum of typical counts) for which `|D| <= 8000 * total` fits in i32.
+pub const MAX_FGD_TOTAL: u32 = (i32::MAX as u32 - 1) / MAX_GPU_MILLI;
+
+impl FgdThresholds {
+    /// Builds the thresholds; `None` when the typical pods are empty, their counts do not reproduce their
+    /// frequencies' denominator, or `total > MAX_FGD_TOTAL` (the integer path would overflow i32; use the CPU).
+    pub fn new(typical: &[TypicalRecord]) -> Option<FgdThresholds> {
+        let total: u64 = typical.iter().map(|t| u64::from(t.count)).sum();
+        if total == 0 || total > u64::from(MAX_FGD_TOTAL) {
+            return None;
+        }
+        let total = total as u32;
+        let bound = i64::from(MAX_GPU_MILLI) * i64::from(total);
+        let f = |n: i64| fgd_delta_score(n as f64 / f64::from(total), 0.0);
+        let mut t = [i32::MIN; 101];
+        for (k, slot) in t.iter_mut().enumerate().skip(1) {
+            let k = k as i32;
+            // Smallest n in [-bound, bound + 1] with f(n) >= k (bound + 1 = never reached).
+            let (mut lo, mut hi) = (-bound, bound + 1);
+            if f(lo) >= k {
+                hi = lo;
+            }
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if f(mid) >= k {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            // Verify against the f64 sigmoid: hi reaches k, hi - 1 does not.
+            if hi <= bound && (f(hi) < k || (hi > -bound && f(hi - 1) >= k)) {
+                return None;
+            }
+            *slot = hi as i32;
+        }
+        Some(FgdThresholds { total, t })
+    }
+
+    /// FGD's score for `D = (F(N) - F(N')) * total`.
+    #[inline]
+    pub fn score(&self, d: i64) -> i32 {
+        self.t[1..].iter().filter(|&&t| d >= i64::from(t)).count() as i32
+    }
+}
+
+/// `score_fgd` on integers: same GPU choice rule, `F` scaled by `total`, scores through `thr`.
+/// `frag_scaled` is `node_frag_scaled(node, typical)`.
+pub fn score_fgd_int(
+    node: &NodeRecord,
+    pod: &PodRecord,
+    typical: &[TypicalRecord],
+    thr: &FgdThresholds,
+    frag_scaled: i64,
+) -> (i32, u32) {
+    if pod.is_sharing() {
+        let mut best = (i32::MIN, 0u32);
+        for i in 0..node.gpu_count as usize {
+            if node.gpu_left[i] >= pod.milli {
+                let after = node_frag_scaled(&after_placing(node, pod, 1 << i), typical);
+                let s = thr.score(frag_scaled - after);
+                if s > best.0 {
+                    best = (s, 1 << i);
+                }
+            }
+        }
+        best
+    } else {
+        let gpus = if pod.uses_gpu() {
+            lowest_fitting_gpus(node, pod)
+        } else {
+            0
+        };
+        let after = node_frag_scaled(&after_placing(node, pod, gpus), typical);
+        (thr.score(frag_scaled - after), gpus)
+    }
+}
+
+/// Score of a feasible node under a scored `policy` through the integer twins (what the GPU computes).
+#[inline]
+pub fn score_int(
+    policy: u32,
+    node: &NodeRecord,
+    pod: &PodRecord,
+    typical: &[TypicalRecord],
+    thr: Option<&FgdThresholds>,
+) -> (i32, u32) {
+    match policy {
+        POLICY_DOT_PRODUCT => (score_dot_product_int(node, pod), 0),
+        POLICY_GPU_CLUSTERING => (score_gpu_clustering(node, pod), 0),
+        POLICY_GPU_PACKING => (score_gpu_packing(node, pod), 0),
+        POLICY_BEST_FIT => (score_best_fit_int(node, pod), 0),
+        _ => match thr {
+            Some(thr) => score_fgd_int(node, pod, typical, thr, node_frag_scaled(node, typical)),
+            None => (0, 0),
+        },
+    }
+}
+
+/// The integer CPU twin of the GPU kernel: a plain loop over nodes with `score_int` (no cache). Used to prove
+/// the integer formulation reproduces `CpuNodeScorer` and as the GPU's reference.
+#[derive(Debug, Default)]
+pub struct IntCpuNodeScorer {
+    /// Thresholds and the typical pods (cpu, gpus, milli, model_mask, count) they were built for.
+    thr: Option<(Vec<TypicalKey>, FgdThresholds)>,
+}
+
+/// A typical pod's fields the thresholds and F depend on: (cpu, gpus, milli, model_mask, count).
+type TypicalKey = (u32, u32, u32, u32, u32);
+
+impl IntCpuNodeScorer {
+    /// A scorer without cached thresholds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Thresholds for `typical` (cached while the typical pods stay the same).
+    fn thresholds(&mut self, typical: &[TypicalRecord]) -> Option<&FgdThresholds> {
+        let key: Vec<_> = typical
+            .iter()
+            .map(|t| (t.cpu, t.gpus, t.milli, t.model_mask, t.count))
+            .collect();
+        if self.thr.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.thr = FgdThresholds::new(typical).map(|t| (key, t));
+        }
+        self.thr.as_ref().map(|(_, t)| t)
+    }
+}
+
+impl NodeScoreBackend for IntCpuNodeScorer {
+    fn name(&self) -> &'static str {
+        "cpu-int"
+    }
+
+    fn reset(&mut self) {}
+
+    fn best_node(
+        &mut self,
+        policy: u32,
+        pod: &PodRecord,
+        nodes: &[NodeRecord],
+        fgd: &FgdInputs<'_>,
+    ) -> ScoreWinner {
+        let thr = if policy == POLICY_FGD {
+            self.thresholds(fgd.typical).cloned()
+        } else {
+            None
+        };
+        let mut best = ScoreWinner::NONE;
+        for (i, node) in nodes.iter().enumerate() {
+            if !feasible(node, pod) {
+                continue;
+            }
+            let (s, _) = score_int(policy, node, pod, fgd.typical, thr.as_ref());
+            best = best.better(ScoreWinner {
+                score: s,
+                rank: node.rank,
+                node: i as u32,
+            });
+        }
+        best
     }
 }
 
@@ -660,6 +979,7 @@ mod tests {
                 milli: 500,
                 model_mask: ANY_MODEL,
                 freq: 0.5,
+                count: 2,
             },
             TypicalRecord {
                 cpu: 1000,
@@ -667,6 +987,7 @@ mod tests {
                 milli: 0,
                 model_mask: ANY_MODEL,
                 freq: 0.25,
+                count: 1,
             },
             TypicalRecord {
                 cpu: 99_000,
@@ -674,6 +995,7 @@ mod tests {
                 milli: 100,
                 model_mask: ANY_MODEL,
                 freq: 0.25,
+                count: 1,
             },
         ];
         let n = node(8000, &[300, 1000], 0);
@@ -689,6 +1011,7 @@ mod tests {
             milli: 500,
             model_mask: ANY_MODEL,
             freq: 1.0,
+            count: 1,
         }];
         let n = node(8000, &[1000, 700], 0);
         let f = node_frag(&n, &typical);
