@@ -190,6 +190,83 @@ pub(crate) fn acquire_adapter() -> Result<wgpu::Adapter, KernelError> {
     Ok(adapter)
 }
 
+/// What a kernel builds once per device: a sink collecting uncaptured device errors, the bind-group layout
+/// (binding i is a buffer of type `bindings[i]`, compute stage) and one compute pipeline per entry point.
+pub(crate) struct BuiltKernel {
+    /// Uncaptured device errors, drained after each dispatch.
+    pub errors: Arc<Mutex<Vec<String>>>,
+    /// The bind-group layout.
+    pub layout: wgpu::BindGroupLayout,
+    /// One pipeline per entry point, in the order asked.
+    pub pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+/// Compiles `source` and builds its layout and pipelines; validation errors become `KernelError::Device`.
+pub(crate) fn build_kernel(
+    device: &wgpu::Device,
+    name: &str,
+    source: &str,
+    bindings: &[wgpu::BufferBindingType],
+    entry_points: &[&str],
+) -> Result<BuiltKernel, KernelError> {
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&errors);
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        if let Ok(mut v) = sink.lock() {
+            v.push(e.to_string());
+        }
+    }));
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(&format!("{name}.wgsl")),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, &ty)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(&format!("{name} layout")),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(&format!("{name} pipeline layout")),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipelines = entry_points
+        .iter()
+        .map(|&entry| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+        .collect();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(device_err(&format!("building the {name} pipelines"), e));
+    }
+    Ok(BuiltKernel {
+        errors,
+        layout,
+        pipelines,
+    })
+}
+
 impl GpuBackend {
     /// Acquires an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) or the
     /// default, and builds the kernel on it. `KernelError::NoAdapter` lists what was enumerated.
@@ -223,69 +300,21 @@ impl GpuBackend {
         queue: wgpu::Queue,
         info: &wgpu::AdapterInfo,
     ) -> Result<GpuBackend, KernelError> {
-        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sink = Arc::clone(&errors);
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
-            }
-        }));
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("placement_cost.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
-        });
-        let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("placement_cost layout"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                storage(1, true),
-                storage(2, true),
-                storage(3, false),
-                storage(4, false),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("placement_cost pipeline layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let main_pipeline = pipeline("main");
-        let costs_pipeline = pipeline("pair_costs");
-
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(device_err("building the placement_cost pipelines", e));
-        }
+        use wgpu::BufferBindingType as T;
+        let ro = T::Storage { read_only: true };
+        let rw = T::Storage { read_only: false };
+        let built = build_kernel(
+            &device,
+            "placement_cost",
+            SHADER_SOURCE,
+            &[T::Uniform, ro, ro, rw, rw],
+            &["main", "pair_costs"],
+        )?;
+        let (errors, layout) = (built.errors, built.layout);
+        let [main_pipeline, costs_pipeline]: [wgpu::ComputePipeline; 2] = built
+            .pipelines
+            .try_into()
+            .map_err(|_| KernelError::Device("placement_cost: expected two pipelines".into()))?;
 
         let limits = device.limits();
         let bind_cap = storage_cap(&limits);

@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use bytemuck::{Pod, Zeroable};
 
-use super::gpu::{acquire_adapter, describe_adapter};
+use super::gpu::{acquire_adapter, build_kernel, describe_adapter};
 use super::node_score::*;
 use super::KernelError;
 
@@ -138,63 +138,21 @@ impl GpuNodeScorer {
         queue: wgpu::Queue,
         info: &wgpu::AdapterInfo,
     ) -> Result<GpuNodeScorer, KernelError> {
-        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sink = Arc::clone(&errors);
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
-            }
-        }));
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("node_score.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
-        });
-        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
         use wgpu::BufferBindingType as T;
         let ro = T::Storage { read_only: true };
         let rw = T::Storage { read_only: false };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("node_score layout"),
-            entries: &[
-                entry(0, T::Uniform),
-                entry(1, ro),
-                entry(2, ro),
-                entry(3, ro),
-                entry(4, ro),
-                entry(5, rw),
-                entry(6, rw),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("node_score pipeline layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let score_pipeline = pipeline("score_nodes");
-        let reduce_pipeline = pipeline("reduce");
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(device_err("building the node_score pipelines", e));
-        }
+        let built = build_kernel(
+            &device,
+            "node_score",
+            SHADER_SOURCE,
+            &[T::Uniform, ro, ro, ro, ro, rw, rw],
+            &["score_nodes", "reduce"],
+        )?;
+        let (errors, layout) = (built.errors, built.layout);
+        let [score_pipeline, reduce_pipeline]: [wgpu::ComputePipeline; 2] = built
+            .pipelines
+            .try_into()
+            .map_err(|_| KernelError::Device("node_score: expected two pipelines".into()))?;
         use wgpu::BufferUsages as U;
         let params = create_buffer(&device, "params", U::UNIFORM | U::COPY_DST, 256);
         let nodes = create_buffer(&device, "nodes", U::STORAGE | U::COPY_DST, 256);
