@@ -4,12 +4,13 @@
 mod common;
 
 use std::path::Path;
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::kernel::CostBackend;
-use ultrasched::report::{jobs_csv, Report, RunInfo};
-use ultrasched::sim::simulate;
-use ultrasched::workload::spec::PlacementPolicy;
-use ultrasched::workload::{self, Overrides, Workload};
+use ultrasched::domain::workload::PlacementPolicy;
+use ultrasched::domain::workload::Workload;
+use ultrasched::engine::cluster::simulate;
+use ultrasched::input::workload::{self, Overrides};
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::kernel::placement::CostBackend;
+use ultrasched::output::report::{jobs_csv, Report, RunInfo};
 
 fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) {
     let o = simulate(w, backend).expect("simulation runs");

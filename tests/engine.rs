@@ -1,11 +1,12 @@
 //! Engine behaviour through the library: determinism, the quickstart snapshot, and policy properties.
 
 use std::path::Path;
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::report::{jobs_csv, Report, RunInfo};
-use ultrasched::sim::{simulate, JobState, Outcome};
-use ultrasched::workload::spec::{PlacementPolicy, QueuePolicy};
-use ultrasched::workload::{self, build, parse_str, Format, Overrides, Workload};
+use ultrasched::domain::workload::Workload;
+use ultrasched::domain::workload::{PlacementPolicy, QueuePolicy};
+use ultrasched::engine::cluster::{simulate, JobState, Outcome};
+use ultrasched::input::workload::{self, build, parse_str, Format, Overrides};
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::output::report::{jobs_csv, Report, RunInfo};
 
 fn repo(p: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -547,10 +548,10 @@ fn inference_services_are_served_where_and_when_they_ran() {
         (o.jobs[1].start, o.jobs[1].end),
         (Some(100_000_000), Some(700_000_000))
     );
-    let inf = ultrasched::serving::serve_services(&w, &o)
+    let inf = ultrasched::engine::serving::serve_services(&w, &o)
         .unwrap()
         .expect("one served service");
-    let again = ultrasched::serving::serve_services(&w, &o)
+    let again = ultrasched::engine::serving::serve_services(&w, &o)
         .unwrap()
         .unwrap();
     assert_eq!(

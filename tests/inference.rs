@@ -4,13 +4,14 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
-use ultrasched::catalog::{gpu_model_index, GPU_MODELS};
-use ultrasched::inference::model::builtin;
-use ultrasched::inference::perf::{Efficiency, Roofline, ServiceModel};
-use ultrasched::inference::sim::{
-    simulate_replicas, summarize, Autoscale, Request, Router, SimConfig, SimResult, Slo,
+use ultrasched::domain::catalog::{gpu_model_index, GPU_MODELS};
+use ultrasched::domain::llm::builtin;
+use ultrasched::domain::traffic::{Router, Slo};
+use ultrasched::engine::serving::sim::{
+    simulate_replicas, summarize, Autoscale, Request, SimConfig, SimResult,
 };
-use ultrasched::inference::trace::{self, TraceFormat};
+use ultrasched::input::requests::{self as trace, TraceFormat};
+use ultrasched::perf::inference::{Efficiency, Roofline, ServiceModel};
 
 /// A service model with fixed costs: `prefill_us_per_token` per uncached prompt token, `decode_us` per step.
 struct Fixed {

@@ -5,12 +5,13 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
-use ultrasched::html::{occupancy_rows, report_html, HEAT_COLUMNS, HEAT_MAX_ROWS};
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::report::{Report, RunInfo};
-use ultrasched::sim::{simulate, simulate_with, Outcome, Progress};
-use ultrasched::trace::{lanes, trace_json};
-use ultrasched::workload::{self, build, parse_str, Format, Overrides, Workload};
+use ultrasched::domain::workload::Workload;
+use ultrasched::engine::cluster::{simulate, simulate_with, Outcome, Progress};
+use ultrasched::input::workload::{self, build, parse_str, Format, Overrides};
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::output::html::{occupancy_rows, report_html, HEAT_COLUMNS, HEAT_MAX_ROWS};
+use ultrasched::output::report::{Report, RunInfo};
+use ultrasched::output::timeline::{lanes, trace_json};
 
 fn repo(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

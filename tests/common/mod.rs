@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 
-use ultrasched::kernel::gpu::GpuBackend;
-use ultrasched::kernel::KernelError;
+use ultrasched::kernel::placement::gpu::GpuBackend;
+use ultrasched::kernel::placement::KernelError;
 
 #[allow(dead_code)]
 /// A GPU backend, or `None` (with a message) when this machine has no adapter.
@@ -23,8 +23,8 @@ pub fn gpu_backend() -> Option<GpuBackend> {
 
 /// The GPU node scorer, or `None` (with a message) when this machine has no adapter; like `gpu_backend`.
 #[allow(dead_code)]
-pub fn gpu_node_scorer() -> Option<ultrasched::kernel::node_score_gpu::GpuNodeScorer> {
-    use ultrasched::kernel::node_score_gpu::GpuNodeScorer;
+pub fn gpu_node_scorer() -> Option<ultrasched::kernel::node_score::gpu::GpuNodeScorer> {
+    use ultrasched::kernel::node_score::gpu::GpuNodeScorer;
     match GpuNodeScorer::new() {
         Ok(b) => Some(b),
         Err(KernelError::NoAdapter(why)) => {
