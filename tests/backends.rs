@@ -3,27 +3,12 @@
 
 mod common;
 
+use common::outputs;
+
 use std::path::Path;
 use ultrasched::domain::workload::PlacementPolicy;
-use ultrasched::domain::workload::Workload;
-use ultrasched::engine::cluster::simulate;
 use ultrasched::input::workload::{self, Overrides};
 use ultrasched::kernel::placement::cpu::CpuBackend;
-use ultrasched::kernel::placement::CostBackend;
-use ultrasched::output::report::{jobs_csv, Report, RunInfo};
-
-fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) {
-    let o = simulate(w, backend).expect("simulation runs");
-    let run = RunInfo {
-        version: String::new(),
-        backend: String::new(),
-        adapter: String::new(),
-        wall_s: 0.0,
-    };
-    let mut v = serde_json::to_value(Report::new(w, &o, run)).unwrap();
-    v.as_object_mut().unwrap().remove("run");
-    (v.to_string(), jobs_csv(w, &o))
-}
 
 #[test]
 fn gpu_and_cpu_give_the_same_schedule_for_every_bundled_workload() {

@@ -1,59 +1,13 @@
 //! Engine behaviour through the library: determinism, the quickstart snapshot, and policy properties.
 
-use std::path::Path;
+mod common;
+
+use common::{bundled, from_toml, load_with as load, repo, report_value as report, run};
 use ultrasched::domain::workload::Workload;
 use ultrasched::domain::workload::{PlacementPolicy, QueuePolicy};
-use ultrasched::engine::cluster::{simulate, JobState, Outcome};
-use ultrasched::input::workload::{self, build, parse_str, Format, Overrides};
-use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::engine::cluster::{JobState, Outcome};
+use ultrasched::input::workload::{build, parse_str, Format, Overrides};
 use ultrasched::output::report::{jobs_csv, Report, RunInfo};
-
-fn repo(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn load(p: &str, ov: Overrides) -> Workload {
-    workload::load(&repo(p), ov).unwrap_or_else(|e| panic!("{p}: {e:#}"))
-}
-
-fn from_toml(text: &str) -> Workload {
-    build(
-        parse_str(text, "test.toml", Format::Toml).unwrap(),
-        "test.toml",
-        "test",
-        Overrides::default(),
-    )
-    .unwrap()
-}
-
-fn run(w: &Workload) -> Outcome {
-    simulate(w, &mut CpuBackend).unwrap()
-}
-
-fn report(w: &Workload, o: &Outcome) -> serde_json::Value {
-    let run = RunInfo {
-        version: "test".into(),
-        backend: "cpu".into(),
-        adapter: "cpu twin".into(),
-        wall_s: 0.0,
-    };
-    let mut v = serde_json::to_value(Report::new(w, o, run)).unwrap();
-    v.as_object_mut().unwrap().remove("run");
-    v
-}
-
-fn bundled() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(repo("workloads"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml" || e == "json"))
-        .map(|p| format!("workloads/{}", p.file_name().unwrap().to_string_lossy()))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 3, "bundled workloads: {v:?}");
-    v
-}
 
 #[test]
 fn same_workload_and_seed_give_identical_reports_and_jobs_csv() {

@@ -1,6 +1,9 @@
 //! The inference simulation against closed forms and hand computations, routing behaviour, autoscaling, and
 //! the trace importers on good and bad rows.
 
+mod common;
+
+use common::repo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
@@ -58,10 +61,6 @@ fn cfg(replicas: u32, router: Router, max_batch: u32) -> SimConfig {
 
 fn replicas_of(res: &SimResult) -> Vec<Option<u32>> {
     res.requests.iter().map(|o| o.replica).collect()
-}
-
-fn repo(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Poisson arrivals at `lambda` per second, exponential service with mean `1/mu` s, one server, FIFO.

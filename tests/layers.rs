@@ -262,9 +262,12 @@ fn resolve(
     Some(base)
 }
 
-fn graph(files: &[SrcFile]) -> (BTreeMap<Vec<String>, BTreeSet<Vec<String>>>, Vec<String>) {
+/// Module path -> the module paths it imports.
+type Graph = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;
+
+fn graph(files: &[SrcFile]) -> (Graph, Vec<String>) {
     let modules: BTreeSet<Vec<String>> = files.iter().map(|f| f.module.clone()).collect();
-    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut edges: Graph = BTreeMap::new();
     let mut violations = Vec::new();
     let mut seen = BTreeSet::new();
     for f in files {
@@ -309,7 +312,7 @@ fn graph(files: &[SrcFile]) -> (BTreeMap<Vec<String>, BTreeSet<Vec<String>>>, Ve
     (edges, violations)
 }
 
-fn find_cycle(edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Option<Vec<Vec<String>>> {
+fn find_cycle(edges: &Graph) -> Option<Vec<Vec<String>>> {
     // Iterative DFS with colours; returns the first cycle found, in order.
     let mut colour: BTreeMap<&Vec<String>, u8> = BTreeMap::new();
     for start in edges.keys() {
