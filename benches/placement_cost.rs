@@ -6,10 +6,10 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
-use ultrasched::kernel::bench::random_batch;
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::kernel::gpu::GpuBackend;
-use ultrasched::kernel::{CostBackend, KernelError, POLICY_TOPOLOGY_PACK};
+use ultrasched::kernel::placement::bench::random_batch;
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::kernel::placement::gpu::GpuBackend;
+use ultrasched::kernel::placement::{CostBackend, KernelError, POLICY_TOPOLOGY_PACK};
 
 /// (jobs, candidates) per call.
 const SIZES: [(usize, usize); 3] = [(1_000, 1_000), (4_000, 8_000), (16_000, 8_000)];

@@ -2,9 +2,10 @@
 //! Target (issue 2): at least 1M scheduled jobs per minute on one core.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::sim::simulate;
-use ultrasched::workload::{build, parse_str, Format, Overrides, Workload};
+use ultrasched::domain::workload::Workload;
+use ultrasched::engine::cluster::simulate;
+use ultrasched::input::workload::{build, parse_str, Format, Overrides};
+use ultrasched::kernel::placement::cpu::CpuBackend;
 
 /// 139 GB200 UltraServers (10,008 GPUs); 100k jobs offering ~85 % of capacity (mean job ~12 GPUs x ~33 min
 /// at 1,300 jobs/h), so the queue stays realistic instead of growing without bound.

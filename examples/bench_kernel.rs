@@ -4,7 +4,9 @@
 //! [--reps N] [--seed S] [--json]`; default sizes: 1000x1000 4000x8000 16000x8000.
 
 use anyhow::{bail, Context};
-use ultrasched::kernel::{bench, POLICY_BEST_FIT, POLICY_FIRST_FIT, POLICY_TOPOLOGY_PACK};
+use ultrasched::kernel::placement::{
+    bench, POLICY_BEST_FIT, POLICY_FIRST_FIT, POLICY_TOPOLOGY_PACK,
+};
 
 fn main() {
     if let Err(e) = run() {

@@ -3,10 +3,10 @@
 //! `cargo run --release --example call_overhead`
 
 use std::time::Instant;
-use ultrasched::kernel::bench::random_batch;
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::kernel::gpu::GpuBackend;
-use ultrasched::kernel::{CostBackend, POLICY_TOPOLOGY_PACK};
+use ultrasched::kernel::placement::bench::random_batch;
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::kernel::placement::gpu::GpuBackend;
+use ultrasched::kernel::placement::{CostBackend, POLICY_TOPOLOGY_PACK};
 
 fn main() {
     let mut gpu = match GpuBackend::new() {

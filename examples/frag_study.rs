@@ -8,12 +8,12 @@ use clap::Parser;
 #[command(name = "frag-study")]
 struct Cli {
     #[command(flatten)]
-    args: ultrasched::fgd::FragStudyArgs,
+    args: ultrasched::cli::frag_study::FragStudyArgs,
 }
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = ultrasched::fgd::run(&cli.args) {
+    if let Err(e) = ultrasched::cli::frag_study::run(&cli.args) {
         eprintln!("Error: {e:#}");
         std::process::exit(ultrasched::error::exit_code(&e));
     }

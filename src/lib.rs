@@ -1,27 +1,19 @@
 //! ultrasched: a simulator that decides where AI training and inference work runs on UltraServer-style GPU
 //! clusters, and shows what each decision costs.
 //!
-//! Flow: [`workload`] (parse + validate a file, at the edge) -> [`sim`] (discrete-event engine, no I/O) ->
-//! [`placement`] (builds kernel records, calls the [`kernel`] seam) -> [`metrics`] -> [`report`] (edge).
-//! See ARCHITECTURE.md.
+//! The crate is a house of floors; each imports only the floors below it (tests/layers.rs checks it):
+//! [`domain`] (hardware catalog, topology, the typed workload; no file formats, no I/O) ->
+//! [`perf`] (training, inference and RL step-time models: pure functions) ->
+//! [`kernel`] (the placement-cost and node-score kernels: CPU twins and WGSL backends) ->
+//! [`engine`] (the cluster engine, request-level serving, the FGD study) ->
+//! [`input`] (file formats, parsers, trace importers) -> [`output`] (reports, pages, timelines, comparisons)
+//! -> [`cli`]. [`error`] (located input errors) sits beside the domain. See ARCHITECTURE.md.
 
-pub mod catalog;
 pub mod cli;
-pub mod cluster;
-pub mod compare;
+pub mod domain;
+pub mod engine;
 pub mod error;
-pub mod fgd;
-pub mod html;
-pub mod inference;
+pub mod input;
 pub mod kernel;
-pub mod metrics;
-pub mod perfmodel;
-pub mod placement;
-pub mod progress;
-pub mod report;
-pub mod rl;
-pub mod serving;
-pub mod sim;
-pub mod svg;
-pub mod trace;
-pub mod workload;
+pub mod output;
+pub mod perf;

@@ -1,15 +1,15 @@
 //! Agentic sessions (closed-loop calls with tool waits and growing, reused context), the traffic specs and
 //! their generator, and `serve` on cases small enough to check by hand.
 
-use ultrasched::catalog::{gpu_model_index, GpuModel, GPU_MODELS};
-use ultrasched::inference::perf::ServiceModel;
-use ultrasched::inference::sim::{
-    sessions, simulate_closed_loop, simulate_replicas, summarize, After, Request, Router,
-    SimConfig, SimResult, Slo,
+use ultrasched::domain::catalog::{gpu_model_index, GpuModel, GPU_MODELS};
+use ultrasched::domain::traffic::{Router, Serve, Slo, Traffic};
+use ultrasched::engine::serving::sim::{
+    sessions, simulate_closed_loop, simulate_replicas, summarize, After, Request, SimConfig,
+    SimResult,
 };
-use ultrasched::inference::traffic::{
-    generate, parse_serve, serve, Generated, Serve, Traffic, BLOCK_TOKENS,
-};
+use ultrasched::engine::serving::traffic::{generate, serve, Generated, BLOCK_TOKENS};
+use ultrasched::input::traffic::parse_serve;
+use ultrasched::perf::inference::ServiceModel;
 
 /// Fixed costs: 1 us per uncached prompt token, 1 ms per decode step.
 struct Fixed {

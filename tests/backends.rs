@@ -3,26 +3,12 @@
 
 mod common;
 
-use std::path::Path;
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::kernel::CostBackend;
-use ultrasched::report::{jobs_csv, Report, RunInfo};
-use ultrasched::sim::simulate;
-use ultrasched::workload::spec::PlacementPolicy;
-use ultrasched::workload::{self, Overrides, Workload};
+use common::outputs;
 
-fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) {
-    let o = simulate(w, backend).expect("simulation runs");
-    let run = RunInfo {
-        version: String::new(),
-        backend: String::new(),
-        adapter: String::new(),
-        wall_s: 0.0,
-    };
-    let mut v = serde_json::to_value(Report::new(w, &o, run)).unwrap();
-    v.as_object_mut().unwrap().remove("run");
-    (v.to_string(), jobs_csv(w, &o))
-}
+use std::path::Path;
+use ultrasched::domain::workload::PlacementPolicy;
+use ultrasched::input::workload::{self, Overrides};
+use ultrasched::kernel::placement::cpu::CpuBackend;
 
 #[test]
 fn gpu_and_cpu_give_the_same_schedule_for_every_bundled_workload() {

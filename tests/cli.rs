@@ -1,20 +1,10 @@
 //! Drives the binary: the happy paths, and a table of bad inputs that must exit 2 with a located message and
 //! write nothing.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{bin, repo};
 use predicates::prelude::*;
-use std::path::Path;
-
-fn bin() -> Command {
-    Command::cargo_bin("ultrasched").expect("binary built by cargo")
-}
-
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .display()
-        .to_string()
-}
 
 #[test]
 fn run_quickstart_prints_the_summary_table() {

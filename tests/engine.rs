@@ -1,58 +1,13 @@
 //! Engine behaviour through the library: determinism, the quickstart snapshot, and policy properties.
 
-use std::path::Path;
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::report::{jobs_csv, Report, RunInfo};
-use ultrasched::sim::{simulate, JobState, Outcome};
-use ultrasched::workload::spec::{PlacementPolicy, QueuePolicy};
-use ultrasched::workload::{self, build, parse_str, Format, Overrides, Workload};
+mod common;
 
-fn repo(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn load(p: &str, ov: Overrides) -> Workload {
-    workload::load(&repo(p), ov).unwrap_or_else(|e| panic!("{p}: {e:#}"))
-}
-
-fn from_toml(text: &str) -> Workload {
-    build(
-        parse_str(text, "test.toml", Format::Toml).unwrap(),
-        "test.toml",
-        "test",
-        Overrides::default(),
-    )
-    .unwrap()
-}
-
-fn run(w: &Workload) -> Outcome {
-    simulate(w, &mut CpuBackend).unwrap()
-}
-
-fn report(w: &Workload, o: &Outcome) -> serde_json::Value {
-    let run = RunInfo {
-        version: "test".into(),
-        backend: "cpu".into(),
-        adapter: "cpu twin".into(),
-        wall_s: 0.0,
-    };
-    let mut v = serde_json::to_value(Report::new(w, o, run)).unwrap();
-    v.as_object_mut().unwrap().remove("run");
-    v
-}
-
-fn bundled() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(repo("workloads"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml" || e == "json"))
-        .map(|p| format!("workloads/{}", p.file_name().unwrap().to_string_lossy()))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 3, "bundled workloads: {v:?}");
-    v
-}
+use common::{bundled, from_toml, load_with as load, repo, report_value as report, run};
+use ultrasched::domain::workload::Workload;
+use ultrasched::domain::workload::{PlacementPolicy, QueuePolicy};
+use ultrasched::engine::cluster::{JobState, Outcome};
+use ultrasched::input::workload::{build, parse_str, Format, Overrides};
+use ultrasched::output::report::{jobs_csv, Report, RunInfo};
 
 #[test]
 fn same_workload_and_seed_give_identical_reports_and_jobs_csv() {
@@ -547,10 +502,10 @@ fn inference_services_are_served_where_and_when_they_ran() {
         (o.jobs[1].start, o.jobs[1].end),
         (Some(100_000_000), Some(700_000_000))
     );
-    let inf = ultrasched::serving::serve_services(&w, &o)
+    let inf = ultrasched::engine::serving::serve_services(&w, &o)
         .unwrap()
         .expect("one served service");
-    let again = ultrasched::serving::serve_services(&w, &o)
+    let again = ultrasched::engine::serving::serve_services(&w, &o)
         .unwrap()
         .unwrap();
     assert_eq!(

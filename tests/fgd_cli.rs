@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use clap::Parser;
+use ultrasched::cli::frag_study::{run, FragStudyArgs};
 use ultrasched::error::exit_code;
-use ultrasched::fgd::{run, FragStudyArgs};
 
 #[derive(Parser)]
 struct Cli {
@@ -111,7 +111,7 @@ fn gpu_backend_without_adapter_and_multi_seed_replay_without_template_are_refuse
     let pods = trace("openb_pod_list_default.csv");
     // Without an adapter, --backend gpu is an error that points at the CPU (with one, it runs: see
     // tests/node_score_conformance.rs).
-    if ultrasched::kernel::node_score_gpu::GpuNodeScorer::new().is_err() {
+    if ultrasched::kernel::node_score::gpu::GpuNodeScorer::new().is_err() {
         let err = run(&args(&[
             "--nodes",
             &nodes,

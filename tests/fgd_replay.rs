@@ -18,11 +18,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ultrasched::fgd::engine::Draws;
-use ultrasched::fgd::openb::{load_nodes, load_pods};
-use ultrasched::fgd::replay::load_draws;
-use ultrasched::fgd::trace::Trace;
-use ultrasched::fgd::{study, Policy};
+use ultrasched::engine::fgd::engine::Draws;
+use ultrasched::engine::fgd::trace::Trace;
+use ultrasched::engine::fgd::{study, Policy};
+use ultrasched::input::fgd_replay::load_draws;
+use ultrasched::input::openb::{load_nodes, load_pods};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/traces")

@@ -1,16 +1,20 @@
 //! The inference simulation against closed forms and hand computations, routing behaviour, autoscaling, and
 //! the trace importers on good and bad rows.
 
+mod common;
+
+use common::repo;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
-use ultrasched::catalog::{gpu_model_index, GPU_MODELS};
-use ultrasched::inference::model::builtin;
-use ultrasched::inference::perf::{Efficiency, Roofline, ServiceModel};
-use ultrasched::inference::sim::{
-    simulate_replicas, summarize, Autoscale, Request, Router, SimConfig, SimResult, Slo,
+use ultrasched::domain::catalog::{gpu_model_index, GPU_MODELS};
+use ultrasched::domain::llm::builtin;
+use ultrasched::domain::traffic::{Router, Slo};
+use ultrasched::engine::serving::sim::{
+    simulate_replicas, summarize, Autoscale, Request, SimConfig, SimResult,
 };
-use ultrasched::inference::trace::{self, TraceFormat};
+use ultrasched::input::requests::{self as trace, TraceFormat};
+use ultrasched::perf::inference::{Efficiency, Roofline, ServiceModel};
 
 /// A service model with fixed costs: `prefill_us_per_token` per uncached prompt token, `decode_us` per step.
 struct Fixed {
@@ -57,10 +61,6 @@ fn cfg(replicas: u32, router: Router, max_batch: u32) -> SimConfig {
 
 fn replicas_of(res: &SimResult) -> Vec<Option<u32>> {
     res.requests.iter().map(|o| o.replica).collect()
-}
-
-fn repo(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Poisson arrivals at `lambda` per second, exponential service with mean `1/mu` s, one server, FIFO.

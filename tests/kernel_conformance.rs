@@ -6,9 +6,9 @@
 
 mod common;
 use common::gpu_backend;
-use ultrasched::kernel::bench::random_batch;
-use ultrasched::kernel::cpu::{pair_cost, CpuBackend};
-use ultrasched::kernel::*;
+use ultrasched::kernel::placement::bench::random_batch;
+use ultrasched::kernel::placement::cpu::{pair_cost, CpuBackend};
+use ultrasched::kernel::placement::*;
 
 /// Every policy the kernel knows (a new one is tested as soon as `POLICY_COUNT` counts it).
 const POLICIES: std::ops::Range<u32> = 0..POLICY_COUNT;

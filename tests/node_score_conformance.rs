@@ -315,10 +315,10 @@ fn gpu_winners_equal_cpu_on_random_node_sets() {
 mod trace_runs {
     use super::*;
     use std::path::{Path, PathBuf};
-    use ultrasched::fgd::engine::{curves, node_ranks, pod_order, run};
-    use ultrasched::fgd::openb::{load_nodes, load_pods};
-    use ultrasched::fgd::trace::Trace;
-    use ultrasched::fgd::Policy;
+    use ultrasched::engine::fgd::engine::{curves, node_ranks, pod_order, run};
+    use ultrasched::engine::fgd::trace::Trace;
+    use ultrasched::engine::fgd::Policy;
+    use ultrasched::input::openb::{load_nodes, load_pods};
 
     fn root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/traces/openb")

@@ -1,16 +1,10 @@
 //! Drives `ultrasched replay-inference`: both bundled traces end to end, and bad inputs exit 2 with a located
 //! message.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{bin, repo};
 use predicates::prelude::*;
-
-fn bin() -> Command {
-    Command::cargo_bin("ultrasched").expect("binary built by cargo")
-}
-
-fn repo(p: &str) -> String {
-    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
-}
 
 const AZURE: &str = "workloads/traces/azure-llm-2023/AzureLLMInferenceTrace_code.csv";
 const MOONCAKE: &str = "workloads/traces/mooncake/synthetic_trace.jsonl";

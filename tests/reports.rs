@@ -1,56 +1,15 @@
 //! The reports people look at: report.html, the Chrome trace, `compare`, and the engine's progress callback,
 //! through the library and through the binary.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{bin, from_toml, load, repo, report, run};
 use predicates::prelude::*;
 use std::collections::HashMap;
-use std::path::Path;
-use ultrasched::html::{occupancy_rows, report_html, HEAT_COLUMNS, HEAT_MAX_ROWS};
-use ultrasched::kernel::cpu::CpuBackend;
-use ultrasched::report::{Report, RunInfo};
-use ultrasched::sim::{simulate, simulate_with, Outcome, Progress};
-use ultrasched::trace::{lanes, trace_json};
-use ultrasched::workload::{self, build, parse_str, Format, Overrides, Workload};
-
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .display()
-        .to_string()
-}
-
-fn load(p: &str) -> Workload {
-    workload::load(Path::new(&repo(p)), Overrides::default())
-        .unwrap_or_else(|e| panic!("{p}: {e:#}"))
-}
-
-fn from_toml(text: &str) -> Workload {
-    build(
-        parse_str(text, "test.toml", Format::Toml).unwrap(),
-        "test.toml",
-        "test",
-        Overrides::default(),
-    )
-    .unwrap()
-}
-
-fn run(w: &Workload) -> Outcome {
-    simulate(w, &mut CpuBackend).unwrap()
-}
-
-fn report(w: &Workload, o: &Outcome) -> Report {
-    let run = RunInfo {
-        version: "test".into(),
-        backend: "cpu".into(),
-        adapter: "cpu twin".into(),
-        wall_s: 0.5,
-    };
-    Report::new(w, o, run)
-}
-
-fn bin() -> Command {
-    Command::cargo_bin("ultrasched").expect("binary built by cargo")
-}
+use ultrasched::engine::cluster::{simulate_with, Progress};
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::output::html::{occupancy_rows, report_html, HEAT_COLUMNS, HEAT_MAX_ROWS};
+use ultrasched::output::timeline::{lanes, trace_json};
 
 // ---- progress callback -------------------------------------------------------------------------------
 

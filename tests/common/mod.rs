@@ -1,9 +1,96 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: paths, the binary, loading and running workloads, reports, and
+//! GPU backends that skip (or fail under `ULTRASCHED_REQUIRE_GPU=1`) without an adapter.
+#![allow(dead_code)]
 
-use ultrasched::kernel::gpu::GpuBackend;
-use ultrasched::kernel::KernelError;
+use std::path::Path;
+use ultrasched::domain::workload::Workload;
+use ultrasched::engine::cluster::{simulate, Outcome};
+use ultrasched::input::workload::{self, build, parse_str, Format, Overrides};
+use ultrasched::kernel::placement::cpu::CpuBackend;
+use ultrasched::kernel::placement::gpu::GpuBackend;
+use ultrasched::kernel::placement::{CostBackend, KernelError};
+use ultrasched::output::report::{Report, RunInfo};
 
-#[allow(dead_code)]
+/// A path inside the repository, as a string (for command lines and messages).
+pub fn repo(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
+}
+
+/// The `ultrasched` binary that cargo built for this test run.
+pub fn bin() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("ultrasched").expect("binary built by cargo")
+}
+
+/// A bundled workload (path relative to the repository) with overrides.
+pub fn load_with(p: &str, ov: Overrides) -> Workload {
+    workload::load(Path::new(&repo(p)), ov).unwrap_or_else(|e| panic!("{p}: {e:#}"))
+}
+
+/// A bundled workload as written.
+pub fn load(p: &str) -> Workload {
+    load_with(p, Overrides::default())
+}
+
+/// A workload from TOML text (it must be valid).
+pub fn from_toml(text: &str) -> Workload {
+    build(
+        parse_str(text, "test.toml", Format::Toml).unwrap(),
+        "test.toml",
+        "test",
+        Overrides::default(),
+    )
+    .unwrap()
+}
+
+/// The workload simulated on the CPU twin.
+pub fn run(w: &Workload) -> Outcome {
+    simulate(w, &mut CpuBackend).unwrap()
+}
+
+/// The report of a run, with a fixed `run` object.
+pub fn report(w: &Workload, o: &Outcome) -> Report {
+    let run = RunInfo {
+        version: "test".into(),
+        backend: "cpu".into(),
+        adapter: "cpu twin".into(),
+        wall_s: 0.5,
+    };
+    Report::new(w, o, run)
+}
+
+/// report.json as a value without its `run` object: what must be identical between runs.
+pub fn report_value(w: &Workload, o: &Outcome) -> serde_json::Value {
+    let mut v = serde_json::to_value(report(w, o)).unwrap();
+    v.as_object_mut().unwrap().remove("run");
+    v
+}
+
+/// report.json (outside `run`) and jobs.csv of the workload simulated on `backend`.
+pub fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) {
+    let o = simulate(w, backend).expect("simulation runs");
+    (
+        report_value(w, &o).to_string(),
+        ultrasched::output::report::jobs_csv(w, &o),
+    )
+}
+
+/// Every bundled workload file (`workloads/*.toml|json`), relative to the repository, sorted.
+pub fn bundled() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo("workloads"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml" || e == "json"))
+        .map(|p| format!("workloads/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 3, "bundled workloads: {v:?}");
+    v
+}
+
 /// A GPU backend, or `None` (with a message) when this machine has no adapter.
 pub fn gpu_backend() -> Option<GpuBackend> {
     match GpuBackend::new() {
@@ -22,9 +109,8 @@ pub fn gpu_backend() -> Option<GpuBackend> {
 }
 
 /// The GPU node scorer, or `None` (with a message) when this machine has no adapter; like `gpu_backend`.
-#[allow(dead_code)]
-pub fn gpu_node_scorer() -> Option<ultrasched::kernel::node_score_gpu::GpuNodeScorer> {
-    use ultrasched::kernel::node_score_gpu::GpuNodeScorer;
+pub fn gpu_node_scorer() -> Option<ultrasched::kernel::node_score::gpu::GpuNodeScorer> {
+    use ultrasched::kernel::node_score::gpu::GpuNodeScorer;
     match GpuNodeScorer::new() {
         Ok(b) => Some(b),
         Err(KernelError::NoAdapter(why)) => {

@@ -1,0 +1,235 @@
+//! `ultrasched replay-inference`: replays a request trace on LLM serving replicas and prints latency, SLO
+//! attainment and throughput.
+
+use crate::domain::catalog::{gpu_model_index, gpu_model_names, GPU_MODELS};
+use crate::domain::llm::ModelSpec;
+use crate::domain::traffic::{Router, Slo};
+use crate::engine::serving::sim::{self, Autoscale, SimConfig, Summary};
+use crate::error::{InputError, Location};
+use crate::input::requests::{self as trace, TraceFormat};
+use crate::perf::inference::{Efficiency, Roofline};
+use serde::Serialize;
+use std::io::Write;
+use std::time::Instant;
+
+/// Output format of `replay-inference`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayFormat {
+    /// A readable summary.
+    Table,
+    /// One JSON object on stdout.
+    Json,
+}
+
+/// Arguments of `replay-inference`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The trace: azure:PATH (Azure LLM inference 2023 CSV) or mooncake:PATH (Mooncake JSONL).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub trace: String,
+    /// Model: llama-2-70b, llama-3-8b, llama-3-70b, or a .toml/.json file with a model spec.
+    #[arg(long)]
+    pub model: String,
+    /// GPU model id from the catalog (see `ultrasched presets`).
+    #[arg(long)]
+    pub gpu: String,
+    /// GPUs per replica (tensor-parallel degree).
+    #[arg(long, default_value_t = 8)]
+    pub tp: u32,
+    /// Replicas (the minimum when --max-replicas turns on autoscaling).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: u32,
+    /// How requests are spread over replicas.
+    #[arg(long, value_enum, default_value_t = Router::RoundRobin)]
+    pub router: Router,
+    /// Most requests in one replica's running batch.
+    #[arg(long, default_value_t = 256)]
+    pub max_batch: u32,
+    /// Time-to-first-token target, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub ttft_slo_s: f64,
+    /// Time-per-output-token target, seconds.
+    #[arg(long, default_value_t = 0.1)]
+    pub tpot_slo_s: f64,
+    /// Prefill model-FLOPs utilisation (fraction of BF16 peak).
+    #[arg(long, default_value_t = Efficiency::default().prefill_mfu)]
+    pub prefill_mfu: f64,
+    /// Fraction of HBM bandwidth a decode step reaches.
+    #[arg(long, default_value_t = Efficiency::default().decode_bw_eff)]
+    pub decode_bw_eff: f64,
+    /// Do not keep prompt blocks for reuse (the prefix cache).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
+    /// Autoscale between --replicas and this many replicas.
+    #[arg(long)]
+    pub max_replicas: Option<u32>,
+    /// Autoscaling: outstanding requests per replica that start another one.
+    #[arg(long, default_value_t = 32)]
+    pub target_outstanding: u32,
+    /// Autoscaling: seconds from the decision until a new replica serves.
+    #[arg(long, default_value_t = 60.0)]
+    pub scale_up_delay_s: f64,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Table)]
+    pub format: ReplayFormat,
+}
+
+/// What `replay-inference --format json` prints.
+#[derive(Debug, Serialize)]
+struct ReplayReport<'a> {
+    trace: &'a str,
+    model: &'a str,
+    gpu: &'a str,
+    tp: u32,
+    replicas: u32,
+    router: Router,
+    max_batch: u32,
+    kv_budget_tokens: u64,
+    #[serde(flatten)]
+    summary: &'a Summary,
+    run: RunInfo,
+}
+
+#[derive(Debug, Serialize)]
+struct RunInfo {
+    version: &'static str,
+    /// Load + simulate, seconds.
+    wall_s: f64,
+    /// Simulation alone, seconds.
+    sim_wall_s: f64,
+}
+
+fn seconds_to_us(flag: &str, s: f64) -> Result<u64, InputError> {
+    if !(s.is_finite() && (0.0..=3.2e8).contains(&s)) {
+        return Err(InputError::new(
+            flag,
+            Location::File,
+            format!("expected a number of seconds >= 0, found {s}"),
+        ));
+    }
+    Ok((s * 1e6).round() as u64)
+}
+
+/// Runs `replay-inference`.
+pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let trace_arg = trace::parse_trace_arg(&args.trace)?;
+    let model: ModelSpec = crate::input::llm::resolve(&args.model)?;
+    let gpu = gpu_model_index(&args.gpu)
+        .map(|i| GPU_MODELS[i])
+        .ok_or_else(|| {
+            InputError::new(
+                "--gpu",
+                Location::File,
+                format!("unknown GPU `{}`; known: {}", args.gpu, gpu_model_names()),
+            )
+        })?;
+    let eff = Efficiency {
+        prefill_mfu: args.prefill_mfu,
+        decode_bw_eff: args.decode_bw_eff,
+    };
+    let roof = Roofline::new(model, gpu, args.tp, eff)?;
+    let slo = Slo {
+        ttft_us: seconds_to_us("--ttft-slo-s", args.ttft_slo_s)?,
+        tpot_us: seconds_to_us("--tpot-slo-s", args.tpot_slo_s)?,
+    };
+    let autoscale = match args.max_replicas {
+        None => None,
+        Some(max) => Some(Autoscale {
+            min_replicas: args.replicas,
+            max_replicas: max,
+            target_outstanding: args.target_outstanding,
+            scale_up_delay_us: seconds_to_us("--scale-up-delay-s", args.scale_up_delay_s)?,
+        }),
+    };
+    let cfg = SimConfig {
+        replicas: args.replicas,
+        router: args.router,
+        max_batch: args.max_batch,
+        prefix_caching: !args.no_prefix_cache,
+        autoscale,
+        ..SimConfig::default()
+    };
+    cfg.validate()?;
+    let requests = trace::load(&trace_arg)?;
+    let sim_started = Instant::now();
+    let result = sim::simulate_replicas(&requests, &roof, &cfg)?;
+    let summary = sim::summarize(&result, slo);
+    let run = RunInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        wall_s: started.elapsed().as_secs_f64(),
+        sim_wall_s: sim_started.elapsed().as_secs_f64(),
+    };
+    let report = ReplayReport {
+        trace: &args.trace,
+        model: &roof.model.name,
+        gpu: roof.gpu.id,
+        tp: args.tp,
+        replicas: args.replicas,
+        router: args.router,
+        max_batch: args.max_batch,
+        kv_budget_tokens: roof.kv_budget_tokens(),
+        summary: &summary,
+        run,
+    };
+    let text = match args.format {
+        ReplayFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReplayFormat::Table => table(&report, trace_arg.format),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn table(r: &ReplayReport, format: TraceFormat) -> String {
+    let s = r.summary;
+    let row = |name: &str, st: &crate::engine::cluster::metrics::Stats| {
+        format!(
+            "{name:<8} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}\n",
+            st.mean, st.p50, st.p90, st.p99, st.max
+        )
+    };
+    let mut t = format!(
+        "trace      {} ({})\nserving    {} on {} x {} (TP), {} replica(s), router {}, max batch {}, KV budget {} tokens\n",
+        r.trace,
+        match format {
+            TraceFormat::Azure => "Azure LLM 2023; Patel et al., Splitwise, ISCA 2024",
+            TraceFormat::Mooncake => "Mooncake; Qin et al., FAST 2025",
+        },
+        r.model,
+        r.tp,
+        r.gpu,
+        r.replicas,
+        clap::ValueEnum::to_possible_value(&r.router)
+            .map_or_else(String::new, |v| v.get_name().to_string()),
+        r.max_batch,
+        r.kv_budget_tokens
+    );
+    t += &format!(
+        "requests   {} ({} completed, {} rejected) over {:.1} s\n\n",
+        s.requests, s.completed, s.rejected, s.duration_s
+    );
+    t += &format!(
+        "{:<8} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+        "seconds", "mean", "p50", "p90", "p99", "max"
+    );
+    t += &row("ttft", &s.ttft_s);
+    t += &row("tpot", &s.tpot_s);
+    t += &row("e2e", &s.e2e_s);
+    t += &format!(
+        "\nSLO        TTFT <= {} s and TPOT <= {} s: {:.2} % of requests, goodput {:.3} req/s\n",
+        s.slo.ttft_s,
+        s.slo.tpot_s,
+        100.0 * s.slo_attainment,
+        s.goodput_rps
+    );
+    t += &format!(
+        "throughput {:.1} output tokens/s; prefix cache hit {:.1} % of prompt tokens\n",
+        s.output_tokens_per_s,
+        100.0 * s.prefix_hit_rate
+    );
+    t += &format!(
+        "cost       {:.0} GPU-s, {:.2} kWh, peak {} replica(s)\nwall       {:.2} s\n",
+        s.gpu_seconds, s.energy_kwh, s.peak_replicas, r.run.wall_s
+    );
+    t
+}

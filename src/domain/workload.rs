@@ -1,0 +1,240 @@
+//! The typed, validated workload: a cluster, scheduler settings and a stream of jobs, as the engines see
+//! them. Built from a file by `input::workload::build`; nothing here knows a file format.
+
+use crate::domain::cluster::Cluster;
+use crate::domain::llm::ModelSpec;
+
+/// Simulated time in microseconds: integers, so event order never depends on float rounding.
+pub type Time = u64;
+
+/// Seconds to simulated time (rounded to the microsecond).
+pub fn time_from_s(s: f64) -> Time {
+    (s * 1e6).round() as Time
+}
+
+/// Simulated time to seconds.
+pub fn time_to_s(t: Time) -> f64 {
+    t as f64 / 1e6
+}
+
+/// What a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// A gang that runs for its duration, then finishes.
+    Training,
+    /// A service of replicas that runs for its lifetime; each replica stays inside one group of its level.
+    Inference,
+    /// An agentic RL job: a training gang (and, async, rollout replicas) looping for its steps.
+    Rl,
+}
+
+impl JobKind {
+    /// Name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Training => "training",
+            JobKind::Inference => "inference",
+            JobKind::Rl => "rl",
+        }
+    }
+}
+
+/// One job, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Unique id.
+    pub id: String,
+    /// Kind.
+    pub kind: JobKind,
+    /// GPUs of one gang: the whole job for training, one replica for inference.
+    pub gpus: u32,
+    /// Gangs placed together (1 for training).
+    pub replicas: u32,
+    /// Ideal run time (training) or lifetime (inference).
+    pub duration: Time,
+    /// Submit time.
+    pub submit: Time,
+    /// Priority (higher first under the priority queue).
+    pub priority: i32,
+    /// Tenant label.
+    pub tenant: String,
+    /// Acceptable GPU models (bit per catalog model).
+    pub model_mask: u32,
+    /// Widest group a gang may span (kernel `LEVEL_*`).
+    pub required: u32,
+    /// Preferred group (kernel `LEVEL_*`, or `LEVEL_NONE`).
+    pub preferred: u32,
+    /// Training model: when set, the run time is `duration` times the placement's slowdown.
+    pub model: Option<TrainingModel>,
+    /// RL: the loop. `duration` is then an estimate (steps x the ideal step) used for queue order only.
+    pub rl: Option<Box<RlJob>>,
+    /// Async RL: the rollout replicas, placed together with the training gang.
+    pub rollout: Option<Gang>,
+    /// Inference: the model served and its traffic.
+    pub serving: Option<Box<crate::domain::traffic::Serve>>,
+}
+
+/// A group of identical gangs placed with a job's main gangs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gang {
+    /// GPUs per gang.
+    pub gpus: u32,
+    /// Gangs.
+    pub count: u32,
+    /// Acceptable GPU models.
+    pub model_mask: u32,
+    /// Widest group a gang may span.
+    pub required: u32,
+    /// Preferred group.
+    pub preferred: u32,
+}
+
+impl Job {
+    /// All GPUs the job holds while running.
+    pub fn total_gpus(&self) -> u64 {
+        self.gpus as u64 * self.replicas as u64
+            + self.rollout.map_or(0, |g| g.gpus as u64 * g.count as u64)
+    }
+}
+
+/// Scheduler settings, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scheduler {
+    /// Queue order.
+    pub queue: QueuePolicy,
+    /// EASY backfill.
+    pub backfill: bool,
+    /// Jobs behind the head that backfill considers.
+    pub backfill_depth: u32,
+    /// Priority preemption.
+    pub preemption: bool,
+    /// Work a preempted job redoes on restart.
+    pub restart_cost: Time,
+    /// Placement policy.
+    pub placement: PlacementPolicy,
+}
+
+/// A validated workload: what the simulator runs.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Display name.
+    pub name: String,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// The fleet.
+    pub cluster: Cluster,
+    /// Scheduler settings.
+    pub scheduler: Scheduler,
+    /// Jobs ordered by submit time, then by declaration order (explicit jobs, then generators).
+    pub jobs: Vec<Job>,
+}
+
+/// Queue policies.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueuePolicy {
+    /// First come, first served.
+    #[default]
+    Fifo,
+    /// Shortest job first, by requested GPU-seconds.
+    Sjf,
+    /// Highest priority first, then submit order.
+    Priority,
+}
+
+/// Placement policies (each is a cost function of the placement kernel).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementPolicy {
+    /// Lowest-index domain with a free GPU; topology-unaware.
+    FirstFit,
+    /// Tightest domain that holds the gang.
+    BestFit,
+    /// Fewest NVLink domains, then the smallest leftover.
+    #[default]
+    TopologyPack,
+    /// The domain whose fragmentation (GPUs typical gangs of 8, 16, 32 or a whole domain could not use) the
+    /// placement lowers most; spills like topology-pack.
+    FragAware,
+}
+
+/// A training job's model and parallelism, from the workload file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingModel {
+    /// Parameters.
+    pub params: f64,
+    /// Tokens per optimizer step (global batch).
+    pub tokens_per_step: f64,
+    /// Tensor/expert-parallel degree (inside an NVLink domain).
+    pub tp: u32,
+    /// Model FLOPs utilisation of the compute phase, 0..1.
+    pub mfu: f64,
+}
+
+/// How rollout and training share GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RlMode {
+    /// Rollout and training time-slice the training gang's GPUs.
+    Colocated,
+    /// Rollout runs on separate replicas; rollouts may be `staleness` steps ahead of training.
+    Async,
+}
+
+/// An RL job's loop, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RlJob {
+    /// Colocated or async.
+    pub mode: RlMode,
+    /// Async: how many steps rollouts may run ahead of the weights (0 = synchronous).
+    pub staleness: u32,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// The policy model (rollouts serve it; training updates it).
+    pub llm: ModelSpec,
+    /// Training parallelism: tensor-parallel degree and MFU.
+    pub train_tp: u32,
+    /// Training MFU.
+    pub mfu: f64,
+    /// Tensor-parallel degree of a rollout replica (colocated: the gang is cut into replicas of this size).
+    pub rollout_tp: u32,
+    /// Episodes per step.
+    pub episodes_per_step: u32,
+    /// LLM calls per episode.
+    pub turns: u32,
+    /// First prompt, tokens.
+    pub prompt_tokens: u32,
+    /// New context per later turn (tool results), tokens.
+    pub turn_tokens: u32,
+    /// Output per turn, tokens.
+    pub output_tokens: u32,
+    /// Tool wait after each call, seconds.
+    pub tool_wait_s: f64,
+    /// Reward computation per step (CPU), seconds.
+    pub reward_s: f64,
+    /// Colocated: cost of switching the GPUs between rollout and training, seconds (paid twice a step).
+    pub switch_s: f64,
+    /// Most episodes one replica decodes at once.
+    pub max_batch: u32,
+}

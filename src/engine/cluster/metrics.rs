@@ -1,0 +1,320 @@
+//! Headline numbers of a run, computed from an [`Outcome`]. Pure: no I/O.
+
+use crate::domain::workload::{time_to_s, JobKind, Workload};
+use crate::engine::cluster::{JobState, Outcome};
+use serde::Serialize;
+
+/// Mean and percentiles of a sample (nearest-rank percentiles; all 0 for an empty sample).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    /// Mean.
+    pub mean: f64,
+    /// Median (nearest rank).
+    pub p50: f64,
+    /// 90th percentile (nearest rank).
+    pub p90: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Stats {
+    /// Stats of `values` (any order).
+    pub fn of(values: &mut [f64]) -> Stats {
+        if values.is_empty() {
+            return Stats {
+                mean: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                max: 0.0,
+            };
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        // Nearest rank: the smallest value with at least p% of the sample at or below it.
+        let rank = |p: f64| values[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Stats {
+            mean: values.iter().sum::<f64>() / n as f64,
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: values[n - 1],
+        }
+    }
+}
+
+/// Job counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    /// Jobs in the workload.
+    pub submitted: u64,
+    /// Jobs that ran to completion.
+    pub completed: u64,
+    /// Jobs that can never fit.
+    pub unschedulable: u64,
+    /// Training gangs.
+    pub training: u64,
+    /// Inference services.
+    pub inference: u64,
+    /// Agentic RL jobs.
+    pub rl: u64,
+    /// Jobs started by backfill.
+    pub backfilled: u64,
+    /// Preemptions (a job preempted twice counts twice).
+    pub preemptions: u64,
+}
+
+/// The `summary` object of report.json.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Time of the last completion, seconds.
+    pub makespan_s: f64,
+    /// Job counts.
+    pub jobs: JobCounts,
+    /// Job completion time (end - submit) of completed jobs, seconds.
+    pub jct_s: Stats,
+    /// Wait (first start - submit) of started jobs, seconds.
+    pub wait_s: Stats,
+    /// Busy GPU-time / (GPUs x makespan), 0..1.
+    pub gpu_utilization: f64,
+    /// NVLink domains spanned per started training gang.
+    pub training_domains_spanned: Stats,
+    /// Started training gangs that span more domains than the fewest they could fit in.
+    pub training_gangs_split: u64,
+    /// Jobs ever waiting at once.
+    pub max_queue_length: u32,
+    /// Training jobs with a model: slowdown of their placement against the ideal one.
+    pub training: TrainingSummary,
+    /// Agentic RL jobs that started.
+    pub rl: RlSummary,
+    /// Free GPUs stranded for the head-of-queue gang (time-weighted over the makespan).
+    pub stranded_gpus: TimeWeighted,
+    /// Price of the capacity over the makespan: every GPU of every pool, busy or not (committed capacity).
+    pub cost_usd: f64,
+    /// Price of the GPU-hours jobs used.
+    pub cost_usd_busy: f64,
+    /// Energy over the makespan, MWh (idle and busy power per GPU).
+    pub energy_mwh: f64,
+    /// Highest total power draw, MW.
+    pub peak_power_mw: f64,
+}
+
+/// RL jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RlSummary {
+    /// RL jobs that started.
+    pub jobs: u64,
+    /// Step time, seconds.
+    pub step_s: Stats,
+    /// Share of their GPU-time their GPUs sat idle.
+    pub gpu_idle_share: Stats,
+}
+
+/// Slowdown of modelled training jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainingSummary {
+    /// Training jobs with a performance model that started.
+    pub modelled_jobs: u64,
+    /// Run time on their last placement / run time on the ideal placement.
+    pub slowdown: Stats,
+}
+
+/// A time-weighted mean and the peak.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimeWeighted {
+    /// Mean over the makespan.
+    pub mean: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+/// Computes the summary.
+pub fn summarize(w: &Workload, o: &Outcome) -> Summary {
+    let mut jct = Vec::new();
+    let mut wait = Vec::new();
+    let mut spans = Vec::new();
+    let mut split = 0;
+    let mut slowdowns = Vec::new();
+    let mut counts = JobCounts {
+        submitted: w.jobs.len() as u64,
+        completed: 0,
+        unschedulable: 0,
+        training: 0,
+        inference: 0,
+        rl: 0,
+        backfilled: 0,
+        preemptions: 0,
+    };
+    for (job, out) in w.jobs.iter().zip(&o.jobs) {
+        match job.kind {
+            JobKind::Training => counts.training += 1,
+            JobKind::Inference => counts.inference += 1,
+            JobKind::Rl => counts.rl += 1,
+        }
+        counts.preemptions += out.preemptions as u64;
+        counts.backfilled += out.backfilled as u64;
+        match out.state {
+            JobState::Unschedulable => counts.unschedulable += 1,
+            JobState::Completed => counts.completed += 1,
+        }
+        if let Some(start) = out.start {
+            wait.push(time_to_s(start - job.submit));
+            if job.kind == JobKind::Training {
+                if job.model.is_some() {
+                    slowdowns.push(out.slowdown);
+                }
+                spans.push(out.domains as f64);
+                if out.domains > min_domains(w, job) {
+                    split += 1;
+                }
+            }
+        }
+        if let Some(end) = out.end {
+            jct.push(time_to_s(end - job.submit));
+        }
+    }
+    let capacity = w.cluster.total_gpus as f64 * o.makespan as f64;
+    let economics = economics(w, o);
+    Summary {
+        makespan_s: time_to_s(o.makespan),
+        jobs: counts,
+        jct_s: Stats::of(&mut jct),
+        wait_s: Stats::of(&mut wait),
+        gpu_utilization: if capacity > 0.0 {
+            (o.busy_gpu_time as f64 / capacity).min(1.0)
+        } else {
+            0.0
+        },
+        training_domains_spanned: Stats::of(&mut spans),
+        training_gangs_split: split,
+        max_queue_length: o.samples.iter().map(|s| s.queued).max().unwrap_or(0),
+        training: TrainingSummary {
+            modelled_jobs: slowdowns.len() as u64,
+            slowdown: Stats::of(&mut slowdowns),
+        },
+        rl: {
+            let (mut steps, mut idle): (Vec<f64>, Vec<f64>) = o
+                .jobs
+                .iter()
+                .filter_map(|j| j.rl)
+                .map(|b| (b.step_s, b.gpu_idle_share))
+                .unzip();
+            RlSummary {
+                jobs: steps.len() as u64,
+                step_s: Stats::of(&mut steps),
+                gpu_idle_share: Stats::of(&mut idle),
+            }
+        },
+        stranded_gpus: stranded(o),
+        cost_usd: economics.cost_usd,
+        cost_usd_busy: economics.cost_usd_busy,
+        energy_mwh: economics.energy_mwh,
+        peak_power_mw: economics.peak_power_mw,
+    }
+}
+
+fn stranded(o: &Outcome) -> TimeWeighted {
+    let mut area = 0u128;
+    let mut max = 0u64;
+    for (i, s) in o.samples.iter().enumerate() {
+        let until = o
+            .samples
+            .get(i + 1)
+            .map_or(o.makespan, |n| n.time)
+            .min(o.makespan);
+        area += s.stranded_gpus as u128 * until.saturating_sub(s.time) as u128;
+        max = max.max(s.stranded_gpus);
+    }
+    let mean = if o.makespan > 0 {
+        area as f64 / o.makespan as f64
+    } else {
+        0.0
+    };
+    TimeWeighted {
+        mean,
+        max: max as f64,
+    }
+}
+
+/// Cost and power of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Economics {
+    /// Every GPU over the makespan at its pool's price.
+    pub cost_usd: f64,
+    /// Busy GPU-hours at their pool's price.
+    pub cost_usd_busy: f64,
+    /// Energy, MWh.
+    pub energy_mwh: f64,
+    /// Peak power, MW.
+    pub peak_power_mw: f64,
+}
+
+/// Prices and powers from the pools, busy time from the placement segments.
+pub fn economics(w: &Workload, o: &Outcome) -> Economics {
+    let c = &w.cluster;
+    let makespan_h = time_to_s(o.makespan) / 3600.0;
+    let idle_w: f64 = c.pools.iter().map(|p| p.gpus() as f64 * p.idle_w).sum();
+    let mut cost_busy = 0.0;
+    let mut busy_joules_extra = 0.0; // busy - idle power, W x s
+    let mut steps: Vec<(u64, f64)> = Vec::with_capacity(o.segments.len() * 2);
+    for seg in &o.segments {
+        let secs = time_to_s(seg.end - seg.start);
+        for &(d, g) in &seg.domains {
+            let p = c.pool_of(d);
+            let extra = g as f64 * (p.busy_w - p.idle_w);
+            cost_busy += g as f64 * secs / 3600.0 * p.usd_per_gpu_hour;
+            busy_joules_extra += extra * secs;
+            steps.push((seg.start, extra));
+            steps.push((seg.end, -extra));
+        }
+    }
+    // Ends before starts at the same instant, so back-to-back jobs do not count twice.
+    steps.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let (mut now, mut peak) = (0.0f64, 0.0f64);
+    for (_, d) in steps {
+        now += d;
+        peak = peak.max(now);
+    }
+    Economics {
+        cost_usd: c
+            .pools
+            .iter()
+            .map(|p| p.gpus() as f64 * p.usd_per_gpu_hour)
+            .sum::<f64>()
+            * makespan_h,
+        cost_usd_busy: cost_busy,
+        energy_mwh: (idle_w * time_to_s(o.makespan) + busy_joules_extra) / 3.6e9,
+        peak_power_mw: (idle_w + peak) / 1e6,
+    }
+}
+
+/// Fewest domains the job's gang could span in any pool of an acceptable GPU model.
+fn min_domains(w: &Workload, job: &crate::domain::workload::Job) -> u32 {
+    w.cluster
+        .pools
+        .iter()
+        .filter(|p| (job.model_mask >> p.preset.gpu_model) & 1 == 1)
+        .map(|p| job.gpus.div_ceil(p.domain_gpus().max(1)))
+        .min()
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stats;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let s = Stats::of(&mut v);
+        assert_eq!(
+            (s.mean, s.p50, s.p90, s.p99, s.max),
+            (50.5, 50.0, 90.0, 99.0, 100.0)
+        );
+        let s = Stats::of(&mut [7.0]);
+        assert_eq!((s.p50, s.p99), (7.0, 7.0));
+        assert_eq!(Stats::of(&mut []).mean, 0.0);
+    }
+}

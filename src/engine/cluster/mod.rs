@@ -1,0 +1,800 @@
+//! The discrete-event engine. No I/O, no wgpu: it gets a validated [`Workload`] and a `&mut dyn CostBackend`
+//! and returns an [`Outcome`].
+//!
+//! Events are ordered by (time, sequence), so equal times are first-in-first-out and a run is reproducible
+//! from its seed. All events of one instant are applied, then one scheduling round runs:
+//! 1. Pending jobs are walked in queue order ([`queue`]). The head window is scored in one kernel call; a
+//!    placement changes the cluster, so the rest of the window is scored again before it is used. Every
+//!    decision is therefore exactly the sequential one, whichever backend ran.
+//! 2. Without backfill the first job that does not fit blocks the queue (with priority preemption, it may
+//!    first evict lower-priority jobs). With EASY backfill, the blocked head gets a reservation (the shadow
+//!    time: the earliest instant it fits if running jobs end as planned and nothing else starts), and later
+//!    jobs start now only if they fit and end by the shadow time, so the head is never delayed.
+
+pub mod metrics;
+pub mod placement;
+pub mod queue;
+
+use crate::domain::cluster::{span, Allocation, ClusterState};
+use crate::domain::workload::{Job, Time, Workload};
+use crate::kernel::placement::{CostBackend, KernelError};
+use placement::{job_record, KernelStats, Scratch};
+use queue::Pending;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Units of work per RL step (remaining work of an RL job counts millionths of a step).
+pub const WORK_PER_STEP: Time = 1_000_000;
+
+/// Jobs scored per kernel call at the head of the queue.
+pub const WINDOW: usize = 32;
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Ran to completion.
+    Completed,
+    /// Can never fit the cluster (too large, or no pool of its GPU model).
+    Unschedulable,
+}
+
+/// What happened to one job (indexed like `Workload::jobs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    /// Final state.
+    pub state: JobState,
+    /// First start.
+    pub start: Option<Time>,
+    /// Completion.
+    pub end: Option<Time>,
+    /// Distinct NVLink domains of the last placement (all replicas).
+    pub domains: u32,
+    /// Distinct nodes of the last placement.
+    pub nodes: u32,
+    /// Times it was preempted.
+    pub preemptions: u32,
+    /// First reservation (shadow time) it was given as the blocked head under backfill.
+    pub reserved: Option<Time>,
+    /// Started by backfill (behind a blocked head).
+    pub backfilled: bool,
+    /// Run time of the last placement against the ideal placement (1 without a training model).
+    pub slowdown: f64,
+    /// RL jobs: where a step's time goes on the last placement.
+    pub rl: Option<crate::perf::rl::RlBreakdown>,
+}
+
+/// One sample of the cluster over time, taken after every round that changed something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// When.
+    pub time: Time,
+    /// GPUs held by running jobs.
+    pub busy_gpus: u64,
+    /// Jobs waiting.
+    pub queued: u32,
+    /// Jobs running.
+    pub running: u32,
+    /// Free GPUs in domains (of the head job's GPU models) too small for the head-of-queue gang's share of
+    /// a domain: capacity fragmentation strands.
+    pub stranded_gpus: u64,
+}
+
+/// GPUs per domain of a set of (node, GPUs) slices, by domain index.
+fn gpus_per_domain<'a>(
+    c: &crate::domain::cluster::Cluster,
+    slices: impl Iterator<Item = &'a (u32, u32)>,
+) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &(node, g) in slices {
+        let d = c.domain_of_node(node);
+        match out.iter_mut().find(|(x, _)| *x == d) {
+            Some(e) => e.1 += g,
+            None => out.push((d, g)),
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// A placement's consequences.
+struct PlacementCost {
+    per_domain: Vec<(u32, u32)>,
+    /// Run time per unit of remaining work.
+    factor: f64,
+    /// Run time of the remaining work.
+    run: Time,
+    /// Against the ideal placement.
+    slowdown: f64,
+    rl: Option<crate::perf::rl::RlBreakdown>,
+}
+
+/// One stretch of a job holding GPUs: from a start to its finish or preemption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Job index.
+    pub job: u32,
+    /// When it started.
+    pub start: Time,
+    /// When it released its GPUs.
+    pub end: Time,
+    /// GPUs held per NVLink domain, by domain index.
+    pub domains: Vec<(u32, u32)>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Per job, in workload order.
+    pub jobs: Vec<JobOutcome>,
+    /// Busy GPUs and queue length over time.
+    pub samples: Vec<Sample>,
+    /// Every placement, in start order.
+    pub segments: Vec<Segment>,
+    /// Time of the last completion (0 if none).
+    pub makespan: Time,
+    /// Integral of busy GPUs over time, GPU-microseconds.
+    pub busy_gpu_time: u128,
+    /// Scheduling rounds.
+    pub rounds: u64,
+    /// Kernel counters.
+    pub kernel: KernelStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// A running job ends (stale if its epoch changed since: it was preempted).
+    Finish { job: u32, epoch: u32 },
+}
+
+/// Per-job mutable state.
+#[derive(Debug, Clone, Default)]
+struct Live {
+    remaining: Time,
+    started_at: Time,
+    epoch: u32,
+    gangs: Vec<Allocation>,
+    running: bool,
+    segment: usize,
+    /// When the current run ends.
+    end: Time,
+    /// Run time per unit of remaining work on the current placement: the slowdown for training (work in
+    /// ideal microseconds), the step time in seconds for RL (work in millionths of a step).
+    factor: f64,
+}
+
+/// Where a run stands, handed to the observer of [`simulate_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time reached.
+    pub time: Time,
+    /// Jobs that have ended (completed or found unschedulable).
+    pub jobs_done: u64,
+    /// Jobs in the workload.
+    pub jobs_total: u64,
+}
+
+/// Instants simulated between two calls of the progress observer: rare enough to cost nothing, often
+/// enough for a smooth bar (a large run simulates millions of instants).
+pub const PROGRESS_EVERY: u64 = 512;
+
+/// Runs a workload to the end.
+pub fn simulate(w: &Workload, backend: &mut dyn CostBackend) -> Result<Outcome, KernelError> {
+    Engine::new(w, backend).run(&mut |_| {})
+}
+
+/// Runs a workload to the end, calling `progress` every [`PROGRESS_EVERY`] instants and once at the end
+/// (then `jobs_done == jobs_total`). The engine stays free of I/O: the caller decides what to show.
+pub fn simulate_with(
+    w: &Workload,
+    backend: &mut dyn CostBackend,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, KernelError> {
+    Engine::new(w, backend).run(progress)
+}
+
+struct Engine<'a> {
+    w: &'a Workload,
+    backend: &'a mut dyn CostBackend,
+    state: ClusterState,
+    events: BinaryHeap<Reverse<(Time, u64, Event)>>,
+    seq: u64,
+    next_arrival: usize,
+    pending: Pending,
+    live: Vec<Live>,
+    out: Vec<JobOutcome>,
+    scratch: Scratch,
+    what_if: Scratch,
+    samples: Vec<Sample>,
+    segments: Vec<Segment>,
+    now: Time,
+    busy: u64,
+    running: u32,
+    busy_gpu_time: u128,
+    rounds: u64,
+    makespan: Time,
+    jobs_done: u64,
+}
+
+impl<'a> Engine<'a> {
+    fn new(w: &'a Workload, backend: &'a mut dyn CostBackend) -> Self {
+        let n = w.jobs.len();
+        Engine {
+            w,
+            backend,
+            state: ClusterState::new(&w.cluster),
+            events: BinaryHeap::new(),
+            seq: 0,
+            next_arrival: 0,
+            pending: Pending::new(w.scheduler.queue),
+            live: w
+                .jobs
+                .iter()
+                .map(|j| Live {
+                    remaining: j
+                        .rl
+                        .as_ref()
+                        .map_or(j.duration, |rl| rl.steps * WORK_PER_STEP),
+                    factor: 1.0,
+                    ..Default::default()
+                })
+                .collect(),
+            out: vec![
+                JobOutcome {
+                    state: JobState::Completed,
+                    start: None,
+                    end: None,
+                    domains: 0,
+                    nodes: 0,
+                    preemptions: 0,
+                    reserved: None,
+                    backfilled: false,
+                    slowdown: 1.0,
+                    rl: None,
+                };
+                n
+            ],
+            scratch: Scratch::new(),
+            what_if: Scratch::new(),
+            samples: Vec::new(),
+            segments: Vec::new(),
+            now: 0,
+            busy: 0,
+            running: 0,
+            busy_gpu_time: 0,
+            rounds: 0,
+            makespan: 0,
+            jobs_done: 0,
+        }
+    }
+
+    fn push(&mut self, t: Time, e: Event) {
+        self.seq += 1;
+        self.events.push(Reverse((t, self.seq, e)));
+    }
+
+    fn advance(&mut self, t: Time) {
+        debug_assert!(t >= self.now);
+        self.busy_gpu_time += self.busy as u128 * (t - self.now) as u128;
+        self.now = t;
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            time: self.now,
+            jobs_done: self.jobs_done,
+            jobs_total: self.w.jobs.len() as u64,
+        }
+    }
+
+    fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, KernelError> {
+        let mut instants = 0u64;
+        loop {
+            // The next instant: the earlier of the next arrival and the next event.
+            let next_arrival = self.w.jobs.get(self.next_arrival).map(|j| j.submit);
+            let next_event = self.events.peek().map(|Reverse((t, _, _))| *t);
+            let t = match (next_arrival, next_event) {
+                (None, None) => break,
+                (Some(a), Some(e)) => a.min(e),
+                (Some(a), None) => a,
+                (None, Some(e)) => e,
+            };
+            self.advance(t);
+            // Finishes first (in sequence order), then arrivals in workload order.
+            while let Some(Reverse((et, _, _))) = self.events.peek() {
+                if *et != t {
+                    break;
+                }
+                let Some(Reverse((_, _, Event::Finish { job, epoch }))) = self.events.pop() else {
+                    break;
+                };
+                self.finish(job as usize, epoch);
+            }
+            while self.next_arrival < self.w.jobs.len()
+                && self.w.jobs[self.next_arrival].submit == t
+            {
+                self.arrive(self.next_arrival);
+                self.next_arrival += 1;
+            }
+            self.round()?;
+            self.sample();
+            instants += 1;
+            if instants.is_multiple_of(PROGRESS_EVERY) {
+                progress(self.progress());
+            }
+        }
+        // Nothing left to happen: whatever still waits could never start (a safety net; arrival checks
+        // already catch jobs larger than the cluster).
+        for j in self.pending.drain() {
+            self.out[j].state = JobState::Unschedulable;
+            self.jobs_done += 1;
+        }
+        progress(self.progress());
+        let mut kernel = self.scratch.stats;
+        kernel.kernel_calls += self.what_if.stats.kernel_calls;
+        kernel.pairs += self.what_if.stats.pairs;
+        Ok(Outcome {
+            jobs: self.out,
+            samples: self.samples,
+            segments: self.segments,
+            makespan: self.makespan,
+            busy_gpu_time: self.busy_gpu_time,
+            rounds: self.rounds,
+            kernel,
+        })
+    }
+
+    fn sample(&mut self) {
+        let s = Sample {
+            time: self.now,
+            busy_gpus: self.busy,
+            queued: self.pending.len() as u32,
+            running: self.running,
+            stranded_gpus: self.stranded(),
+        };
+        match self.samples.last_mut() {
+            Some(last) if last.time == s.time => *last = s,
+            Some(last)
+                if (
+                    last.busy_gpus,
+                    last.queued,
+                    last.running,
+                    last.stranded_gpus,
+                ) == (s.busy_gpus, s.queued, s.running, s.stranded_gpus) => {}
+            _ => self.samples.push(s),
+        }
+    }
+
+    /// Free GPUs stranded for the head of the queue: in domains of an acceptable GPU model that have some
+    /// free GPUs but fewer than the head's gang would take there (its size, or a whole domain).
+    fn stranded(&self) -> u64 {
+        let Some(head) = self.pending.iter().next() else {
+            return 0;
+        };
+        let job = &self.w.jobs[head];
+        let c = &self.w.cluster;
+        let mut total = 0u64;
+        for pool in &c.pools {
+            if (job.model_mask >> pool.preset.gpu_model) & 1 == 0 {
+                continue;
+            }
+            let need = job.gpus.min(pool.domain_gpus());
+            let range = pool.first_domain as usize..(pool.first_domain + pool.domains) as usize;
+            for &free in &self.state.domain_free[range] {
+                if free > 0 && free < need {
+                    total += free as u64;
+                }
+            }
+        }
+        total
+    }
+
+    /// What a placement of `j` on `gangs` means: GPUs per domain, run time, and why.
+    fn placement_cost(&self, j: usize, gangs: &[Allocation]) -> PlacementCost {
+        let per_domain = gpus_per_domain(&self.w.cluster, gangs.iter().flatten());
+        let remaining = self.live[j].remaining;
+        let job = &self.w.jobs[j];
+        let c = &self.w.cluster;
+        let plain = |per_domain| PlacementCost {
+            per_domain,
+            factor: 1.0,
+            run: remaining,
+            slowdown: 1.0,
+            rl: None,
+        };
+        if let Some(rl) = &job.rl {
+            // The training gang is the first; async rollout replicas follow it.
+            let train = gpus_per_domain(c, gangs[0].iter());
+            let rollout = gpus_per_domain(c, gangs[1..].iter().flatten());
+            let Some(&(t0, _)) = train.first() else {
+                return plain(per_domain);
+            };
+            let train_preset = c.pool_of(t0).preset;
+            let counts: Vec<u32> = train.iter().map(|&(_, g)| g).collect();
+            let place = rollout
+                .first()
+                .map(|&(r0, _)| crate::perf::rl::RolloutPlacement {
+                    preset: c.pool_of(r0).preset,
+                    replicas: gangs.len() as u32 - 1,
+                    same_domain: train.len() == 1
+                        && rollout.len() == 1
+                        && train[0].0 == rollout[0].0,
+                });
+            let ideal = crate::perf::training::ideal_split(train_preset, job.gpus);
+            let (Some(b), Some(best)) = (
+                crate::perf::rl::step(rl, train_preset, &counts, place),
+                crate::perf::rl::step(rl, train_preset, &ideal, place),
+            ) else {
+                // Build-time checks keep rollouts off pools that cannot host them; this is unreachable.
+                return plain(per_domain);
+            };
+            let run = ((remaining as f64) * b.step_s).ceil().max(1.0) as Time;
+            return PlacementCost {
+                per_domain,
+                factor: b.step_s,
+                run,
+                slowdown: b.step_s / best.step_s,
+                rl: Some(b),
+            };
+        }
+        match (job.model, per_domain.first()) {
+            (Some(model), Some(&(d0, _))) => {
+                let preset = c.pool_of(d0).preset;
+                let counts: Vec<u32> = per_domain.iter().map(|&(_, g)| g).collect();
+                let slowdown = crate::perf::training::slowdown(&model, preset, &counts);
+                let run = (((remaining as f64) * slowdown).ceil() as Time).max(remaining);
+                PlacementCost {
+                    per_domain,
+                    factor: slowdown,
+                    run,
+                    slowdown,
+                    rl: None,
+                }
+            }
+            _ => plain(per_domain),
+        }
+    }
+
+    /// True when the job fits an empty cluster.
+    fn could_ever_fit(&self, job: &Job) -> bool {
+        let c = &self.w.cluster;
+        let mut gangs = 0u64;
+        for (pi, p) in c.pools.iter().enumerate() {
+            if (job.model_mask >> p.preset.gpu_model) & 1 == 1 {
+                gangs += c.gangs_that_fit(pi, job.required, job.gpus);
+            }
+        }
+        if gangs < job.replicas as u64 {
+            return false;
+        }
+        // Async RL rollout replicas, counted on their own (a shared pool is re-checked at placement).
+        job.rollout.is_none_or(|g| {
+            let fit: u64 = c
+                .pools
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| (g.model_mask >> p.preset.gpu_model) & 1 == 1)
+                .map(|(pi, _)| c.gangs_that_fit(pi, g.required, g.gpus))
+                .sum();
+            fit >= g.count as u64
+        })
+    }
+
+    fn arrive(&mut self, j: usize) {
+        if self.could_ever_fit(&self.w.jobs[j]) {
+            self.pending.insert(&self.w.jobs[j], j);
+        } else {
+            self.out[j].state = JobState::Unschedulable;
+            self.jobs_done += 1;
+        }
+    }
+
+    fn finish(&mut self, j: usize, epoch: u32) {
+        if self.live[j].epoch != epoch || !self.live[j].running {
+            return; // preempted since this event was scheduled
+        }
+        self.stop(j);
+        self.live[j].remaining = 0;
+        self.jobs_done += 1;
+        self.out[j].end = Some(self.now);
+        self.makespan = self.makespan.max(self.now);
+    }
+
+    /// Frees a running job's GPUs.
+    fn stop(&mut self, j: usize) {
+        let gangs = std::mem::take(&mut self.live[j].gangs);
+        for g in &gangs {
+            self.state.release(&self.w.cluster, g);
+        }
+        self.scratch.dirty = true;
+        self.live[j].running = false;
+        self.live[j].epoch += 1;
+        self.segments[self.live[j].segment].end = self.now;
+        self.busy -= self.w.jobs[j].total_gpus();
+        self.running -= 1;
+    }
+
+    fn start(&mut self, j: usize, gangs: Vec<Allocation>) {
+        let (mut domains, mut nodes) = (0, 0);
+        let all: Allocation = gangs.iter().flatten().copied().collect();
+        if !all.is_empty() {
+            (domains, nodes) = span(&self.w.cluster, &all);
+        }
+        let PlacementCost {
+            per_domain,
+            factor,
+            run,
+            slowdown,
+            rl,
+        } = self.placement_cost(j, &gangs);
+        self.live[j].segment = self.segments.len();
+        self.segments.push(Segment {
+            job: j as u32,
+            start: self.now,
+            end: self.now,
+            domains: per_domain,
+        });
+        let o = &mut self.out[j];
+        o.start.get_or_insert(self.now);
+        o.domains = domains;
+        o.nodes = nodes;
+        o.slowdown = slowdown;
+        o.rl = rl;
+        let l = &mut self.live[j];
+        l.factor = factor;
+        l.end = self.now + run;
+        l.gangs = gangs;
+        l.running = true;
+        l.started_at = self.now;
+        let (end, epoch) = (l.end, l.epoch);
+        self.busy += self.w.jobs[j].total_gpus();
+        self.running += 1;
+        self.push(
+            end,
+            Event::Finish {
+                job: j as u32,
+                epoch,
+            },
+        );
+    }
+
+    /// Scores `order[from..to]` on the current state.
+    fn score_window(
+        &mut self,
+        order: &[(queue::Key, usize)],
+        from: usize,
+        to: usize,
+    ) -> Result<(), KernelError> {
+        let s = &mut self.scratch;
+        s.refresh(&self.w.cluster, &self.state);
+        s.jobs.clear();
+        s.jobs.extend(
+            order[from..to]
+                .iter()
+                .map(|&(_, j)| job_record(&self.w.jobs[j])),
+        );
+        self.backend.best_candidates(
+            crate::kernel::placement::policy_id(self.w.scheduler.placement),
+            &s.jobs,
+            &s.candidates,
+            &mut s.winners,
+        )?;
+        if s.winners.len() != s.jobs.len() {
+            return Err(KernelError::Device(format!(
+                "backend returned {} winners for {} jobs",
+                s.winners.len(),
+                s.jobs.len()
+            )));
+        }
+        s.stats.kernel_calls += 1;
+        s.stats.pairs += (s.jobs.len() * s.candidates.len()) as u64;
+        Ok(())
+    }
+
+    fn round(&mut self) -> Result<(), KernelError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.rounds += 1;
+        let sched = self.w.scheduler;
+        // Queue order, fetched lazily: a long queue is not walked past the point where the round stops.
+        let mut order: Vec<(queue::Key, usize)> = Vec::new();
+        let mut started: Vec<usize> = Vec::new();
+        // Scored window [win_from, win_to) valid while `fresh`.
+        let (mut win_from, mut win_to, mut fresh) = (0usize, 0usize, false);
+        let mut blocked: Option<(usize, Time)> = None; // (head, shadow)
+        let mut scanned_behind = 0u32;
+        let mut i = 0;
+        loop {
+            if i >= order.len() {
+                let last = order.last().map(|&(k, _)| k);
+                self.pending.next_after(last, WINDOW, &mut order);
+                if i >= order.len() {
+                    break;
+                }
+            }
+            if blocked.is_some() {
+                if !sched.backfill || scanned_behind >= sched.backfill_depth {
+                    break;
+                }
+                scanned_behind += 1;
+            }
+            if !fresh || i >= win_to {
+                // Before the head blocks, a placement makes the rest of any window stale, so one job is
+                // scored at a time; behind a blocked head most jobs do not fit and a batch stays exact.
+                let width = if blocked.is_some() { WINDOW } else { 1 };
+                win_from = i;
+                win_to = (i + width).min(order.len());
+                self.score_window(&order, win_from, win_to)?;
+                fresh = true;
+            }
+            let j = order[i].1;
+            let winner = self.scratch.winners[i - win_from];
+            let job = &self.w.jobs[j];
+            if let Some((_, shadow)) = blocked {
+                // Backfill: only jobs that end by the head's reservation.
+                // Without RL the remaining ideal time is a lower bound of the run time (slowdown >= 1).
+                let lower_bound = if job.rl.is_some() {
+                    0
+                } else {
+                    self.live[j].remaining
+                };
+                if !winner.is_feasible() || self.now.saturating_add(lower_bound) > shadow {
+                    i += 1;
+                    continue;
+                }
+            }
+            if winner.is_feasible() {
+                let placed = placement::place_job(
+                    &self.w.cluster,
+                    &mut self.state,
+                    self.backend,
+                    sched.placement,
+                    job,
+                    Some(winner),
+                    &mut self.scratch,
+                )?;
+                fresh = false;
+                if let Some(gangs) = placed {
+                    if let Some((_, shadow)) = blocked {
+                        // The placement decides the run time (slowdown): undo it if it would end late.
+                        let run = self.placement_cost(j, &gangs).run;
+                        if self.now.saturating_add(run) > shadow {
+                            for g in &gangs {
+                                self.state.release(&self.w.cluster, g);
+                            }
+                            self.scratch.dirty = true;
+                            i += 1;
+                            continue;
+                        }
+                    }
+                    self.out[j].backfilled = blocked.is_some();
+                    self.start(j, gangs);
+                    started.push(j);
+                    i += 1;
+                    continue;
+                }
+            }
+            // The job does not fit now.
+            if blocked.is_none() {
+                if sched.preemption && self.preempt_for(j)? {
+                    fresh = false;
+                    started.push(j);
+                    i += 1;
+                    continue;
+                }
+                if !sched.backfill {
+                    break;
+                }
+                let shadow = self.shadow_time(j)?;
+                self.out[j].reserved.get_or_insert(shadow);
+                blocked = Some((j, shadow));
+            }
+            i += 1;
+        }
+        for j in started {
+            self.pending.remove(&self.w.jobs[j], j);
+        }
+        Ok(())
+    }
+
+    /// Running jobs in the order they end (then by index).
+    fn running_by_end(&self) -> Vec<(Time, usize)> {
+        let mut r: Vec<(Time, usize)> = (0..self.live.len())
+            .filter(|&j| self.live[j].running)
+            .map(|j| (self.live[j].end, j))
+            .collect();
+        r.sort_unstable();
+        r
+    }
+
+    /// Whether `job` fits `state` (a what-if copy); places it there if so.
+    fn fits(&mut self, state: &mut ClusterState, job: &Job) -> Result<bool, KernelError> {
+        self.what_if.dirty = true;
+        let placed = placement::place_job(
+            &self.w.cluster,
+            state,
+            self.backend,
+            self.w.scheduler.placement,
+            job,
+            None,
+            &mut self.what_if,
+        )?;
+        Ok(placed.is_some())
+    }
+
+    /// Earliest time the blocked head fits if running jobs end as planned and nothing else starts.
+    fn shadow_time(&mut self, head: usize) -> Result<Time, KernelError> {
+        let job = &self.w.jobs[head];
+        let mut state = self.state.clone();
+        for (end, j) in self.running_by_end() {
+            for g in &self.live[j].gangs {
+                state.release(&self.w.cluster, g);
+            }
+            // Cheap necessary condition before asking the kernel.
+            if state.total_free < job.total_gpus() {
+                continue;
+            }
+            if self.fits(&mut state.clone(), job)? {
+                return Ok(end);
+            }
+        }
+        // Fits only an empty cluster it never reaches while this round's jobs run: no reservation limit.
+        Ok(Time::MAX)
+    }
+
+    /// Priority preemption: evicts lower-priority jobs (lowest priority first, then the most recently
+    /// started) until `head` fits; evicts nothing if even all of them would not make room.
+    fn preempt_for(&mut self, head: usize) -> Result<bool, KernelError> {
+        let job = &self.w.jobs[head];
+        let mut victims: Vec<usize> = (0..self.live.len())
+            .filter(|&j| self.live[j].running && self.w.jobs[j].priority < job.priority)
+            .collect();
+        victims.sort_by_key(|&j| (self.w.jobs[j].priority, Reverse(self.live[j].started_at), j));
+        let mut state = self.state.clone();
+        let mut needed = None;
+        for (k, &v) in victims.iter().enumerate() {
+            for g in &self.live[v].gangs {
+                state.release(&self.w.cluster, g);
+            }
+            if state.total_free >= job.total_gpus() && self.fits(&mut state.clone(), job)? {
+                needed = Some(k + 1);
+                break;
+            }
+        }
+        let Some(n) = needed else { return Ok(false) };
+        for &v in &victims[..n] {
+            let l = &self.live[v];
+            // Work done so far, in work units; the restart cost is time, turned into work for RL.
+            let done = ((self.now - l.started_at) as f64 / l.factor).floor() as Time;
+            let restart = if self.w.jobs[v].rl.is_some() {
+                (self.w.scheduler.restart_cost as f64 / l.factor).ceil() as Time
+            } else {
+                self.w.scheduler.restart_cost
+            };
+            let remaining = l.remaining - done.min(l.remaining) + restart;
+            self.stop(v);
+            self.live[v].remaining = remaining;
+            self.out[v].preemptions += 1;
+            self.pending.insert(&self.w.jobs[v], v);
+        }
+        let placed = placement::place_job(
+            &self.w.cluster,
+            &mut self.state,
+            self.backend,
+            self.w.scheduler.placement,
+            job,
+            None,
+            &mut self.scratch,
+        )?;
+        match placed {
+            Some(gangs) => {
+                self.start(head, gangs);
+                Ok(true)
+            }
+            None => Err(KernelError::Device(
+                "preemption made room on a copy but not on the cluster".into(),
+            )),
+        }
+    }
+}

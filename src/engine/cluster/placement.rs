@@ -1,0 +1,217 @@
+//! Placement: turns a job into a kernel record, asks the kernel seam for the best anchor domain, and turns the
+//! winner into GPUs. The kernel decides *where* (which anchor domain); this module decides *which GPUs* in a
+//! way each policy documents:
+//! - a gang that fits its anchor takes GPUs there (best fit over the anchor's nodes);
+//! - a gang that spills takes all of the anchor, then the rest from the anchor's group (rack or pool):
+//!   first-fit in domain order, best-fit fullest-first (fewest free first), topology-pack emptiest-first
+//!   (most free first, so the fewest domains); ties by domain index.
+
+use crate::domain::cluster::{Allocation, Cluster, ClusterState};
+use crate::domain::workload::Job;
+use crate::domain::workload::PlacementPolicy;
+use crate::kernel::placement::{
+    CandidateRecord, CostBackend, JobRecord, KernelError, Winner, LEVEL_DOMAIN,
+};
+
+/// The kernel's view of one gang of `job`.
+pub fn job_record(job: &Job) -> JobRecord {
+    JobRecord {
+        gpus: job.gpus,
+        model_mask: job.model_mask,
+        level: job.required,
+        preferred: job.preferred,
+    }
+}
+
+/// Allocates a gang of `gpus` anchored at `winner`'s domain. The winner must come from the current state.
+pub fn allocate(
+    cluster: &Cluster,
+    state: &mut ClusterState,
+    policy: PlacementPolicy,
+    record: &JobRecord,
+    winner: Winner,
+    alloc: &mut Allocation,
+) {
+    let anchor = winner.candidate;
+    let free = state.domain_free[anchor as usize];
+    if record.gpus <= free {
+        state.take_from_domain(cluster, anchor, record.gpus, alloc);
+        return;
+    }
+    debug_assert!(
+        record.level != LEVEL_DOMAIN,
+        "a domain-level gang never spills"
+    );
+    state.take_from_domain(cluster, anchor, free, alloc);
+    let mut left = record.gpus - free;
+    let mut others: Vec<u32> = cluster
+        .group(anchor, record.level)
+        .filter(|&d| d != anchor && state.domain_free[d as usize] > 0)
+        .collect();
+    match policy {
+        PlacementPolicy::FirstFit => {}
+        PlacementPolicy::BestFit => others.sort_by_key(|&d| (state.domain_free[d as usize], d)),
+        PlacementPolicy::TopologyPack | PlacementPolicy::FragAware => {
+            others.sort_by_key(|&d| (std::cmp::Reverse(state.domain_free[d as usize]), d))
+        }
+    }
+    for d in others {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(state.domain_free[d as usize]);
+        state.take_from_domain(cluster, d, take, alloc);
+        left -= take;
+    }
+    debug_assert_eq!(left, 0, "the kernel checked the group's free GPUs");
+}
+
+/// Places every gang of `job` on `state` (its replicas, then an async RL job's rollout replicas), one kernel
+/// call per gang after the first (whose winner the caller may already hold). All or nothing: on failure the
+/// state is restored and `None` returned.
+#[allow(clippy::too_many_arguments)]
+pub fn place_job(
+    cluster: &Cluster,
+    state: &mut ClusterState,
+    backend: &mut dyn CostBackend,
+    policy: PlacementPolicy,
+    job: &Job,
+    first: Option<Winner>,
+    scratch: &mut Scratch,
+) -> Result<Option<Vec<Allocation>>, KernelError> {
+    let mut gangs: Vec<Allocation> = Vec::with_capacity(job.replicas as usize);
+    let mut placed = place_gangs(
+        cluster,
+        state,
+        backend,
+        policy,
+        &job_record(job),
+        job.replicas,
+        first,
+        scratch,
+        &mut gangs,
+    )?;
+    if let (true, Some(g)) = (placed, job.rollout) {
+        let record = JobRecord {
+            gpus: g.gpus,
+            model_mask: g.model_mask,
+            level: g.required,
+            preferred: g.preferred,
+        };
+        placed = place_gangs(
+            cluster, state, backend, policy, &record, g.count, None, scratch, &mut gangs,
+        )?;
+    }
+    if !placed {
+        for a in &gangs {
+            state.release(cluster, a);
+        }
+        scratch.dirty = true;
+        return Ok(None);
+    }
+    Ok(Some(gangs))
+}
+
+/// Places `count` gangs of `record`, appending their allocations to `gangs`; false at the first that fits
+/// nowhere (the caller undoes what was placed).
+#[allow(clippy::too_many_arguments)]
+fn place_gangs(
+    cluster: &Cluster,
+    state: &mut ClusterState,
+    backend: &mut dyn CostBackend,
+    policy: PlacementPolicy,
+    record: &JobRecord,
+    count: u32,
+    first: Option<Winner>,
+    scratch: &mut Scratch,
+    gangs: &mut Vec<Allocation>,
+) -> Result<bool, KernelError> {
+    for r in 0..count {
+        let winner = match (r, first) {
+            (0, Some(w)) => w,
+            _ => {
+                scratch.refresh(cluster, state);
+                backend.best_candidates(
+                    crate::kernel::placement::policy_id(policy),
+                    std::slice::from_ref(record),
+                    &scratch.candidates,
+                    &mut scratch.winners,
+                )?;
+                scratch.stats.kernel_calls += 1;
+                scratch.stats.pairs += scratch.candidates.len() as u64;
+                scratch.winners[0]
+            }
+        };
+        if !winner.is_feasible() {
+            return Ok(false);
+        }
+        let mut alloc = Allocation::new();
+        allocate(cluster, state, policy, record, winner, &mut alloc);
+        scratch.dirty = true;
+        gangs.push(alloc);
+    }
+    Ok(true)
+}
+
+/// Kernel-call counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Calls into the backend.
+    pub kernel_calls: u64,
+    /// (job, candidate) pairs scored.
+    pub pairs: u64,
+}
+
+/// Reused buffers: the candidate records of the current state, and the last winners.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Candidate records (one per domain).
+    pub candidates: Vec<CandidateRecord>,
+    /// Winners of the last call.
+    pub winners: Vec<Winner>,
+    /// Job records of the last batch.
+    pub jobs: Vec<JobRecord>,
+    /// True when `candidates` no longer matches the state.
+    pub dirty: bool,
+    /// Counters.
+    pub stats: KernelStats,
+}
+
+impl Scratch {
+    /// New scratch whose candidates must be built before use.
+    pub fn new() -> Scratch {
+        Scratch {
+            dirty: true,
+            ..Default::default()
+        }
+    }
+
+    /// Rebuilds the candidate records if the state changed.
+    pub fn refresh(&mut self, cluster: &Cluster, state: &ClusterState) {
+        if self.dirty || self.candidates.len() != cluster.num_domains() {
+            candidates(state, cluster, &mut self.candidates);
+            self.dirty = false;
+        }
+    }
+}
+
+/// The kernel's view of the cluster: one candidate per domain.
+pub fn candidates(state: &ClusterState, cluster: &Cluster, out: &mut Vec<CandidateRecord>) {
+    out.clear();
+    out.extend(state.domain_free.iter().enumerate().map(|(d, &free)| {
+        let pool = cluster.domain_pool[d] as usize;
+        CandidateRecord {
+            free,
+            size: cluster.pools[pool].domain_gpus(),
+            rack_free: clamp_u32(state.rack_free[cluster.domain_rack[d] as usize]),
+            pool_free: clamp_u32(state.pool_free[pool]),
+            model: cluster.pools[pool].preset.gpu_model as u32,
+            _pad: [0; 3],
+        }
+    }));
+}
+
+/// Free counts above u32 (pools beyond 4G GPUs) saturate: the kernel only compares them with a gang size.
+fn clamp_u32(v: u64) -> u32 {
+    v.min(u32::MAX as u64) as u32
+}

@@ -1,0 +1,169 @@
+//! Inference services as the cluster engine ran them, served request by request: each service's traffic is
+//! drawn for the time it actually ran and simulated on the replicas it actually got (their pool's GPU model,
+//! `gpus_per_replica` as the tensor-parallel group). Pure: no I/O.
+//!
+//! A service whose replicas landed in pools of different GPU models is served with the GPU model of its
+//! first replica (a documented simplification); a preempted service is served from its first start to its
+//! end.
+
+pub mod sim;
+pub mod traffic;
+
+use crate::domain::workload::{time_to_s, Workload};
+use crate::engine::cluster::metrics::Stats;
+use crate::engine::cluster::Outcome;
+use crate::engine::serving::traffic::{serve, ServeOutcome};
+use crate::error::InputError;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// One served service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    /// Job id.
+    pub id: String,
+    /// Model served.
+    pub model: String,
+    /// GPU model of its replicas.
+    pub gpu: String,
+    /// Replicas x GPUs per replica.
+    pub replicas: u32,
+    /// GPUs per replica (tensor parallel).
+    pub gpus_per_replica: u32,
+    /// When it started and ended in the cluster, seconds.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// Price of its GPUs while it ran, USD.
+    pub cost_usd: f64,
+    /// Request-level results.
+    #[serde(flatten)]
+    pub outcome: ServeOutcome,
+}
+
+/// `inference` in report.json: every served request of every service together.
+#[derive(Debug, Clone, Serialize)]
+pub struct InferenceReport {
+    /// Services served.
+    pub services: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Time to first token, seconds.
+    pub ttft_s: Stats,
+    /// Time per output token, seconds.
+    pub tpot_s: Stats,
+    /// End to end, seconds.
+    pub e2e_s: Stats,
+    /// Completed requests meeting both of their service's SLOs / requests sent.
+    pub slo_attainment: f64,
+    /// Output tokens produced.
+    pub output_tokens: u64,
+    /// Price of the services' GPUs while they ran, USD.
+    pub cost_usd: f64,
+    /// That price per million output tokens.
+    pub usd_per_million_output_tokens: f64,
+    /// Energy of the replicas (request-level power model), MWh.
+    pub energy_mwh: f64,
+    /// Per service.
+    pub per_service: Vec<ServiceReport>,
+}
+
+/// Seed of service `index`'s traffic: distinct per service, fixed by the workload seed.
+fn service_seed(seed: u64, index: usize) -> u64 {
+    seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Serves every inference service with a `serving` spec that ran; `None` when there is none.
+pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceReport>, InputError> {
+    let c = &w.cluster;
+    let ran: Vec<(usize, u64, u64, usize)> = w
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| j.serving.is_some())
+        .filter_map(|(i, _)| {
+            let out = &o.jobs[i];
+            let first = o.segments.iter().find(|s| s.job as usize == i)?;
+            let pool = c.domain_pool[first.domains.first()?.0 as usize] as usize;
+            Some((i, out.start?, out.end?, pool))
+        })
+        .collect();
+    if ran.is_empty() {
+        return Ok(None);
+    }
+    let served: Vec<Result<ServiceReport, InputError>> = ran
+        .par_iter()
+        .map(|&(i, start, end, pool)| {
+            let job = &w.jobs[i];
+            let spec = job.serving.as_deref().ok_or_else(|| {
+                InputError::new(
+                    &job.id,
+                    crate::error::Location::File,
+                    "service without serving spec",
+                )
+            })?;
+            let p = &c.pools[pool];
+            let outcome = serve(
+                spec,
+                p.preset.model(),
+                job.gpus,
+                job.replicas,
+                start,
+                end,
+                service_seed(w.seed, i),
+            )?;
+            let hours = time_to_s(end - start) / 3600.0;
+            Ok(ServiceReport {
+                id: job.id.clone(),
+                model: spec.model.name.clone(),
+                gpu: p.preset.model().id.to_string(),
+                replicas: job.replicas,
+                gpus_per_replica: job.gpus,
+                start_s: time_to_s(start),
+                end_s: time_to_s(end),
+                cost_usd: job.total_gpus() as f64 * hours * p.usd_per_gpu_hour,
+                outcome,
+            })
+        })
+        .collect();
+    let per_service = served.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let (mut ttft, mut tpot, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut requests, mut completed, mut met, mut tokens, mut cost, mut joules) =
+        (0, 0, 0, 0, 0.0, 0.0);
+    for s in &per_service {
+        let l = &s.outcome.latencies;
+        ttft.extend_from_slice(&l.ttft_s);
+        tpot.extend_from_slice(&l.tpot_s);
+        e2e.extend_from_slice(&l.e2e_s);
+        requests += s.outcome.requests;
+        completed += s.outcome.completed;
+        met += l.slo_met;
+        tokens += s.outcome.output_tokens;
+        cost += s.cost_usd;
+        joules += s.outcome.energy_j;
+    }
+    Ok(Some(InferenceReport {
+        services: per_service.len() as u64,
+        requests,
+        completed,
+        ttft_s: Stats::of(&mut ttft),
+        tpot_s: Stats::of(&mut tpot),
+        e2e_s: Stats::of(&mut e2e),
+        slo_attainment: if requests > 0 {
+            met as f64 / requests as f64
+        } else {
+            0.0
+        },
+        output_tokens: tokens,
+        cost_usd: cost,
+        usd_per_million_output_tokens: if tokens > 0 {
+            cost / tokens as f64 * 1e6
+        } else {
+            0.0
+        },
+        energy_mwh: joules / 3.6e9,
+        per_service,
+    }))
+}

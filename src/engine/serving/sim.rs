@@ -1,0 +1,1116 @@
+//! Request-level discrete-event simulation of LLM serving replicas. Pure: no I/O.
+//!
+//! A replica is one tensor-parallel group running one model copy (its speed comes from a [`ServiceModel`]).
+//! Requests arrive, a [`Router`] sends each to a replica, and each replica runs continuous batching:
+//!
+//! - **Admission**: waiting requests are admitted in arrival order (first-come-first-served, no skipping, so
+//!   a long request is never starved) while the batch is below `max_batch` and the request's KV cache fits.
+//!   A request reserves its whole final KV footprint (prompt + output tokens) when admitted, so a running
+//!   request never has to be preempted; real engines allocate page by page and preempt instead, which admits
+//!   a little more at the price of recomputation.
+//! - **Iterations** (vLLM's default, prefill-first schedule): when a replica is free it runs either one
+//!   prefill of all requests admitted now, or, when none can be admitted, one decode step of the running batch
+//!   (one token for every running request). Prefill and decode are never mixed in one iteration (no chunked
+//!   prefill), so a prefill stalls decoding for its duration: this is the interference Splitwise and DistServe
+//!   measure.
+//! - **Prefix cache** (Mooncake's `hash_ids`, one id per 512-token prompt block): a replica keeps the blocks
+//!   of finished requests until space is needed (least recently used first). A new request whose leading
+//!   blocks are cached skips prefill for them and pins them instead of storing a copy.
+//! - **Times**: TTFT = first token - arrival (the end of its prefill), E2E = last token - arrival,
+//!   TPOT = (E2E - TTFT) / (output tokens - 1), undefined for one-token outputs.
+//!
+//! - **Sessions** (closed loop, [`simulate_closed_loop`]): a request may depend on an earlier one
+//!   ([`After`]): it arrives `delay_us` after its parent finished (an agent's tool call, a user typing), so
+//!   arrivals depend on simulated completions. A session's later call repeats the earlier context under the
+//!   same leading `hash_ids`; no special router is needed to keep it together: [`Router::KvAware`] sends it
+//!   to the replica that still caches that prefix (unless that replica is more than `kv_load_slack` requests
+//!   busier than the least loaded), while round-robin and least-outstanding scatter it.
+//!
+//! Determinism: time is integer microseconds, events are ordered by (time, insertion sequence), ties in
+//! routing go to the lowest replica index. Same input, same output, bit for bit.
+
+use crate::domain::traffic::{Router, Slo};
+use crate::engine::cluster::metrics::Stats;
+use crate::error::{InputError, Location};
+use crate::perf::inference::{PowerFractions, ServiceModel};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+/// One inference request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// Arrival time, microseconds from the start of the trace.
+    pub arrival_us: u64,
+    /// Prompt (context) tokens.
+    pub prompt_tokens: u32,
+    /// Tokens to generate (0 is served as 1: the prefill always yields one token).
+    pub output_tokens: u32,
+    /// Hashes of the prompt's blocks (`block_tokens` each) in order; equal ids mean a shared prefix.
+    pub hash_ids: Vec<u64>,
+}
+
+/// A request released only when an earlier request of its session has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct After {
+    /// Index of the request it waits for (must be below its own index, so chains cannot loop).
+    pub parent: usize,
+    /// Time from the parent's last token to this request's arrival (tool run, user think time), microseconds.
+    pub delay_us: u64,
+}
+
+/// Scale the number of replicas with load.
+///
+/// Up: after an arrival, when the outstanding requests exceed `target_outstanding` per replica (running or
+/// starting), one more replica starts and takes traffic `scale_up_delay_us` later. Down: when a replica
+/// is idle and the rest would stay at or below half the target, it stops (highest index first) and its
+/// prefix cache is lost. Requests already routed stay where they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Autoscale {
+    /// Replicas never go below this (at least 1).
+    pub min_replicas: u32,
+    /// Nor above this.
+    pub max_replicas: u32,
+    /// Outstanding requests per replica that trigger a scale-up.
+    pub target_outstanding: u32,
+    /// Time from the decision until a new replica serves (model load), microseconds.
+    pub scale_up_delay_us: u64,
+}
+
+/// How the replicas are set up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimConfig {
+    /// Replicas at the start (clamped into the autoscale range when there is one).
+    pub replicas: u32,
+    /// Routing policy.
+    pub router: Router,
+    /// Most requests in one replica's batch (vLLM's `max_num_seqs`).
+    pub max_batch: u32,
+    /// Tokens per prefix block (Mooncake: 512).
+    pub block_tokens: u32,
+    /// Keep finished requests' prompt blocks for reuse.
+    pub prefix_caching: bool,
+    /// KV-aware routing considers replicas at most this many outstanding requests above the least loaded,
+    /// so a popular prefix cannot pull all traffic onto one replica.
+    pub kv_load_slack: u32,
+    /// Optional autoscaling.
+    pub autoscale: Option<Autoscale>,
+    /// Power while idle / in prefill / in decode, as fractions of board power.
+    pub power: PowerFractions,
+}
+
+impl Default for SimConfig {
+    /// One replica, round-robin, batches of 256 (vLLM's default), 512-token blocks, caching on.
+    fn default() -> Self {
+        SimConfig {
+            replicas: 1,
+            router: Router::RoundRobin,
+            max_batch: 256,
+            block_tokens: 512,
+            prefix_caching: true,
+            kv_load_slack: 8,
+            autoscale: None,
+            power: PowerFractions::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Checks the settings; errors name the flag to change.
+    pub fn validate(&self) -> Result<(), InputError> {
+        let flag = |f: &str, m: &str| Err(InputError::new(f, Location::File, m));
+        if self.max_batch == 0 {
+            return flag("--max-batch", "must be at least 1");
+        }
+        if self.block_tokens == 0 {
+            return flag("block_tokens", "must be at least 1");
+        }
+        match self.autoscale {
+            None if self.replicas == 0 => flag("--replicas", "must be at least 1"),
+            Some(a) if a.min_replicas == 0 => flag("--replicas", "must be at least 1"),
+            Some(a) if a.max_replicas < a.min_replicas => flag(
+                "--max-replicas",
+                "must be at least --replicas (autoscaling runs between the two)",
+            ),
+            Some(a) if a.target_outstanding == 0 => {
+                flag("--target-outstanding", "must be at least 1")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RequestOutcome {
+    /// Replica that served it (`None`: rejected, its KV cache can never fit one replica).
+    pub replica: Option<u32>,
+    /// Arrival, microseconds.
+    pub arrival_us: u64,
+    /// First token (end of its prefill), microseconds.
+    pub first_token_us: Option<u64>,
+    /// Last token, microseconds.
+    pub done_us: Option<u64>,
+    /// Output tokens produced.
+    pub output_tokens: u32,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Prompt tokens whose KV came from the prefix cache (not prefilled).
+    pub cached_tokens: u32,
+    /// Never sent: a session call whose parent was rejected or never sent, or that would have arrived at or
+    /// after the horizon. Not counted in summaries.
+    pub cancelled: bool,
+}
+
+impl RequestOutcome {
+    /// Time to first token, microseconds.
+    pub fn ttft_us(&self) -> Option<u64> {
+        self.first_token_us.map(|t| t - self.arrival_us)
+    }
+
+    /// End-to-end latency, microseconds.
+    pub fn e2e_us(&self) -> Option<u64> {
+        self.done_us.map(|t| t - self.arrival_us)
+    }
+
+    /// Time per output token after the first, microseconds; `None` for one-token outputs or unfinished ones.
+    pub fn tpot_us(&self) -> Option<f64> {
+        let (first, done) = (self.first_token_us?, self.done_us?);
+        (self.output_tokens > 1).then(|| (done - first) as f64 / f64::from(self.output_tokens - 1))
+    }
+
+    /// Finished within both targets (a one-token output has no TPOT and meets that target).
+    pub fn meets(&self, slo: Slo) -> bool {
+        match self.ttft_us() {
+            Some(ttft) if self.done_us.is_some() => {
+                ttft <= slo.ttft_us && self.tpot_us().is_none_or(|t| t <= slo.tpot_us as f64)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Per-replica totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ReplicaStats {
+    /// Requests it finished.
+    pub requests: u64,
+    /// Time spent in prefill iterations, microseconds.
+    pub prefill_us: u64,
+    /// Time spent in decode steps, microseconds.
+    pub decode_us: u64,
+    /// Time it was starting or serving (what it costs), microseconds.
+    pub powered_us: u64,
+    /// Prompt tokens prefilled.
+    pub prefill_tokens: u64,
+    /// Prompt tokens served from its prefix cache.
+    pub cached_tokens: u64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimResult {
+    /// One per request, in input order.
+    pub requests: Vec<RequestOutcome>,
+    /// Time of the last event, microseconds.
+    pub end_us: u64,
+    /// One per replica slot (the autoscale maximum when autoscaling).
+    pub replicas: Vec<ReplicaStats>,
+    /// (time, serving replicas) at the start and at every change.
+    pub active_timeline: Vec<(u64, u32)>,
+    /// GPUs per replica.
+    pub gpus_per_replica: u32,
+    /// Energy of all powered replicas, joules.
+    pub energy_j: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// Request (index) arrives.
+    Arrival(usize),
+    /// Replica's iteration ends.
+    IterationDone(usize),
+    /// Replica may start an iteration (queued behind same-instant arrivals so they batch together).
+    Kick(usize),
+    /// A starting replica begins serving.
+    Ready(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Power {
+    Off,
+    Starting,
+    Serving,
+}
+
+#[derive(Debug)]
+enum Iteration {
+    Prefill(Vec<usize>),
+    /// This many decode steps back to back (see `start_iteration`).
+    Decode(u32),
+}
+
+#[derive(Debug, Default)]
+struct Block {
+    refs: u32,
+    stamp: u64,
+}
+
+/// Blocks held in one replica's KV cache: pinned by running requests, or kept for reuse (the LRU set).
+#[derive(Debug, Default)]
+struct PrefixCache {
+    blocks: HashMap<u64, Block>,
+    lru: BTreeSet<(u64, u64)>,
+    clock: u64,
+}
+
+impl PrefixCache {
+    /// Leading blocks of `ids` present.
+    fn prefix_hits(&self, ids: &[u64]) -> usize {
+        ids.iter()
+            .take_while(|h| self.blocks.contains_key(h))
+            .count()
+    }
+
+    fn pin(&mut self, ids: &[u64]) {
+        for &h in ids {
+            let b = self.blocks.entry(h).or_default();
+            if b.refs == 0 {
+                self.lru.remove(&(b.stamp, h));
+            }
+            b.refs += 1;
+        }
+    }
+
+    /// Releases `ids`; tail blocks get the older stamps, so eviction eats prefixes from their ends.
+    fn unpin(&mut self, ids: &[u64], keep: bool) {
+        for &h in ids.iter().rev() {
+            let Some(b) = self.blocks.get_mut(&h) else {
+                continue;
+            };
+            b.refs = b.refs.saturating_sub(1);
+            if b.refs == 0 {
+                if keep {
+                    self.clock += 1;
+                    b.stamp = self.clock;
+                    self.lru.insert((b.stamp, h));
+                } else {
+                    self.blocks.remove(&h);
+                }
+            }
+        }
+    }
+
+    /// Evicts least recently used unpinned blocks until `blocks` are freed (or none are left).
+    fn evict(&mut self, mut blocks: u64) {
+        while blocks > 0 {
+            let Some((stamp, h)) = self.lru.pop_first() else {
+                return;
+            };
+            debug_assert!(self.blocks.get(&h).is_some_and(|b| b.stamp == stamp));
+            self.blocks.remove(&h);
+            blocks -= 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.blocks.retain(|_, b| b.refs > 0);
+        self.lru.clear();
+    }
+}
+
+#[derive(Debug)]
+struct Replica {
+    power: Power,
+    powered_since: u64,
+    waiting: VecDeque<usize>,
+    running: Vec<usize>,
+    iteration: Option<Iteration>,
+    kicked: bool,
+    /// Requests routed here and not finished.
+    outstanding: u64,
+    /// KV tokens reserved outside the block cache (outputs, and prompts without hash ids).
+    own_tokens: u64,
+    cache: PrefixCache,
+    stats: ReplicaStats,
+}
+
+impl Replica {
+    fn new(power: Power) -> Replica {
+        Replica {
+            power,
+            powered_since: 0,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            iteration: None,
+            kicked: false,
+            outstanding: 0,
+            own_tokens: 0,
+            cache: PrefixCache::default(),
+            stats: ReplicaStats::default(),
+        }
+    }
+}
+
+/// Per-request progress.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    generated: u32,
+    /// Output tokens it will produce (at least 1).
+    target: u32,
+}
+
+struct Sim<'a> {
+    reqs: &'a [Request],
+    service: &'a dyn ServiceModel,
+    cfg: &'a SimConfig,
+    capacity: u64,
+    block: u64,
+    replicas: Vec<Replica>,
+    out: Vec<RequestOutcome>,
+    progress: Vec<Progress>,
+    heap: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    seq: u64,
+    /// Times of the arrival events in `heap` (with multiplicity): decode runs stop at the next one.
+    arrivals: std::collections::BTreeMap<u64, u32>,
+    rr: usize,
+    timeline: Vec<(u64, u32)>,
+    /// Dependencies, one per request (empty: none).
+    after: &'a [Option<After>],
+    /// (parent, child) pairs sorted, to find what a finished request releases.
+    children: Vec<(usize, usize)>,
+    /// Dependent requests arriving at or after this time are never sent.
+    horizon_us: u64,
+}
+
+/// Simulates `requests` (any order; served by arrival, ties in input order) on replicas whose speed is
+/// `service`. Errors only for invalid settings.
+pub fn simulate_replicas(
+    requests: &[Request],
+    service: &dyn ServiceModel,
+    cfg: &SimConfig,
+) -> Result<SimResult, InputError> {
+    simulate_closed_loop(requests, &[], u64::MAX, service, cfg)
+}
+
+/// Like [`simulate_replicas`], with sessions: `after` is empty (no dependencies) or holds one entry per
+/// request. A request with `Some(After { parent, delay_us })` ignores its `arrival_us` and arrives `delay_us`
+/// after `parent` finished, unless that is at or after `horizon_us`; a request whose parent never finished
+/// is never sent (its outcome is `cancelled`). Requests without a parent arrive at `arrival_us` whatever
+/// the horizon. Errors for invalid settings or dependencies.
+pub fn simulate_closed_loop(
+    requests: &[Request],
+    after: &[Option<After>],
+    horizon_us: u64,
+    service: &dyn ServiceModel,
+    cfg: &SimConfig,
+) -> Result<SimResult, InputError> {
+    cfg.validate()?;
+    if !after.is_empty() && after.len() != requests.len() {
+        return Err(InputError::new(
+            "after",
+            Location::File,
+            format!(
+                "expected one entry per request ({}) or none, found {}",
+                requests.len(),
+                after.len()
+            ),
+        ));
+    }
+    let mut children = Vec::new();
+    for (q, a) in after.iter().enumerate() {
+        if let Some(a) = a {
+            if a.parent >= q {
+                return Err(InputError::field(
+                    "after",
+                    format!("after[{q}].parent"),
+                    format!(
+                        "must name an earlier request (below {q}), found {}",
+                        a.parent
+                    ),
+                ));
+            }
+            children.push((a.parent, q));
+        }
+    }
+    // Already sorted by child; sort by parent so a finished request finds its children by binary search.
+    children.sort_unstable();
+    let (slots, initial) = match cfg.autoscale {
+        Some(a) => (
+            a.max_replicas,
+            cfg.replicas.clamp(a.min_replicas, a.max_replicas),
+        ),
+        None => (cfg.replicas, cfg.replicas),
+    };
+    let replicas = (0..slots)
+        .map(|i| {
+            Replica::new(if i < initial {
+                Power::Serving
+            } else {
+                Power::Off
+            })
+        })
+        .collect();
+    let mut sim = Sim {
+        reqs: requests,
+        service,
+        cfg,
+        capacity: service.kv_capacity_tokens(),
+        block: u64::from(cfg.block_tokens),
+        replicas,
+        out: requests
+            .iter()
+            .enumerate()
+            .map(|(q, r)| RequestOutcome {
+                arrival_us: r.arrival_us,
+                prompt_tokens: r.prompt_tokens,
+                // Cleared when the parent releases it.
+                cancelled: after.get(q).is_some_and(Option::is_some),
+                ..RequestOutcome::default()
+            })
+            .collect(),
+        progress: requests
+            .iter()
+            .map(|r| Progress {
+                generated: 0,
+                target: r.output_tokens.max(1),
+            })
+            .collect(),
+        heap: BinaryHeap::new(),
+        seq: 0,
+        arrivals: std::collections::BTreeMap::new(),
+        rr: 0,
+        timeline: vec![(0, initial)],
+        after,
+        children,
+        horizon_us,
+    };
+    let mut order: Vec<usize> = (0..requests.len())
+        .filter(|&q| !sim.out[q].cancelled)
+        .collect();
+    order.sort_by_key(|&i| (requests[i].arrival_us, i));
+    for i in order {
+        sim.push(requests[i].arrival_us, Event::Arrival(i));
+    }
+    let mut now = 0;
+    while let Some(Reverse((t, _, ev))) = sim.heap.pop() {
+        now = t;
+        match ev {
+            Event::Arrival(q) => {
+                if let std::collections::btree_map::Entry::Occupied(mut e) = sim.arrivals.entry(t) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+                sim.arrive(q, t)
+            }
+            Event::IterationDone(r) => sim.iteration_done(r, t),
+            Event::Kick(r) => {
+                sim.replicas[r].kicked = false;
+                sim.start_iteration(r, t);
+            }
+            Event::Ready(r) => {
+                sim.replicas[r].power = Power::Serving;
+                sim.record_active(t);
+                sim.maybe_scale_down(t);
+            }
+        }
+    }
+    Ok(sim.finish(now))
+}
+
+impl Sim<'_> {
+    fn push(&mut self, t: u64, ev: Event) {
+        if matches!(ev, Event::Arrival(_)) {
+            *self.arrivals.entry(t).or_insert(0) += 1;
+        }
+        self.heap.push(Reverse((t, self.seq, ev)));
+        self.seq += 1;
+    }
+
+    /// Hash ids the cache works with (none when caching is off: the prompt is then private KV).
+    fn ids(&self, q: usize) -> &[u64] {
+        if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        }
+    }
+
+    /// KV tokens a request holds outside shared blocks: its output, plus any prompt not covered by blocks.
+    fn own_tokens(&self, q: usize) -> u64 {
+        let r = &self.reqs[q];
+        let in_blocks = self.ids(q).len() as u64 * self.block;
+        u64::from(self.progress[q].target) + u64::from(r.prompt_tokens).saturating_sub(in_blocks)
+    }
+
+    fn record_active(&mut self, t: u64) {
+        let n = self
+            .replicas
+            .iter()
+            .filter(|r| r.power == Power::Serving)
+            .count() as u32;
+        self.timeline.push((t, n));
+    }
+
+    fn arrive(&mut self, q: usize, t: u64) {
+        let unique: BTreeSet<u64> = self.ids(q).iter().copied().collect();
+        if self.own_tokens(q) + unique.len() as u64 * self.block > self.capacity {
+            return; // can never fit one replica's KV cache: rejected (replica stays None)
+        }
+        let r = self.route(q);
+        self.out[q].replica = Some(r as u32);
+        let rep = &mut self.replicas[r];
+        rep.waiting.push_back(q);
+        rep.outstanding += 1;
+        if rep.iteration.is_none() && !rep.kicked {
+            rep.kicked = true;
+            self.push(t, Event::Kick(r));
+        }
+        self.maybe_scale_up(t);
+    }
+
+    fn route(&mut self, q: usize) -> usize {
+        let serving: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].power == Power::Serving)
+            .collect();
+        // At least one replica always serves (min_replicas >= 1, and scale-down keeps it).
+        let load = |i: usize| self.replicas[i].outstanding;
+        match self.cfg.router {
+            Router::RoundRobin => {
+                let r = serving[self.rr % serving.len()];
+                self.rr += 1;
+                r
+            }
+            Router::LeastOutstanding => serving
+                .iter()
+                .copied()
+                .min_by_key(|&i| (load(i), i))
+                .unwrap_or(0),
+            Router::KvAware => {
+                let least = serving.iter().map(|&i| load(i)).min().unwrap_or(0);
+                let ids = self.ids(q);
+                serving
+                    .iter()
+                    .copied()
+                    .filter(|&i| load(i) <= least + u64::from(self.cfg.kv_load_slack))
+                    .min_by_key(|&i| (Reverse(self.replicas[i].cache.prefix_hits(ids)), load(i), i))
+                    .unwrap_or(0)
+            }
+        }
+    }
+
+    /// Admits `q` on replica `r` if its KV fits (evicting cached blocks if needed); returns cached tokens.
+    fn try_admit(&mut self, r: usize, q: usize) -> Option<u64> {
+        let own = self.own_tokens(q);
+        let block = self.block;
+        let prompt = u64::from(self.reqs[q].prompt_tokens);
+        let ids: Vec<u64> = self.ids(q).to_vec();
+        let rep = &mut self.replicas[r];
+        let unique: BTreeSet<u64> = ids.iter().copied().collect();
+        let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
+        for h in &unique {
+            match rep.cache.blocks.get(h) {
+                None => new_blocks += 1,
+                Some(b) if b.refs == 0 => idle_hits += 1,
+                Some(_) => {}
+            }
+        }
+        let used = rep.own_tokens + rep.cache.blocks.len() as u64 * block;
+        let free = self.capacity.saturating_sub(used);
+        let need = own + new_blocks * block;
+        let evictable = (rep.cache.lru.len() as u64 - idle_hits) * block;
+        if need > free + evictable {
+            return None;
+        }
+        let hits = rep.cache.prefix_hits(&ids) as u64;
+        rep.cache.pin(&ids);
+        if need > free {
+            rep.cache.evict((need - free).div_ceil(block));
+        }
+        rep.own_tokens += own;
+        Some((hits * block).min(prompt))
+    }
+
+    fn start_iteration(&mut self, r: usize, t: u64) {
+        if self.replicas[r].iteration.is_some() {
+            return;
+        }
+        let max_batch = self.cfg.max_batch as usize;
+        let mut batch = Vec::new();
+        let mut new_tokens = 0u64;
+        while let Some(&q) = self.replicas[r].waiting.front() {
+            if self.replicas[r].running.len() + batch.len() >= max_batch {
+                break;
+            }
+            let Some(cached) = self.try_admit(r, q) else {
+                break; // first-come-first-served: nobody overtakes a request that does not fit yet
+            };
+            self.replicas[r].waiting.pop_front();
+            // The last prompt token is always computed: it yields the first output token.
+            let prompt = u64::from(self.reqs[q].prompt_tokens);
+            let cached = cached.min(prompt.saturating_sub(1));
+            self.out[q].cached_tokens = cached as u32;
+            new_tokens += prompt - cached;
+            batch.push(q);
+        }
+        let rep = &mut self.replicas[r];
+        let dur = if !batch.is_empty() {
+            let d = self.service.prefill_us(new_tokens, batch.len());
+            rep.stats.prefill_us += d;
+            rep.stats.prefill_tokens += new_tokens;
+            rep.stats.cached_tokens += batch
+                .iter()
+                .map(|&q| u64::from(self.out[q].cached_tokens))
+                .sum::<u64>();
+            rep.iteration = Some(Iteration::Prefill(batch));
+            d
+        } else if !rep.running.is_empty() {
+            let kv: u64 = rep
+                .running
+                .iter()
+                .map(|&q| {
+                    u64::from(self.reqs[q].prompt_tokens) + u64::from(self.progress[q].generated)
+                })
+                .sum();
+            // Decode steps run back to back as one event while nothing can change this replica's batch:
+            // until the first request finishes, and no later than the first step boundary at or after the
+            // next arrival (which may be routed here and admitted there). Each step's time is still
+            // computed alone, so timings equal the step-by-step ones. Autoscaling looks at every iteration
+            // end, so it keeps single steps.
+            let n = rep.running.len();
+            let until_done = rep
+                .running
+                .iter()
+                .map(|&q| {
+                    self.progress[q]
+                        .target
+                        .saturating_sub(self.progress[q].generated)
+                })
+                .min()
+                .unwrap_or(1)
+                .max(1);
+            let max_steps = if self.cfg.autoscale.is_some() {
+                1
+            } else {
+                until_done
+            };
+            let next_arrival = self.arrivals.keys().next().copied();
+            let (mut d, mut steps, mut kv) = (0u64, 0u32, kv);
+            loop {
+                d += self.service.decode_step_us(kv, n);
+                steps += 1;
+                kv += n as u64;
+                if steps >= max_steps || next_arrival.is_some_and(|a| t + d >= a) {
+                    break;
+                }
+            }
+            rep.stats.decode_us += d;
+            rep.iteration = Some(Iteration::Decode(steps));
+            d
+        } else {
+            return;
+        };
+        self.push(t + dur, Event::IterationDone(r));
+    }
+
+    fn iteration_done(&mut self, r: usize, t: u64) {
+        match self.replicas[r].iteration.take() {
+            Some(Iteration::Prefill(batch)) => {
+                for q in batch {
+                    self.progress[q].generated = 1;
+                    self.out[q].first_token_us = Some(t);
+                    if self.progress[q].generated >= self.progress[q].target {
+                        self.complete(r, q, t);
+                    } else {
+                        self.replicas[r].running.push(q);
+                    }
+                }
+            }
+            Some(Iteration::Decode(steps)) => {
+                let running = std::mem::take(&mut self.replicas[r].running);
+                let mut still = Vec::with_capacity(running.len());
+                for q in running {
+                    self.progress[q].generated += steps;
+                    if self.progress[q].generated >= self.progress[q].target {
+                        self.complete(r, q, t);
+                    } else {
+                        still.push(q);
+                    }
+                }
+                self.replicas[r].running = still;
+            }
+            None => {}
+        }
+        self.start_iteration(r, t);
+        self.maybe_scale_down(t);
+    }
+
+    fn complete(&mut self, r: usize, q: usize, t: u64) {
+        self.out[q].done_us = Some(t);
+        self.out[q].output_tokens = self.progress[q].generated;
+        let own = self.own_tokens(q);
+        let keep = self.cfg.prefix_caching;
+        let ids: Vec<u64> = self.ids(q).to_vec();
+        let rep = &mut self.replicas[r];
+        rep.own_tokens -= own;
+        rep.cache.unpin(&ids, keep);
+        rep.outstanding -= 1;
+        rep.stats.requests += 1;
+        self.release_children(q, t);
+    }
+
+    /// Schedules the arrivals of the requests waiting for `q`, which finished at `t`.
+    fn release_children(&mut self, q: usize, t: u64) {
+        let from = self.children.partition_point(|&(p, _)| p < q);
+        let to = self.children.partition_point(|&(p, _)| p <= q);
+        for k in from..to {
+            let c = self.children[k].1;
+            let Some(a) = self.after[c] else {
+                continue;
+            };
+            let arrival = t.saturating_add(a.delay_us);
+            if arrival < self.horizon_us {
+                self.out[c].arrival_us = arrival;
+                self.out[c].cancelled = false;
+                self.push(arrival, Event::Arrival(c));
+            }
+        }
+    }
+
+    fn maybe_scale_up(&mut self, t: u64) {
+        let Some(a) = self.cfg.autoscale else {
+            return;
+        };
+        let up = self
+            .replicas
+            .iter()
+            .filter(|r| r.power != Power::Off)
+            .count() as u64;
+        let load: u64 = self.replicas.iter().map(|r| r.outstanding).sum();
+        if load <= u64::from(a.target_outstanding) * up || up >= u64::from(a.max_replicas) {
+            return;
+        }
+        if let Some(i) = self.replicas.iter().position(|r| r.power == Power::Off) {
+            let rep = &mut self.replicas[i];
+            rep.power = Power::Starting;
+            rep.powered_since = t;
+            self.push(t + a.scale_up_delay_us, Event::Ready(i));
+        }
+    }
+
+    /// Stops idle replicas, highest index first, while the others stay at or below half the target each.
+    fn maybe_scale_down(&mut self, t: u64) {
+        let Some(a) = self.cfg.autoscale else {
+            return;
+        };
+        loop {
+            let serving = self
+                .replicas
+                .iter()
+                .filter(|r| r.power == Power::Serving)
+                .count() as u64;
+            let load: u64 = self.replicas.iter().map(|r| r.outstanding).sum();
+            // Half the target as hysteresis, so a replica is not stopped and restarted on every small wave.
+            if serving <= u64::from(a.min_replicas)
+                || 2 * load > u64::from(a.target_outstanding) * (serving - 1)
+            {
+                return;
+            }
+            let idle = self.replicas.iter().rposition(|r| {
+                r.power == Power::Serving
+                    && r.outstanding == 0
+                    && r.iteration.is_none()
+                    && !r.kicked
+            });
+            let Some(i) = idle else {
+                return;
+            };
+            let rep = &mut self.replicas[i];
+            rep.power = Power::Off;
+            rep.stats.powered_us += t - rep.powered_since;
+            rep.cache.clear();
+            self.record_active(t);
+        }
+    }
+
+    fn finish(mut self, end: u64) -> SimResult {
+        let gpus = self.service.gpus();
+        let watts = self.service.board_power_w() * f64::from(gpus);
+        let p = self.cfg.power;
+        let mut energy = 0.0;
+        for rep in &mut self.replicas {
+            if rep.power != Power::Off {
+                rep.stats.powered_us += end - rep.powered_since;
+            }
+            let s = &rep.stats;
+            let idle = s.powered_us.saturating_sub(s.prefill_us + s.decode_us);
+            energy += watts
+                * (p.prefill * s.prefill_us as f64
+                    + p.decode * s.decode_us as f64
+                    + p.idle * idle as f64)
+                / 1e6;
+        }
+        SimResult {
+            requests: self.out,
+            end_us: end,
+            replicas: self.replicas.iter().map(|r| r.stats).collect(),
+            active_timeline: self.timeline,
+            gpus_per_replica: gpus,
+            energy_j: energy,
+        }
+    }
+}
+
+/// Headline numbers of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests sent (the input less session calls never sent).
+    pub requests: u64,
+    /// Requests that finished.
+    pub completed: u64,
+    /// Requests whose KV cache could never fit one replica.
+    pub rejected: u64,
+    /// Time to first token, seconds.
+    pub ttft_s: Stats,
+    /// Time per output token, seconds (requests with more than one output token).
+    pub tpot_s: Stats,
+    /// End-to-end latency, seconds.
+    pub e2e_s: Stats,
+    /// The targets.
+    pub slo: SloSeconds,
+    /// Fraction of all requests meeting both targets.
+    pub slo_attainment: f64,
+    /// Requests meeting both targets per second of the run.
+    pub goodput_rps: f64,
+    /// Output tokens per second of the run.
+    pub output_tokens_per_s: f64,
+    /// First arrival to last token, seconds.
+    pub duration_s: f64,
+    /// Fraction of prompt tokens served from prefix caches.
+    pub prefix_hit_rate: f64,
+    /// Most replicas serving at once.
+    pub peak_replicas: u32,
+    /// GPU-seconds of powered replicas.
+    pub gpu_seconds: f64,
+    /// Energy, kWh (SplitwiseSim power fractions).
+    pub energy_kwh: f64,
+}
+
+/// SLO targets in seconds, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SloSeconds {
+    /// TTFT target.
+    pub ttft_s: f64,
+    /// TPOT target.
+    pub tpot_s: f64,
+}
+
+/// Summarises a run against `slo`.
+pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
+    let sent: Vec<&RequestOutcome> = res.requests.iter().filter(|o| !o.cancelled).collect();
+    let done: Vec<&RequestOutcome> = sent
+        .iter()
+        .copied()
+        .filter(|o| o.done_us.is_some())
+        .collect();
+    let secs = |us: u64| us as f64 / 1e6;
+    let mut ttft: Vec<f64> = done.iter().filter_map(|o| o.ttft_us()).map(secs).collect();
+    let mut e2e: Vec<f64> = done.iter().filter_map(|o| o.e2e_us()).map(secs).collect();
+    let mut tpot: Vec<f64> = done
+        .iter()
+        .filter_map(|o| o.tpot_us())
+        .map(|us| us / 1e6)
+        .collect();
+    let good = done.iter().filter(|o| o.meets(slo)).count();
+    let first = sent.iter().map(|o| o.arrival_us).min().unwrap_or(0);
+    let duration = secs(res.end_us.saturating_sub(first));
+    let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
+    let n = sent.len() as u64;
+    let prompt: u64 = done.iter().map(|o| u64::from(o.prompt_tokens)).sum();
+    let cached: u64 = done.iter().map(|o| u64::from(o.cached_tokens)).sum();
+    let powered: u64 = res.replicas.iter().map(|r| r.powered_us).sum();
+    Summary {
+        requests: n,
+        completed: done.len() as u64,
+        rejected: sent.iter().filter(|o| o.replica.is_none()).count() as u64,
+        ttft_s: Stats::of(&mut ttft),
+        tpot_s: Stats::of(&mut tpot),
+        e2e_s: Stats::of(&mut e2e),
+        slo: SloSeconds {
+            ttft_s: secs(slo.ttft_us),
+            tpot_s: secs(slo.tpot_us),
+        },
+        slo_attainment: if n > 0 { good as f64 / n as f64 } else { 0.0 },
+        goodput_rps: per_s(good as f64),
+        output_tokens_per_s: per_s(done.iter().map(|o| f64::from(o.output_tokens)).sum()),
+        duration_s: duration,
+        prefix_hit_rate: if prompt > 0 {
+            cached as f64 / prompt as f64
+        } else {
+            0.0
+        },
+        peak_replicas: res
+            .active_timeline
+            .iter()
+            .map(|&(_, n)| n)
+            .max()
+            .unwrap_or(0),
+        gpu_seconds: secs(powered) * f64::from(res.gpus_per_replica),
+        energy_kwh: res.energy_j / 3.6e6,
+    }
+}
+
+/// What happened to one session: a request without a parent and every request that depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SessionOutcome {
+    /// Index of its first request.
+    pub first_request: usize,
+    /// Requests (calls, turns) it holds.
+    pub calls: u32,
+    /// Calls sent (the rest were cut off by a rejected call or the horizon).
+    pub sent: u32,
+    /// Calls finished.
+    pub completed: u32,
+    /// Arrival of its first call, microseconds.
+    pub start_us: u64,
+    /// Last token of its last finished call (`None`: none finished), microseconds.
+    pub end_us: Option<u64>,
+    /// Time between a call's parent finishing and the call arriving, summed over sent calls, microseconds.
+    pub tool_wait_us: u64,
+    /// Arrival to last token, summed over finished calls (queueing included), microseconds.
+    pub model_us: u64,
+}
+
+impl SessionOutcome {
+    /// Every call finished.
+    pub fn complete(&self) -> bool {
+        self.completed == self.calls
+    }
+
+    /// First arrival to last token of its last finished call, microseconds.
+    pub fn duration_us(&self) -> Option<u64> {
+        self.end_us.map(|e| e.saturating_sub(self.start_us))
+    }
+}
+
+/// Depth of each request in its session (0: no parent), and its session's first request.
+fn session_roots(after: &[Option<After>], n: usize) -> Vec<(usize, u32)> {
+    let mut roots: Vec<(usize, u32)> = Vec::with_capacity(n);
+    for q in 0..n {
+        // Parents come first (checked by the simulation), so their entry is already there.
+        let entry = match after.get(q).copied().flatten() {
+            Some(a) if a.parent < q => {
+                let (root, depth) = roots[a.parent];
+                (root, depth + 1)
+            }
+            _ => (q, 0),
+        };
+        roots.push(entry);
+    }
+    roots
+}
+
+/// One outcome per session (every request without a parent starts one), in order of first request.
+pub fn sessions(after: &[Option<After>], res: &SimResult) -> Vec<SessionOutcome> {
+    let roots = session_roots(after, res.requests.len());
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut out: Vec<SessionOutcome> = Vec::new();
+    for (q, o) in res.requests.iter().enumerate() {
+        let root = roots[q].0;
+        let s = *index.entry(root).or_insert_with(|| {
+            out.push(SessionOutcome {
+                first_request: root,
+                start_us: o.arrival_us,
+                ..SessionOutcome::default()
+            });
+            out.len() - 1
+        });
+        let s = &mut out[s];
+        s.calls += 1;
+        if o.cancelled {
+            continue;
+        }
+        s.sent += 1;
+        if let Some(a) = after.get(q).copied().flatten() {
+            s.tool_wait_us += a.delay_us;
+        }
+        if let Some(done) = o.done_us {
+            s.completed += 1;
+            s.model_us += done - o.arrival_us;
+            s.end_us = Some(s.end_us.map_or(done, |e| e.max(done)));
+        }
+    }
+    out
+}
+
+/// Headline numbers of the sessions of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    /// Sessions started.
+    pub sessions: u64,
+    /// Sessions whose every call finished.
+    pub complete: u64,
+    /// Calls finished per session.
+    pub turns: Stats,
+    /// First arrival to last finished token, seconds (sessions with at least one finished call; a session
+    /// cut off by the horizon counts up to its last finished call).
+    pub duration_s: Stats,
+    /// Time spent waiting on tools (between a call finishing and the next arriving), seconds per session.
+    pub tool_wait_s: Stats,
+    /// Time spent on the model (arrival to last token of each call, queueing included), seconds per session.
+    pub model_s: Stats,
+    /// Tool waiting as a fraction of tool waiting plus model time, over all sessions.
+    pub tool_wait_fraction: f64,
+    /// Time to first token of first calls, seconds.
+    pub ttft_first_turn_s: Stats,
+    /// Time to first token of later calls (which can reuse the session's cached prefix), seconds.
+    pub ttft_later_turns_s: Stats,
+}
+
+/// Summarises the sessions of a run.
+pub fn summarize_sessions(after: &[Option<After>], res: &SimResult) -> SessionSummary {
+    let all = sessions(after, res);
+    let secs = |us: u64| us as f64 / 1e6;
+    let started: Vec<&SessionOutcome> = all.iter().filter(|s| s.end_us.is_some()).collect();
+    let of = |f: &dyn Fn(&SessionOutcome) -> f64| {
+        let mut v: Vec<f64> = started.iter().map(|s| f(s)).collect();
+        Stats::of(&mut v)
+    };
+    let turns = of(&|s| f64::from(s.completed));
+    let duration = of(&|s| secs(s.duration_us().unwrap_or(0)));
+    let tool = of(&|s| secs(s.tool_wait_us));
+    let model = of(&|s| secs(s.model_us));
+    let (tool_sum, model_sum): (u64, u64) = all
+        .iter()
+        .fold((0, 0), |(a, b), s| (a + s.tool_wait_us, b + s.model_us));
+    let depth = session_roots(after, res.requests.len());
+    let (mut first, mut later) = (Vec::new(), Vec::new());
+    for (q, o) in res.requests.iter().enumerate() {
+        if let (false, Some(t)) = (o.cancelled, o.ttft_us()) {
+            if o.done_us.is_some() {
+                if depth[q].1 == 0 {
+                    first.push(secs(t));
+                } else {
+                    later.push(secs(t));
+                }
+            }
+        }
+    }
+    SessionSummary {
+        sessions: all.len() as u64,
+        complete: all.iter().filter(|s| s.complete()).count() as u64,
+        turns,
+        duration_s: duration,
+        tool_wait_s: tool,
+        model_s: model,
+        tool_wait_fraction: if tool_sum + model_sum > 0 {
+            tool_sum as f64 / (tool_sum + model_sum) as f64
+        } else {
+            0.0
+        },
+        ttft_first_turn_s: Stats::of(&mut first),
+        ttft_later_turns_s: Stats::of(&mut later),
+    }
+}

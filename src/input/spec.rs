@@ -1,0 +1,276 @@
+//! The workload file as written (TOML or JSON), strictly: unknown fields are errors, and every value that can
+//! be checked alone is checked while it is read, so the parser's error carries its line and column.
+
+use crate::domain::workload::{PlacementPolicy, QueuePolicy};
+use serde::Deserialize;
+
+pub use super::value::*;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// Display name (defaults to the file stem).
+    pub name: Option<String>,
+    /// Seed for every random draw (generators, random policies).
+    #[serde(default)]
+    pub seed: u64,
+    /// The fleet.
+    pub cluster: ClusterSpec,
+    /// Queue and placement policies.
+    #[serde(default)]
+    pub scheduler: SchedulerSpec,
+    /// Explicit jobs.
+    #[serde(default)]
+    pub jobs: Vec<JobSpecEntry>,
+    /// Seeded job generators.
+    #[serde(default)]
+    pub generators: Vec<GeneratorSpec>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// `[[cluster.pools]]`: one per homogeneous pool.
+    pub pools: Vec<PoolSpec>,
+}
+
+/// `[[cluster.pools]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    /// Pool name (defaults to `<preset>-<index>`).
+    pub name: Option<String>,
+    /// System shape from the catalog (`ultrasched presets`).
+    pub preset: PresetName,
+    /// Number of units (NVLink domains: one UltraServer, or one 8-GPU node for P5-class presets).
+    pub count: Count,
+    /// Domains per rack/block (defaults to the preset's).
+    pub domains_per_rack: Option<Count>,
+    /// Provider label.
+    pub provider: Option<String>,
+    /// Committed price, USD per GPU-hour (defaults to the catalog's placeholder for the GPU model).
+    pub usd_per_gpu_hour: Option<Money>,
+    /// Power per GPU while idle, W (defaults to the catalog).
+    pub idle_w: Option<Watts>,
+    /// Power per GPU while busy, W (defaults to the catalog's board power).
+    pub busy_w: Option<Watts>,
+}
+
+/// `model = { params_b = 70, tokens_per_step = 4194304, tp = 8, mfu = 0.4 }`: a training job's model, so its
+/// run time depends on where it lands (see `perfmodel`). `duration_s` is then the run time on the ideal
+/// placement.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingModelSpec {
+    /// Parameters, billions.
+    pub params_b: Positive,
+    /// Tokens per optimizer step (global batch).
+    pub tokens_per_step: Positive,
+    /// Tensor/expert-parallel degree inside an NVLink domain (default 1).
+    pub tp: Option<Count>,
+    /// Model FLOPs utilisation, above 0 and at most 1 (default 0.4).
+    pub mfu: Option<Fraction>,
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSpec {
+    /// Queue order.
+    #[serde(default)]
+    pub queue: QueuePolicy,
+    /// EASY backfill on top of the queue order.
+    #[serde(default)]
+    pub backfill: bool,
+    /// Jobs behind the head that backfill looks at (default 256).
+    pub backfill_depth: Option<Count>,
+    /// With `queue = "priority"`: a blocked job may preempt lower-priority running jobs.
+    #[serde(default)]
+    pub preemption: bool,
+    /// Work lost by a preempted job on restart, seconds (default 300).
+    pub restart_cost_s: Option<Seconds>,
+    /// Placement policy.
+    #[serde(default)]
+    pub placement: PlacementPolicy,
+}
+
+/// Job kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KindName {
+    /// A training gang.
+    #[default]
+    Training,
+    /// An inference service (replicas).
+    Inference,
+    /// An agentic RL job: rollout -> reward -> train -> weight sync, `steps` times.
+    Rl,
+}
+
+/// Topology levels in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LevelName {
+    /// One NVLink domain.
+    Domain,
+    /// One rack/block.
+    Rack,
+    /// Anywhere in the pool.
+    Any,
+}
+
+/// `topology = { required = "rack", preferred = "domain" }`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// The widest group the gang may span (default `any`; inference replicas default to `domain`).
+    pub required: Option<LevelName>,
+    /// The group it would rather stay within.
+    pub preferred: Option<LevelName>,
+}
+
+/// `[[jobs]]`: fields for both kinds; which are needed depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpecEntry {
+    /// Job id (defaults to `job-<index>`); must be unique.
+    pub id: Option<String>,
+    /// `training` (default) or `inference`.
+    #[serde(default)]
+    pub kind: KindName,
+    /// Training: GPUs of the gang.
+    pub gpus: Option<Gpus>,
+    /// Training: ideal run time, seconds.
+    pub duration_s: Option<Seconds>,
+    /// Inference: replicas.
+    pub replicas: Option<Count>,
+    /// Inference: GPUs per replica (tensor parallel inside one domain).
+    pub gpus_per_replica: Option<Gpus>,
+    /// Inference: how long the service runs, seconds.
+    pub lifetime_s: Option<Seconds>,
+    /// Submit time, seconds (default 0).
+    pub submit_s: Option<Seconds>,
+    /// Inference: alias of `submit_s`.
+    pub start_s: Option<Seconds>,
+    /// Higher runs first under `queue = "priority"` (default 0).
+    #[serde(default)]
+    pub priority: i32,
+    /// Tenant label (default "default").
+    pub tenant: Option<String>,
+    /// GPU model constraint (default: any).
+    pub gpu_model: Option<GpuModelName>,
+    /// Topology constraint.
+    #[serde(default)]
+    pub topology: TopologySpec,
+    /// Training: the model, so placement changes the run time.
+    pub model: Option<TrainingModelSpec>,
+    /// RL: the loop (with `kind = "rl"`; `gpus` is the training gang).
+    pub rl: Option<RlSpec>,
+    /// Inference: the model served and its request traffic, simulated request by request on the replicas
+    /// the service got, while it ran.
+    pub serving: Option<crate::input::traffic::ServeSpec>,
+}
+
+/// `rl = { ... }` of a `kind = "rl"` job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlSpec {
+    /// `colocated` (rollout time-slices the training GPUs) or `async` (separate rollout replicas).
+    pub mode: RlModeName,
+    /// Async: steps rollouts may run ahead of the weights (default 1; 0 = synchronous).
+    pub staleness: Option<u32>,
+    /// Optimizer steps.
+    pub steps: Count,
+    /// Policy model: a built-in LLM (llama-3-8b, llama-3-70b, llama-2-70b).
+    pub llm: String,
+    /// Episodes per step.
+    pub episodes_per_step: Count,
+    /// LLM calls per episode.
+    pub turns: Count,
+    /// First prompt, tokens.
+    pub prompt_tokens: Tokens,
+    /// New context per later turn, tokens (default 512).
+    pub turn_tokens: Option<Tokens>,
+    /// Output per call, tokens.
+    pub output_tokens: Tokens,
+    /// Tool wait after each call, seconds (default 0).
+    pub tool_wait_s: Option<Seconds>,
+    /// Reward per step on CPUs, seconds (default 0).
+    pub reward_s: Option<Seconds>,
+    /// Colocated: switch cost between rollout and training, seconds (default 10).
+    pub switch_s: Option<Seconds>,
+    /// Training tensor-parallel degree (default 1).
+    pub train_tp: Option<Count>,
+    /// Training MFU (default 0.4).
+    pub mfu: Option<Fraction>,
+    /// GPUs per rollout replica (tensor parallel; default 1).
+    pub rollout_tp: Option<Gpus>,
+    /// Async: rollout replicas.
+    pub rollout_replicas: Option<Count>,
+    /// Async: GPU model of the rollout replicas (default: any).
+    pub rollout_gpu_model: Option<GpuModelName>,
+    /// Most episodes one replica decodes at once (default 256).
+    pub max_batch: Option<Count>,
+}
+
+/// RL modes in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RlModeName {
+    /// Time-sliced on the training gang.
+    Colocated,
+    /// Separate rollout replicas.
+    Async,
+}
+
+/// `[[generators]]`: draws `count` jobs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSpec {
+    /// Id prefix (defaults to `gen<index>`).
+    pub name: Option<String>,
+    /// Kind of the jobs drawn.
+    #[serde(default)]
+    pub kind: KindName,
+    /// Jobs to draw.
+    pub count: Count,
+    /// Poisson arrival rate, jobs per hour.
+    pub rate_per_hour: Rate,
+    /// First arrival no earlier than this, seconds.
+    pub start_s: Option<Seconds>,
+    /// Training: GPU-count mix.
+    #[serde(default)]
+    pub gpu_mix: Vec<MixEntry>,
+    /// Inference: replicas per service.
+    pub replicas: Option<Count>,
+    /// Inference: GPUs per replica.
+    pub gpus_per_replica: Option<Gpus>,
+    /// Lognormal duration (training run time, inference lifetime).
+    pub duration: LogNormalSpec,
+    /// Priority of every drawn job.
+    #[serde(default)]
+    pub priority: i32,
+    /// Tenant of every drawn job.
+    pub tenant: Option<String>,
+    /// GPU model constraint of every drawn job.
+    pub gpu_model: Option<GpuModelName>,
+    /// Topology of every drawn job.
+    #[serde(default)]
+    pub topology: TopologySpec,
+    /// Training: the model of every drawn job.
+    pub model: Option<TrainingModelSpec>,
+    /// Inference: the serving spec of every drawn service (each draws its own traffic).
+    pub serving: Option<crate::input::traffic::ServeSpec>,
+}
+
+/// One entry of a GPU-count mix.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    /// GPUs.
+    pub gpus: Gpus,
+    /// Relative weight (>= 0).
+    pub weight: Weight,
+}
