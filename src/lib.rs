@@ -7,8 +7,10 @@
 //! [`kernel`] (the placement-cost and node-score kernels: CPU twins and WGSL backends) ->
 //! [`engine`] (the cluster engine, request-level serving, the FGD study) ->
 //! [`input`] (file formats, parsers, trace importers) -> [`output`] (reports, pages, timelines, comparisons)
-//! -> [`cli`]. [`error`] (located input errors) sits beside the domain. See ARCHITECTURE.md.
+//! -> [`cli`]. [`error`] (located input errors) sits beside the domain; [`check`] (the independent checker of
+//! a run's files) sits on the output floor but sees only the domain and errors. See ARCHITECTURE.md.
 
+pub mod check;
 pub mod cli;
 pub mod domain;
 pub mod engine;

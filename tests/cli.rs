@@ -152,7 +152,7 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("negdur.toml", with("[[jobs]]\ngpus = 8\nduration_s = -1\n"), "negdur.toml:7:14: -1 is out of range"),
         ("zerodur.toml", with("[[jobs]]\ngpus = 8\nduration_s = 0\n"), "field `jobs[0].duration_s`: must be above 0 seconds"),
         ("preset.toml", b"[cluster]\n[[cluster.pools]]\npreset = \"p9\"\ncount = 1\n".to_vec(), "preset.toml:3:10: unknown preset `p9`; allowed: p5-h100"),
-        ("queue.toml", with("[scheduler]\nqueue = \"lifo\"\n"), "queue.toml:6:9: unknown variant `lifo`, expected one of `fifo`, `sjf`, `priority`"),
+        ("queue.toml", with("[scheduler]\nqueue = \"lifo\"\n"), "queue.toml:6:9: unknown variant `lifo`, expected one of `fifo`, `sjf`, `smallest-area`, `priority`"),
         ("placement.toml", with("[scheduler]\nplacement = \"worst-fit\"\n"), "unknown variant `worst-fit`, expected one of `first-fit`, `best-fit`, `topology-pack`"),
         ("model.toml", with("[[jobs]]\ngpus = 8\nduration_s = 1\ngpu_model = \"a100\"\n"), "unknown gpu_model `a100`"),
         ("huge.toml", b"[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1000000000000\n".to_vec(), "huge.toml:4:9: 1000000000000 is out of range"),
@@ -225,7 +225,7 @@ fn missing_file_and_bad_flags() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "possible values: fifo, sjf, priority",
+            "possible values: fifo, sjf, smallest-area, priority",
         ));
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::{bundled, from_toml, load_with as load, repo, report_value as report, run};
 use ultrasched::domain::workload::Workload;
-use ultrasched::domain::workload::{PlacementPolicy, QueuePolicy};
+use ultrasched::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
 use ultrasched::engine::cluster::{JobState, Outcome};
 use ultrasched::input::workload::{build, parse_str, Format, Overrides};
 use ultrasched::output::report::{jobs_csv, Report, RunInfo};
@@ -71,7 +71,7 @@ fn sjf_mean_jct_is_not_worse_than_fifo() {
                 ..Default::default()
             },
         );
-        fifo.scheduler.backfill = false;
+        fifo.scheduler.backfill = Backfill::None;
         let mut sjf = fifo.clone();
         sjf.scheduler.queue = QueuePolicy::Sjf;
         let (jf, js) = (mean_jct(&fifo, &run(&fifo)), mean_jct(&sjf, &run(&sjf)));
@@ -86,7 +86,7 @@ fn backfill_never_delays_the_reserved_start_of_the_head() {
     for p in ["workloads/gb200-training.toml", "workloads/quickstart.toml"] {
         let w = load(p, Overrides::default());
         assert!(
-            w.scheduler.backfill && w.scheduler.queue == QueuePolicy::Fifo,
+            w.scheduler.backfill == Backfill::Easy && w.scheduler.queue == QueuePolicy::Fifo,
             "{p} must use fifo + backfill"
         );
         let o = run(&w);
@@ -110,7 +110,7 @@ fn backfill_never_delays_the_reserved_start_of_the_head() {
         if p.contains("gb200") {
             assert!(backfilled > 0, "{p}: backfill started nothing");
             let mut strict = w.clone();
-            strict.scheduler.backfill = false;
+            strict.scheduler.backfill = Backfill::None;
             let strict_o = run(&strict);
             assert!(
                 mean_jct(&w, &o) < mean_jct(&strict, &strict_o),
@@ -544,6 +544,7 @@ fn inference_services_are_served_where_and_when_they_ran() {
             backend: String::new(),
             adapter: String::new(),
             wall_s: 0.0,
+            workload_file: String::new(),
         },
     )
     .with_inference(Some(inf));

@@ -51,11 +51,19 @@ const LAYERS: &[(&str, u32, &str)] = &[
         "the output edge: reports, pages, timelines, comparisons",
     ),
     (
+        "check",
+        5,
+        "the independent checker of a run's files: it sees only the domain and errors (see below)",
+    ),
+    (
         "cli",
         6,
         "commands: the only place that prints and writes files",
     ),
 ];
+
+/// The checker must judge the engine without sharing its code: these are all it may import.
+const CHECK_MAY_IMPORT: &[&str] = &["check", "domain", "error"];
 
 /// Floors below this one must not do I/O (input and above may).
 const FIRST_IO_LAYER: u32 = 4;
@@ -371,6 +379,35 @@ fn every_import_points_down() {
             .collect::<Vec<_>>()
             .join(", "),
         violations.join("\n")
+    );
+}
+
+#[test]
+fn the_schedule_checker_shares_no_code_with_the_engine() {
+    let files = files();
+    let (edges, _) = graph(&files);
+    let mut bad = Vec::new();
+    for (from, tos) in &edges {
+        if from.first().map(String::as_str) != Some("check") {
+            continue;
+        }
+        for to in tos {
+            let top = to.first().map(String::as_str).unwrap_or("");
+            if !CHECK_MAY_IMPORT.contains(&top) {
+                bad.push(format!("{} -> {}", from.join("::"), to.join("::")));
+            }
+        }
+    }
+    assert!(
+        edges
+            .keys()
+            .any(|m| m.first().map(String::as_str) == Some("check")),
+        "no check module found: the test proves nothing"
+    );
+    assert!(
+        bad.is_empty(),
+        "the checker may import only {CHECK_MAY_IMPORT:?}:\n{}",
+        bad.join("\n")
     );
 }
 

@@ -343,20 +343,24 @@ fn compare_prints_every_combination_in_flag_order_with_deltas() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("quickstart: 4 runs; deltas against the first row"));
-    let rows: Vec<(&str, &str)> = lines[3..]
+    let rows: Vec<(&str, &str, &str)> = lines[3..]
         .iter()
         .map(|l| {
             let mut f = l.split_whitespace();
-            (f.next().unwrap_or(""), f.next().unwrap_or(""))
+            (
+                f.next().unwrap_or(""),
+                f.next().unwrap_or(""),
+                f.next().unwrap_or(""),
+            )
         })
         .collect();
     assert_eq!(
         rows,
         [
-            ("fifo", "topology-pack"),
-            ("fifo", "first-fit"),
-            ("sjf", "topology-pack"),
-            ("sjf", "first-fit")
+            ("fifo", "easy", "topology-pack"),
+            ("fifo", "easy", "first-fit"),
+            ("sjf", "easy", "topology-pack"),
+            ("sjf", "easy", "first-fit")
         ]
     );
     // The baseline has plain values; later rows carry (absolute, %) or (=).
@@ -385,7 +389,7 @@ fn compare_exports_markdown_csv_and_json() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].contains("makespan_s,makespan_s_delta,makespan_s_delta_pct"));
-    assert!(lines[1].starts_with("fifo,topology-pack,7,"));
+    assert!(lines[1].starts_with("fifo,easy,topology-pack,7,"), "{csv}");
     let v: serde_json::Value =
         serde_json::from_slice(&compare(&["--format", "json"]).stdout).expect("JSON");
     let runs = v["runs"].as_array().unwrap();

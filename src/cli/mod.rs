@@ -1,19 +1,20 @@
 //! The command line: parses arguments, loads inputs, runs the core, writes reports. All I/O of the program
 //! happens here and in the loaders it calls. One file per larger command.
 
+pub mod check;
 pub mod frag_study;
 pub mod replay_inference;
 
 use crate::domain::catalog::{GPU_MODELS, PRESETS};
 use crate::domain::workload::time_to_s;
-use crate::domain::workload::{PlacementPolicy, QueuePolicy};
+use crate::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
 use crate::input::workload::{self, Overrides};
 use crate::kernel::placement::select::{open_backend, BackendChoice};
 use crate::output::compare::{run_grid, CompareFormat, Grid};
 use crate::output::html::report_html;
 use crate::output::progress::Progress;
 use crate::output::report::human_s;
-use crate::output::report::{jobs_csv, Report, RunInfo};
+use crate::output::report::{jobs_csv, placements_csv, Report, RunInfo};
 use crate::output::timeline::trace_json;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,6 +42,12 @@ pub enum Command {
     ///
     /// Example: ultrasched run workloads/gb200-training.toml --queue fifo --placement first-fit --out out/
     Run(RunArgs),
+    /// Check a finished run independently of the engine: per-node capacity at every instant, each job once,
+    /// starts after submit, GPU models, topology levels, preemptions, and report.json's totals, recomputed
+    /// from DIR/placements.csv, DIR/jobs.csv and the workload. Exits 1 naming the first violation.
+    ///
+    /// Example: ultrasched run workloads/quickstart.toml --out out/ && ultrasched check out/
+    Check(check::CheckArgs),
     /// Check a workload file without running it; prints what it holds.
     Validate {
         /// The workload file.
@@ -104,6 +111,9 @@ pub struct CompareArgs {
     /// Placement policies, comma-separated (default: the workload's).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub placement: Vec<PlacementPolicy>,
+    /// Backfill modes, comma-separated (default: the workload's).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub backfill: Vec<Backfill>,
     /// Seeds: --seed 1,2,3 or --seed 1 2 3 (default: the workload's).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub seed: Vec<u64>,
@@ -132,7 +142,8 @@ pub enum Format {
 pub struct RunArgs {
     /// The workload file.
     pub file: PathBuf,
-    /// Also write DIR/report.json, DIR/jobs.csv and DIR/report.html (the directory is created).
+    /// Also write DIR/report.json, DIR/jobs.csv, DIR/placements.csv and DIR/report.html (the directory is
+    /// created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// What to print on stdout.
@@ -147,6 +158,9 @@ pub struct RunArgs {
     /// Override the placement policy.
     #[arg(long, value_enum)]
     pub placement: Option<PlacementPolicy>,
+    /// Override the backfill mode.
+    #[arg(long, value_enum)]
+    pub backfill: Option<Backfill>,
     /// Placement kernel: auto takes a GPU adapter when one exists (WGPU_BACKEND, WGPU_ADAPTER_NAME choose
     /// one), else the CPU twin. Both make the same decisions.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -168,6 +182,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_workload(&args),
         Command::Validate { file } => validate(&file),
+        Command::Check(args) => check::run(&args),
         Command::Presets => {
             print!("{}", presets_table());
             Ok(())
@@ -184,6 +199,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         seed: args.seed,
         queue: args.queue,
         placement: args.placement,
+        backfill: args.backfill,
     };
     let w = workload::load(&args.file, ov)?;
     let (mut backend, note) = open_backend(args.backend, args.verify)?;
@@ -205,6 +221,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         backend: backend.name().to_string(),
         adapter: backend.adapter(),
         wall_s: started.elapsed().as_secs_f64(),
+        workload_file: args.file.display().to_string(),
     };
     let report = Report::new(&w, &outcome, run).with_inference(inference);
     // Everything is built before anything is written, and written together at the end.
@@ -212,6 +229,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out {
         files.push((dir.join("report.json"), report.to_json()));
         files.push((dir.join("jobs.csv"), jobs_csv(&w, &outcome)));
+        files.push((dir.join("placements.csv"), placements_csv(&w, &outcome)));
         files.push((dir.join("report.html"), report_html(&w, &outcome, &report)));
     }
     if let Some(path) = &args.trace_out {
@@ -308,6 +326,7 @@ fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let grid = Grid {
         queues: args.queue.clone(),
         placements: args.placement.clone(),
+        backfills: args.backfill.clone(),
         seeds: args.seed.clone(),
     };
     let runs = grid.overrides().len() as u64;

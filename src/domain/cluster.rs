@@ -22,7 +22,7 @@ pub struct Pool {
     /// Pool name from the workload.
     pub name: String,
     /// The system shape.
-    pub preset: &'static Preset,
+    pub preset: Preset,
     /// Provider label (for reports).
     pub provider: String,
     /// First global domain index.
@@ -271,6 +271,19 @@ impl ClusterState {
         self.total_free -= gpus as u64;
     }
 
+    /// Takes exactly the GPUs of an allocation (all of them must be free).
+    pub fn take(&mut self, cluster: &Cluster, alloc: &Allocation) {
+        for &(node, g) in alloc {
+            let d = cluster.domain_of_node(node) as usize;
+            debug_assert!(self.node_free[node as usize] >= g);
+            self.node_free[node as usize] -= g;
+            self.domain_free[d] -= g;
+            self.rack_free[cluster.domain_rack[d] as usize] -= g as u64;
+            self.pool_free[cluster.domain_pool[d] as usize] -= g as u64;
+            self.total_free -= g as u64;
+        }
+    }
+
     /// Returns an allocation's GPUs.
     pub fn release(&mut self, cluster: &Cluster, alloc: &Allocation) {
         for &(node, g) in alloc {
@@ -306,7 +319,7 @@ mod tests {
     fn pool(id: &str, domains: u32, per_rack: u32) -> Pool {
         Pool {
             name: id.into(),
-            preset: preset(id).unwrap(),
+            preset: *preset(id).unwrap(),
             provider: "aws".into(),
             first_domain: 0,
             domains,

@@ -103,9 +103,9 @@ impl Job {
 pub struct Scheduler {
     /// Queue order.
     pub queue: QueuePolicy,
-    /// EASY backfill.
-    pub backfill: bool,
-    /// Jobs behind the head that backfill considers.
+    /// What happens behind a job that does not fit now.
+    pub backfill: Backfill,
+    /// Jobs behind the first blocked job that a round considers (easy: 256 unless set; greedy: all).
     pub backfill_depth: u32,
     /// Priority preemption.
     pub preemption: bool,
@@ -147,10 +147,68 @@ pub enum QueuePolicy {
     /// First come, first served.
     #[default]
     Fifo,
-    /// Shortest job first, by requested GPU-seconds.
+    /// Shortest job first: by expected duration (ties: submit time, then workload order).
     Sjf,
+    /// Smallest area first: by requested GPU-seconds (GPUs x duration).
+    SmallestArea,
     /// Highest priority first, then submit order.
     Priority,
+}
+
+impl QueuePolicy {
+    /// The name as written in workload files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueuePolicy::Fifo => "fifo",
+            QueuePolicy::Sjf => "sjf",
+            QueuePolicy::SmallestArea => "smallest-area",
+            QueuePolicy::Priority => "priority",
+        }
+    }
+}
+
+/// Backfill: what a round does with the jobs behind the first one that does not fit.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backfill {
+    /// Strict queue order: the first job that does not fit ends the round.
+    #[default]
+    None,
+    /// EASY: the blocked head gets a reservation at its shadow time; a later job starts now if it fits and
+    /// either ends by the shadow time or leaves the head's reservation intact.
+    Easy,
+    /// List scheduling: every job that fits now starts, in queue order, with no reservation.
+    Greedy,
+}
+
+impl Backfill {
+    /// The name as written in workload files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backfill::None => "none",
+            Backfill::Easy => "easy",
+            Backfill::Greedy => "greedy",
+        }
+    }
+
+    /// How reports describe it after the queue policy ("" for none).
+    pub fn label(self) -> &'static str {
+        match self {
+            Backfill::None => "",
+            Backfill::Easy => " + EASY backfill",
+            Backfill::Greedy => " + greedy backfill",
+        }
+    }
 }
 
 /// Placement policies (each is a cost function of the placement kernel).

@@ -233,7 +233,7 @@ fn rollout_mask(
     let mut ok = 0u32;
     let mut why = String::from("no pool of an acceptable GPU model");
     for p in pools_in(cluster, mask) {
-        match crate::perf::rl::rollout_roofline(rl, p.preset) {
+        match crate::perf::rl::rollout_roofline(rl, &p.preset) {
             Ok(_) => ok |= 1 << p.preset.gpu_model,
             Err(e) => why = format!("pool `{}`: {e}", p.name),
         }
@@ -322,11 +322,11 @@ fn rl_job(
         }
     }
     // Estimate for queue order: the ideal step on the first acceptable pools.
-    let train = pools_in(cluster, job.model_mask).next().map(|p| p.preset);
+    let train = pools_in(cluster, job.model_mask).next().map(|p| &p.preset);
     let roll = job.rollout.and_then(|g| {
         pools_in(cluster, g.model_mask)
             .next()
-            .map(|p| (p.preset, g.count))
+            .map(|p| (&p.preset, g.count))
     });
     let step = train.and_then(|t| {
         let placement = roll.map(|(p, n)| crate::perf::rl::RolloutPlacement {

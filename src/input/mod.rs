@@ -7,6 +7,7 @@
 pub mod fgd_replay;
 pub mod generate;
 pub mod job;
+pub mod job_trace;
 pub mod llm;
 pub mod openb;
 pub mod parse;

@@ -1,7 +1,7 @@
 //! The workload file as written (TOML or JSON), strictly: unknown fields are errors, and every value that can
 //! be checked alone is checked while it is read, so the parser's error carries its line and column.
 
-use crate::domain::workload::{PlacementPolicy, QueuePolicy};
+use crate::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
 use serde::Deserialize;
 
 pub use super::value::*;
@@ -26,6 +26,9 @@ pub struct WorkloadFile {
     /// Seeded job generators.
     #[serde(default)]
     pub generators: Vec<GeneratorSpec>,
+    /// `[[job_traces]]`: job lists from CSV files (see `input::job_trace`).
+    #[serde(default)]
+    pub job_traces: Vec<JobTraceSpec>,
 }
 
 /// `[cluster]`.
@@ -42,8 +45,15 @@ pub struct ClusterSpec {
 pub struct PoolSpec {
     /// Pool name (defaults to `<preset>-<index>`).
     pub name: Option<String>,
-    /// System shape from the catalog (`ultrasched presets`).
-    pub preset: PresetName,
+    /// System shape from the catalog (`ultrasched presets`); or, without it, a custom shape from `gpu`,
+    /// `gpus_per_node` and `nodes_per_domain`.
+    pub preset: Option<PresetName>,
+    /// Custom pool: the GPU model (a catalog GPU id, `ultrasched presets` lists them).
+    pub gpu: Option<GpuModelName>,
+    /// Custom pool: GPUs per node (1 ..= 1,000,000).
+    pub gpus_per_node: Option<Count>,
+    /// Custom pool: nodes per NVLink (scale-up) domain (default 1).
+    pub nodes_per_domain: Option<Count>,
     /// Number of units (NVLink domains: one UltraServer, or one 8-GPU node for P5-class presets).
     pub count: Count,
     /// Domains per rack/block (defaults to the preset's).
@@ -56,6 +66,19 @@ pub struct PoolSpec {
     pub idle_w: Option<Watts>,
     /// Power per GPU while busy, W (defaults to the catalog's board power).
     pub busy_w: Option<Watts>,
+}
+
+/// `[[job_traces]]`: a CSV job list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobTraceSpec {
+    /// The CSV file, relative to the workload file.
+    pub path: String,
+    /// Header names for the logical columns (`id`, `submit_s`, `duration_s`, `gpus`, `priority`, `tenant`,
+    /// `gpu_model`, `kind`) when they differ.
+    pub columns: Option<std::collections::BTreeMap<String, String>>,
+    /// Keep the first N data rows.
+    pub limit: Option<Count>,
 }
 
 /// `model = { params_b = 70, tokens_per_step = 4194304, tp = 8, mfu = 0.4 }`: a training job's model, so its
@@ -81,10 +104,10 @@ pub struct SchedulerSpec {
     /// Queue order.
     #[serde(default)]
     pub queue: QueuePolicy,
-    /// EASY backfill on top of the queue order.
+    /// Backfill mode: "none", "easy" or "greedy" (`true`/`false` mean easy/none).
     #[serde(default)]
-    pub backfill: bool,
-    /// Jobs behind the head that backfill looks at (default 256).
+    pub backfill: BackfillSpec,
+    /// Jobs behind the first blocked job that a round looks at (default 256 under easy, all under greedy).
     pub backfill_depth: Option<Count>,
     /// With `queue = "priority"`: a blocked job may preempt lower-priority running jobs.
     #[serde(default)]
@@ -273,4 +296,36 @@ pub struct MixEntry {
     pub gpus: Gpus,
     /// Relative weight (>= 0).
     pub weight: Weight,
+}
+
+/// `backfill = "none" | "easy" | "greedy"`, or the older `true` (easy) / `false` (none).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BackfillSpec(pub Backfill);
+
+impl<'de> Deserialize<'de> for BackfillSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = BackfillSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"none\", \"easy\" or \"greedy\" (or true/false for easy/none)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<BackfillSpec, E> {
+                Ok(BackfillSpec(if v {
+                    Backfill::Easy
+                } else {
+                    Backfill::None
+                }))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BackfillSpec, E> {
+                match v {
+                    "none" => Ok(BackfillSpec(Backfill::None)),
+                    "easy" => Ok(BackfillSpec(Backfill::Easy)),
+                    "greedy" => Ok(BackfillSpec(Backfill::Greedy)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

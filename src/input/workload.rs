@@ -1,8 +1,9 @@
 //! From the file as written ([`spec::WorkloadFile`]) to the typed, validated [`Workload`] of the domain:
 //! cross-field checks, command-line overrides, generated jobs. Every error names the file and the field.
 
+use crate::domain::catalog::Preset;
 use crate::domain::cluster::{Cluster, Pool};
-use crate::domain::workload::{PlacementPolicy, QueuePolicy};
+use crate::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
 use crate::error::InputError;
 use spec::{WorkloadFile, MAX_GPUS, MAX_JOBS};
 use std::collections::HashSet;
@@ -24,6 +25,8 @@ pub struct Overrides {
     pub queue: Option<QueuePolicy>,
     /// `--placement`.
     pub placement: Option<PlacementPolicy>,
+    /// `--backfill`.
+    pub backfill: Option<Backfill>,
 }
 
 /// Parses a workload file's text.
@@ -87,16 +90,144 @@ pub fn load(path: &Path, ov: Overrides) -> anyhow::Result<Workload> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("workload");
-    Ok(build(spec, &file, stem, ov)?)
+    // Job traces are read here, relative to the workload file; parsing and checks stay in `build_with`.
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut traces = Vec::with_capacity(spec.job_traces.len());
+    for t in &spec.job_traces {
+        let p = dir.join(&t.path);
+        let label = p.display().to_string();
+        let bytes = std::fs::read(&p).map_err(|e| {
+            InputError::field(
+                &file,
+                format!("job_traces[{}].path", traces.len()),
+                format!("cannot read `{label}`: {e}"),
+            )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            InputError::new(
+                &label,
+                Location::File,
+                format!(
+                    "is not UTF-8 text (invalid byte at offset {}); expected a CSV job trace",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
+        traces.push(TraceText { file: label, text });
+    }
+    Ok(build_with(spec, &file, stem, ov, &traces)?)
 }
 
-/// Checks what spans several fields, applies overrides, draws generated jobs.
+/// The text of one `[[job_traces]]` file, as read by [`load`].
+#[derive(Debug, Clone)]
+pub struct TraceText {
+    /// The file, as shown in messages.
+    pub file: String,
+    /// Its contents.
+    pub text: String,
+}
+
+/// GPUs one node of a custom pool may hold.
+pub const MAX_GPUS_PER_NODE: u32 = 1_000_000;
+
+/// The system shape of pool `i`: its catalog preset, or a custom shape (`gpu`, `gpus_per_node`,
+/// `nodes_per_domain`) with the GPU model's figures and 400 Gbit/s of scale-out per GPU (P5's EFA rate).
+fn pool_shape(p: &spec::PoolSpec, i: usize, file: &str) -> Result<Preset, InputError> {
+    let field = |f: &str| format!("cluster.pools[{i}].{f}");
+    let custom = [
+        ("gpu", p.gpu.is_some()),
+        ("gpus_per_node", p.gpus_per_node.is_some()),
+        ("nodes_per_domain", p.nodes_per_domain.is_some()),
+    ];
+    match (p.preset, p.gpu, p.gpus_per_node) {
+        (Some(preset), _, _) => {
+            if let Some((f, _)) = custom.iter().find(|(_, set)| *set) {
+                return Err(InputError::field(
+                    file,
+                    field(f),
+                    format!(
+                        "a pool has either `preset` or a custom shape (`gpu`, `gpus_per_node`, \
+                         `nodes_per_domain`), not both; preset `{}` fixes the shape",
+                        preset.0.id
+                    ),
+                ));
+            }
+            Ok(*preset.0)
+        }
+        (None, Some(gpu), Some(per_node)) => {
+            let nodes = p.nodes_per_domain.map_or(1, |c| c.0);
+            if per_node.0 > MAX_GPUS_PER_NODE {
+                return Err(InputError::field(
+                    file,
+                    field("gpus_per_node"),
+                    format!(
+                        "{} GPUs in one node; allowed: 1 ..= {MAX_GPUS_PER_NODE}",
+                        per_node.0
+                    ),
+                ));
+            }
+            let domain = per_node.0 as u64 * nodes as u64;
+            if domain > MAX_GPUS {
+                return Err(InputError::field(
+                    file,
+                    field("nodes_per_domain"),
+                    format!("one domain would hold {domain} GPUs; at most {MAX_GPUS} are allowed"),
+                ));
+            }
+            Ok(Preset {
+                id: "custom",
+                description: "a custom pool",
+                gpu_model: gpu.0,
+                gpus_per_node: per_node.0,
+                nodes_per_domain: nodes,
+                domains_per_rack: 1,
+                scaleout_gbps_per_domain: 400.0 * domain as f64,
+            })
+        }
+        (None, None, _) => Err(InputError::field(
+            file,
+            field("preset"),
+            format!(
+                "is missing: give a catalog preset (allowed: {}) or a custom shape with `gpu` and \
+                 `gpus_per_node`",
+                crate::domain::catalog::preset_names()
+            ),
+        )),
+        (None, Some(_), None) => Err(InputError::field(
+            file,
+            field("gpus_per_node"),
+            "is missing: a custom pool (with `gpu`) needs `gpus_per_node` (1 ..= 1000000)",
+        )),
+    }
+}
+
+/// Checks what spans several fields, applies overrides, draws generated jobs. A workload with
+/// `[[job_traces]]` needs their texts: use [`load`] or [`build_with`].
 pub fn build(
     spec: WorkloadFile,
     file: &str,
     default_name: &str,
     ov: Overrides,
 ) -> Result<Workload, InputError> {
+    build_with(spec, file, default_name, ov, &[])
+}
+
+/// [`build`] with the texts of the workload's job traces, in `[[job_traces]]` order.
+pub fn build_with(
+    spec: WorkloadFile,
+    file: &str,
+    default_name: &str,
+    ov: Overrides,
+    traces: &[TraceText],
+) -> Result<Workload, InputError> {
+    if traces.len() != spec.job_traces.len() {
+        return Err(InputError::field(
+            file,
+            format!("job_traces[{}].path", traces.len()),
+            "cannot be read: job traces are read relative to a workload file, and this workload was not \
+             loaded from one",
+        ));
+    }
     let seed = ov.seed.unwrap_or(spec.seed);
     // Cluster.
     if spec.cluster.pools.is_empty() {
@@ -110,7 +241,8 @@ pub fn build(
     let mut names = HashSet::new();
     let mut pools = Vec::new();
     for (i, p) in spec.cluster.pools.iter().enumerate() {
-        let gpus = p.count.0 as u64 * p.preset.0.domain_gpus() as u64;
+        let preset = pool_shape(p, i, file)?;
+        let gpus = p.count.0 as u64 * preset.domain_gpus() as u64;
         total += gpus;
         if total > MAX_GPUS {
             return Err(InputError::field(
@@ -122,7 +254,7 @@ pub fn build(
         let name = p
             .name
             .clone()
-            .unwrap_or_else(|| format!("{}-{i}", p.preset.0.id));
+            .unwrap_or_else(|| format!("{}-{i}", preset.id));
         if !names.insert(name.clone()) {
             return Err(InputError::field(
                 file,
@@ -132,19 +264,17 @@ pub fn build(
         }
         pools.push(Pool {
             name,
-            preset: p.preset.0,
+            preset,
             provider: p.provider.clone().unwrap_or_else(|| "aws".into()),
             first_domain: 0,
             domains: p.count.0,
-            domains_per_rack: p
-                .domains_per_rack
-                .map_or(p.preset.0.domains_per_rack, |c| c.0),
+            domains_per_rack: p.domains_per_rack.map_or(preset.domains_per_rack, |c| c.0),
             first_rack: 0,
             usd_per_gpu_hour: p
                 .usd_per_gpu_hour
-                .map_or(p.preset.0.model().usd_per_gpu_hour, |x| x.0),
-            idle_w: p.idle_w.map_or(p.preset.0.model().idle_w, |x| x.0),
-            busy_w: p.busy_w.map_or(p.preset.0.model().power_w, |x| x.0),
+                .map_or(preset.model().usd_per_gpu_hour, |x| x.0),
+            idle_w: p.idle_w.map_or(preset.model().idle_w, |x| x.0),
+            busy_w: p.busy_w.map_or(preset.model().power_w, |x| x.0),
         });
     }
     let cluster = Cluster::new(pools);
@@ -159,10 +289,19 @@ pub fn build(
             "needs queue = \"priority\" (preemption goes by priority)",
         ));
     }
+    let backfill = ov.backfill.unwrap_or(s.backfill.0);
     let scheduler = Scheduler {
         queue,
-        backfill: s.backfill,
-        backfill_depth: s.backfill_depth.map_or(256, |c| c.0),
+        backfill,
+        // Greedy is list scheduling over the whole queue unless a depth is set.
+        backfill_depth: s.backfill_depth.map_or(
+            if backfill == Backfill::Greedy {
+                u32::MAX
+            } else {
+                256
+            },
+            |c| c.0,
+        ),
         preemption: s.preemption,
         restart_cost: time_from_s(s.restart_cost_s.map_or(300.0, |x| x.0)),
         placement: ov.placement.unwrap_or(s.placement),
@@ -180,6 +319,17 @@ pub fn build(
     let mut jobs = Vec::with_capacity(spec.jobs.len() + generated as usize);
     for (i, j) in spec.jobs.iter().enumerate() {
         jobs.push(super::job::explicit_job(j, i, file, &cluster)?);
+    }
+    for (t, text) in spec.job_traces.iter().zip(traces) {
+        let rows = super::job_trace::parse(&text.text, &text.file, t)?;
+        if jobs.len() as u64 + generated + rows.len() as u64 > MAX_JOBS {
+            return Err(InputError::new(
+                &text.file,
+                Location::File,
+                format!("the workload would hold more than {MAX_JOBS} jobs; set `limit`"),
+            ));
+        }
+        jobs.extend(rows);
     }
     for (gi, g) in spec.generators.iter().enumerate() {
         generate::draw(g, gi, seed, file, &cluster, &mut jobs)?;

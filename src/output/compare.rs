@@ -2,7 +2,7 @@
 //! of headline metrics with the delta of each run against the first. Rows come in the order the flags
 //! list them (queue, then placement, then seed), whatever order the runs finish in.
 
-use crate::domain::workload::{PlacementPolicy, QueuePolicy};
+use crate::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
 use crate::engine::cluster::metrics::{summarize, Summary};
 use crate::input::workload::{self, Overrides};
 use crate::kernel::placement::select::BackendChoice;
@@ -21,6 +21,8 @@ pub struct Grid {
     pub queues: Vec<QueuePolicy>,
     /// Placement policies.
     pub placements: Vec<PlacementPolicy>,
+    /// Backfill modes.
+    pub backfills: Vec<Backfill>,
     /// Seeds.
     pub seeds: Vec<u64>,
 }
@@ -37,13 +39,16 @@ impl Grid {
         }
         let mut out = Vec::new();
         for &queue in &or_file(&self.queues) {
-            for &placement in &or_file(&self.placements) {
-                for &seed in &or_file(&self.seeds) {
-                    out.push(Overrides {
-                        seed,
-                        queue,
-                        placement,
-                    });
+            for &backfill in &or_file(&self.backfills) {
+                for &placement in &or_file(&self.placements) {
+                    for &seed in &or_file(&self.seeds) {
+                        out.push(Overrides {
+                            seed,
+                            queue,
+                            placement,
+                            backfill,
+                        });
+                    }
                 }
             }
         }
@@ -56,6 +61,8 @@ impl Grid {
 pub struct Row {
     /// Queue policy as run.
     pub queue: QueuePolicy,
+    /// Backfill mode as run.
+    pub backfill: Backfill,
     /// Placement policy as run.
     pub placement: PlacementPolicy,
     /// Seed as run.
@@ -101,6 +108,7 @@ pub fn run_grid(
             done();
             Ok(Row {
                 queue: w.scheduler.queue,
+                backfill: w.scheduler.backfill,
                 placement: w.scheduler.placement,
                 seed: w.seed,
                 summary: summarize(&w, &o),
@@ -262,7 +270,7 @@ impl CompareFormat {
 
 /// Header and cells of the human tables.
 fn cells(c: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header: Vec<String> = ["queue", "placement", "seed"]
+    let mut header: Vec<String> = ["queue", "backfill", "placement", "seed"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -277,6 +285,7 @@ fn cells(c: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
         .map(|(i, r)| {
             let mut line = vec![
                 enum_name(&r.queue),
+                enum_name(&r.backfill),
                 enum_name(&r.placement),
                 r.seed.to_string(),
             ];
@@ -352,7 +361,12 @@ fn csv_num(v: Option<f64>) -> String {
 
 fn csv(c: &Comparison) -> String {
     let mut wtr = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["queue".to_string(), "placement".into(), "seed".into()];
+    let mut header = vec![
+        "queue".to_string(),
+        "backfill".into(),
+        "placement".into(),
+        "seed".into(),
+    ];
     for m in &METRICS {
         header.push(m.key.into());
         header.push(format!("{}_delta", m.key));
@@ -363,6 +377,7 @@ fn csv(c: &Comparison) -> String {
         for r in &c.rows {
             let mut rec = vec![
                 enum_name(&r.queue),
+                enum_name(&r.backfill),
                 enum_name(&r.placement),
                 r.seed.to_string(),
             ];
@@ -394,6 +409,7 @@ fn json(c: &Comparison) -> String {
             }
             json!({
                 "queue": r.queue,
+                "backfill": r.backfill,
                 "placement": r.placement,
                 "seed": r.seed,
                 "metrics": metrics,
@@ -447,6 +463,7 @@ mod tests {
     fn comparison() -> Comparison {
         let row = |placement, s| Row {
             queue: QueuePolicy::Fifo,
+            backfill: Backfill::Easy,
             placement,
             seed: 1,
             summary: s,
@@ -465,6 +482,7 @@ mod tests {
         let g = Grid {
             queues: vec![QueuePolicy::Sjf, QueuePolicy::Fifo],
             placements: vec![PlacementPolicy::BestFit],
+            backfills: vec![],
             seeds: vec![3, 1],
         };
         let o: Vec<_> = g
@@ -506,9 +524,13 @@ mod tests {
         let csv = CompareFormat::Csv.export(&c);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[0]
-            .starts_with("queue,placement,seed,makespan_s,makespan_s_delta,makespan_s_delta_pct"));
-        assert!(lines[2].starts_with("fifo,topology-pack,1,3600,-3600,-50,"));
+        assert!(lines[0].starts_with(
+            "queue,backfill,placement,seed,makespan_s,makespan_s_delta,makespan_s_delta_pct"
+        ));
+        assert!(
+            lines[2].starts_with("fifo,easy,topology-pack,1,3600,-3600,-50,"),
+            "{csv}"
+        );
         let v: serde_json::Value = serde_json::from_str(&CompareFormat::Json.export(&c)).unwrap();
         assert_eq!(
             v["runs"][1]["metrics"]["gangs_split"]["delta_pct"],

@@ -597,7 +597,7 @@ pub fn report_html(w: &Workload, o: &Outcome, report: &Report) -> String {
         report.cluster.domains,
         esc(&pools.join(", ")),
         esc(&enum_name(&sc.queue)),
-        if sc.backfill { " + EASY backfill" } else { "" },
+        sc.backfill.label(),
         if sc.preemption { " + preemption" } else { "" },
         esc(&enum_name(&sc.placement)),
     );

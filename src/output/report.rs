@@ -18,6 +18,9 @@ pub struct RunInfo {
     pub adapter: String,
     /// Wall-clock seconds of the simulation.
     pub wall_s: f64,
+    /// The workload file as given on the command line (`check` reads it back; empty when not from a file).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub workload_file: String,
 }
 
 /// report.json.
@@ -49,8 +52,8 @@ pub struct Report {
 pub struct SchedulerInfo {
     /// Queue policy.
     pub queue: crate::domain::workload::QueuePolicy,
-    /// EASY backfill on.
-    pub backfill: bool,
+    /// Backfill mode.
+    pub backfill: crate::domain::workload::Backfill,
     /// Priority preemption on.
     pub preemption: bool,
     /// Placement policy.
@@ -207,7 +210,7 @@ impl Report {
             t,
             "scheduler  queue {}{}{}, placement {}, backend {}",
             enum_name(&sc.queue),
-            if sc.backfill { " + EASY backfill" } else { "" },
+            sc.backfill.label(),
             if sc.preemption { " + preemption" } else { "" },
             enum_name(&sc.placement),
             self.run.backend
@@ -396,6 +399,46 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
         ]);
     }
     String::from_utf8(wtr.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// placements.csv: one row per node of every gang of every segment a job held GPUs, in segment start order:
+/// `job, segment` (0 first, one more after each preemption), `gang` (the training gang or each replica, then
+/// async rollout replicas), `start_s, end_s` (the segment holds `[start, end)`), `pool` (name), `domain`
+/// (index inside the pool), `node` (index inside the domain), `gpus` (taken on that node).
+pub fn placements_csv(w: &Workload, o: &Outcome) -> String {
+    let c = &w.cluster;
+    let mut out = String::from("job,segment,gang,start_s,end_s,pool,domain,node,gpus\n");
+    let mut segment_of = vec![0u32; w.jobs.len()];
+    for seg in &o.segments {
+        let job = &w.jobs[seg.job as usize];
+        let k = segment_of[seg.job as usize];
+        segment_of[seg.job as usize] += 1;
+        let (start, end) = (fmt_s(time_to_s(seg.start)), fmt_s(time_to_s(seg.end)));
+        for (g, gang) in seg.gangs.iter().enumerate() {
+            for &(node, gpus) in gang {
+                let d = c.domain_of_node(node);
+                let pool = c.pool_of(d);
+                let _ = writeln!(
+                    out,
+                    "{},{k},{g},{start},{end},{},{},{},{gpus}",
+                    csv_field(&job.id),
+                    csv_field(&pool.name),
+                    d - pool.first_domain,
+                    node - c.domain_first_node[d as usize],
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A CSV field, quoted when it holds a separator, quote or line break.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
 }
 
 /// Seconds with microsecond precision, without trailing zeros.

@@ -173,6 +173,7 @@ mod tests {
             start,
             end,
             domains: vec![(d, 4)],
+            gangs: Vec::new(),
         };
         let o = outcome(vec![
             seg(0, 0, 10, 0),

@@ -2,6 +2,8 @@
 //! GPU backends that skip (or fail under `ULTRASCHED_REQUIRE_GPU=1`) without an adapter.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::path::Path;
 use ultrasched::domain::workload::Workload;
 use ultrasched::engine::cluster::{simulate, Outcome};
@@ -57,6 +59,7 @@ pub fn report(w: &Workload, o: &Outcome) -> Report {
         backend: "cpu".into(),
         adapter: "cpu twin".into(),
         wall_s: 0.5,
+        workload_file: String::new(),
     };
     Report::new(w, o, run)
 }

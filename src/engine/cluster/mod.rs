@@ -6,17 +6,20 @@
 //! 1. Pending jobs are walked in queue order ([`queue`]). The head window is scored in one kernel call; a
 //!    placement changes the cluster, so the rest of the window is scored again before it is used. Every
 //!    decision is therefore exactly the sequential one, whichever backend ran.
-//! 2. Without backfill the first job that does not fit blocks the queue (with priority preemption, it may
-//!    first evict lower-priority jobs). With EASY backfill, the blocked head gets a reservation (the shadow
-//!    time: the earliest instant it fits if running jobs end as planned and nothing else starts), and later
-//!    jobs start now only if they fit and end by the shadow time, so the head is never delayed.
+//! 2. The first job that does not fit (with priority preemption, it may first evict lower-priority jobs)
+//!    blocks the queue: without backfill the round ends there. Under `greedy` every later job that fits now
+//!    starts, with no reservation. Under `easy` the blocked head gets a reservation: its shadow time (the
+//!    earliest instant it fits if running jobs end as planned) and the cluster as it will be then. A later
+//!    job starts now if it fits and either ends by the shadow time or leaves the reservation intact (the head
+//!    still fits the shadow-time cluster with this job's GPUs taken), so the head is never delayed and holds
+//!    back only capacity it could use.
 
 pub mod metrics;
 pub mod placement;
 pub mod queue;
 
 use crate::domain::cluster::{span, Allocation, ClusterState};
-use crate::domain::workload::{Job, Time, Workload};
+use crate::domain::workload::{Backfill, Job, Time, Workload};
 use crate::kernel::placement::{CostBackend, KernelError};
 use placement::{job_record, KernelStats, Scratch};
 use queue::Pending;
@@ -120,6 +123,17 @@ pub struct Segment {
     pub end: Time,
     /// GPUs held per NVLink domain, by domain index.
     pub domains: Vec<(u32, u32)>,
+    /// The gangs held: the training gang or each replica, then async rollout replicas; (node, GPUs) each.
+    pub gangs: Vec<Allocation>,
+}
+
+/// The blocked head's reservation under EASY backfill.
+struct Reservation {
+    head: usize,
+    /// When the head fits if running jobs end as planned.
+    shadow: Time,
+    /// The cluster at the shadow time: running jobs that end by then are gone, jobs backfilled past it stay.
+    at_shadow: ClusterState,
 }
 
 /// The result of a run.
@@ -409,12 +423,12 @@ impl<'a> Engine<'a> {
             let Some(&(t0, _)) = train.first() else {
                 return plain(per_domain);
             };
-            let train_preset = c.pool_of(t0).preset;
+            let train_preset = &c.pool_of(t0).preset;
             let counts: Vec<u32> = train.iter().map(|&(_, g)| g).collect();
             let place = rollout
                 .first()
                 .map(|&(r0, _)| crate::perf::rl::RolloutPlacement {
-                    preset: c.pool_of(r0).preset,
+                    preset: &c.pool_of(r0).preset,
                     replicas: gangs.len() as u32 - 1,
                     same_domain: train.len() == 1
                         && rollout.len() == 1
@@ -439,7 +453,7 @@ impl<'a> Engine<'a> {
         }
         match (job.model, per_domain.first()) {
             (Some(model), Some(&(d0, _))) => {
-                let preset = c.pool_of(d0).preset;
+                let preset = &c.pool_of(d0).preset;
                 let counts: Vec<u32> = per_domain.iter().map(|&(_, g)| g).collect();
                 let slowdown = crate::perf::training::slowdown(&model, preset, &counts);
                 let run = (((remaining as f64) * slowdown).ceil() as Time).max(remaining);
@@ -533,6 +547,7 @@ impl<'a> Engine<'a> {
             start: self.now,
             end: self.now,
             domains: per_domain,
+            gangs: gangs.clone(),
         });
         let o = &mut self.out[j];
         o.start.get_or_insert(self.now);
@@ -558,20 +573,19 @@ impl<'a> Engine<'a> {
         );
     }
 
-    /// Scores `order[from..to]` on the current state.
+    /// Scores the jobs at `positions` of `order` on the current state.
     fn score_window(
         &mut self,
         order: &[(queue::Key, usize)],
-        from: usize,
-        to: usize,
+        positions: &[usize],
     ) -> Result<(), KernelError> {
         let s = &mut self.scratch;
         s.refresh(&self.w.cluster, &self.state);
         s.jobs.clear();
         s.jobs.extend(
-            order[from..to]
+            positions
                 .iter()
-                .map(|&(_, j)| job_record(&self.w.jobs[j])),
+                .map(|&p| job_record(&self.w.jobs[order[p].1])),
         );
         self.backend.best_candidates(
             crate::kernel::placement::policy_id(self.w.scheduler.placement),
@@ -591,6 +605,33 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Necessary for `j` to fit now, in O(pools): each gang fits the free GPUs of one acceptable pool, and
+    /// all of them the acceptable pools together. Behind a blocked job most of the queue fails this.
+    fn may_fit_now(&self, j: usize) -> bool {
+        let job = &self.w.jobs[j];
+        let (mut sum, mut max) = (0u64, 0u64);
+        for (p, pool) in self.w.cluster.pools.iter().enumerate() {
+            if (job.model_mask >> pool.preset.gpu_model) & 1 == 1 {
+                sum += self.state.pool_free[p];
+                max = max.max(self.state.pool_free[p]);
+            }
+        }
+        max >= job.gpus as u64 && sum >= job.gpus as u64 * job.replicas as u64
+    }
+
+    /// Extends the lazily fetched queue order to hold position `i`; false when the queue is shorter.
+    fn fetch(&self, order: &mut Vec<(queue::Key, usize)>, i: usize) -> bool {
+        while i >= order.len() {
+            let before = order.len();
+            let last = order.last().map(|&(k, _)| k);
+            self.pending.next_after(last, WINDOW, order);
+            if order.len() == before {
+                return false;
+            }
+        }
+        true
+    }
+
     fn round(&mut self) -> Result<(), KernelError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -600,50 +641,45 @@ impl<'a> Engine<'a> {
         // Queue order, fetched lazily: a long queue is not walked past the point where the round stops.
         let mut order: Vec<(queue::Key, usize)> = Vec::new();
         let mut started: Vec<usize> = Vec::new();
-        // Scored window [win_from, win_to) valid while `fresh`.
-        let (mut win_from, mut win_to, mut fresh) = (0usize, 0usize, false);
-        let mut blocked: Option<(usize, Time)> = None; // (head, shadow)
+        // Positions of `order` scored by the last kernel call, valid while `fresh`; `next` walks them.
+        let (mut window, mut next, mut fresh) = (Vec::<usize>::new(), 0usize, false);
+        // A job did not fit this round (and, under easy, the reservation it got).
+        let mut blocked = false;
+        let mut reservation: Option<Reservation> = None;
         let mut scanned_behind = 0u32;
         let mut i = 0;
-        loop {
-            if i >= order.len() {
-                let last = order.last().map(|&(k, _)| k);
-                self.pending.next_after(last, WINDOW, &mut order);
-                if i >= order.len() {
-                    break;
-                }
-            }
-            if blocked.is_some() {
-                if !sched.backfill || scanned_behind >= sched.backfill_depth {
+        while self.fetch(&mut order, i) {
+            if blocked {
+                if scanned_behind >= sched.backfill_depth || self.state.total_free == 0 {
                     break;
                 }
                 scanned_behind += 1;
-            }
-            if !fresh || i >= win_to {
-                // Before the head blocks, a placement makes the rest of any window stale, so one job is
-                // scored at a time; behind a blocked head most jobs do not fit and a batch stays exact.
-                let width = if blocked.is_some() { WINDOW } else { 1 };
-                win_from = i;
-                win_to = (i + width).min(order.len());
-                self.score_window(&order, win_from, win_to)?;
-                fresh = true;
-            }
-            let j = order[i].1;
-            let winner = self.scratch.winners[i - win_from];
-            let job = &self.w.jobs[j];
-            if let Some((_, shadow)) = blocked {
-                // Backfill: only jobs that end by the head's reservation.
-                // Without RL the remaining ideal time is a lower bound of the run time (slowdown >= 1).
-                let lower_bound = if job.rl.is_some() {
-                    0
-                } else {
-                    self.live[j].remaining
-                };
-                if !winner.is_feasible() || self.now.saturating_add(lower_bound) > shadow {
+                if !self.may_fit_now(order[i].1) {
                     i += 1;
                     continue;
                 }
             }
+            if !(fresh && next < window.len() && window[next] == i) {
+                // Before a job blocks, a placement makes the rest of any window stale, so one job is scored
+                // at a time; behind a blocked job most jobs do not fit and a batch stays exact.
+                window.clear();
+                window.push(i);
+                if blocked {
+                    let mut p = i + 1;
+                    while window.len() < WINDOW && self.fetch(&mut order, p) {
+                        if self.may_fit_now(order[p].1) {
+                            window.push(p);
+                        }
+                        p += 1;
+                    }
+                }
+                self.score_window(&order, &window)?;
+                (next, fresh) = (0, true);
+            }
+            let winner = self.scratch.winners[next];
+            next += 1;
+            let j = order[i].1;
+            let job = &self.w.jobs[j];
             if winner.is_feasible() {
                 let placed = placement::place_job(
                     &self.w.cluster,
@@ -656,19 +692,15 @@ impl<'a> Engine<'a> {
                 )?;
                 fresh = false;
                 if let Some(gangs) = placed {
-                    if let Some((_, shadow)) = blocked {
-                        // The placement decides the run time (slowdown): undo it if it would end late.
-                        let run = self.placement_cost(j, &gangs).run;
-                        if self.now.saturating_add(run) > shadow {
-                            for g in &gangs {
-                                self.state.release(&self.w.cluster, g);
-                            }
-                            self.scratch.dirty = true;
-                            i += 1;
-                            continue;
+                    if !self.keeps_reservation(&mut reservation, j, &gangs)? {
+                        for g in &gangs {
+                            self.state.release(&self.w.cluster, g);
                         }
+                        self.scratch.dirty = true;
+                        i += 1;
+                        continue;
                     }
-                    self.out[j].backfilled = blocked.is_some();
+                    self.out[j].backfilled = blocked;
                     self.start(j, gangs);
                     started.push(j);
                     i += 1;
@@ -676,19 +708,23 @@ impl<'a> Engine<'a> {
                 }
             }
             // The job does not fit now.
-            if blocked.is_none() {
+            if !blocked {
                 if sched.preemption && self.preempt_for(j)? {
                     fresh = false;
                     started.push(j);
                     i += 1;
                     continue;
                 }
-                if !sched.backfill {
-                    break;
+                blocked = true;
+                match sched.backfill {
+                    Backfill::None => break,
+                    Backfill::Greedy => {}
+                    Backfill::Easy => {
+                        let r = self.reservation(j)?;
+                        self.out[j].reserved.get_or_insert(r.shadow);
+                        reservation = Some(r);
+                    }
                 }
-                let shadow = self.shadow_time(j)?;
-                self.out[j].reserved.get_or_insert(shadow);
-                blocked = Some((j, shadow));
             }
             i += 1;
         }
@@ -696,6 +732,37 @@ impl<'a> Engine<'a> {
             self.pending.remove(&self.w.jobs[j], j);
         }
         Ok(())
+    }
+
+    /// EASY: whether starting `j` on `gangs` now leaves the head's reservation intact: it ends by the shadow
+    /// time, or the head still fits the shadow-time cluster with these GPUs taken (then they stay taken
+    /// there for later jobs). Always true without a reservation.
+    fn keeps_reservation(
+        &mut self,
+        reservation: &mut Option<Reservation>,
+        j: usize,
+        gangs: &[Allocation],
+    ) -> Result<bool, KernelError> {
+        let Some(r) = reservation else {
+            return Ok(true);
+        };
+        let run = self.placement_cost(j, gangs).run;
+        if self.now.saturating_add(run) <= r.shadow {
+            return Ok(true);
+        }
+        let mut at_shadow = r.at_shadow.clone();
+        for g in gangs {
+            at_shadow.take(&self.w.cluster, g);
+        }
+        let w = self.w;
+        let head = &w.jobs[r.head];
+        if at_shadow.total_free < head.total_gpus() || !self.fits(&mut at_shadow.clone(), head)? {
+            return Ok(false);
+        }
+        if let Some(r) = reservation {
+            r.at_shadow = at_shadow;
+        }
+        Ok(true)
     }
 
     /// Running jobs in the order they end (then by index).
@@ -723,24 +790,37 @@ impl<'a> Engine<'a> {
         Ok(placed.is_some())
     }
 
-    /// Earliest time the blocked head fits if running jobs end as planned and nothing else starts.
-    fn shadow_time(&mut self, head: usize) -> Result<Time, KernelError> {
-        let job = &self.w.jobs[head];
+    /// The blocked head's reservation: the earliest end time of running jobs after which it fits (all jobs
+    /// ending at that instant released), and the cluster then. `Time::MAX` when it fits only a cluster this
+    /// round's running jobs never leave: no limit on what may start.
+    fn reservation(&mut self, head: usize) -> Result<Reservation, KernelError> {
+        let w = self.w;
+        let job = &w.jobs[head];
         let mut state = self.state.clone();
-        for (end, j) in self.running_by_end() {
-            for g in &self.live[j].gangs {
-                state.release(&self.w.cluster, g);
+        let running = self.running_by_end();
+        let mut k = 0;
+        while k < running.len() {
+            let end = running[k].0;
+            while k < running.len() && running[k].0 == end {
+                for g in &self.live[running[k].1].gangs {
+                    state.release(&w.cluster, g);
+                }
+                k += 1;
             }
             // Cheap necessary condition before asking the kernel.
-            if state.total_free < job.total_gpus() {
-                continue;
-            }
-            if self.fits(&mut state.clone(), job)? {
-                return Ok(end);
+            if state.total_free >= job.total_gpus() && self.fits(&mut state.clone(), job)? {
+                return Ok(Reservation {
+                    head,
+                    shadow: end,
+                    at_shadow: state,
+                });
             }
         }
-        // Fits only an empty cluster it never reaches while this round's jobs run: no reservation limit.
-        Ok(Time::MAX)
+        Ok(Reservation {
+            head,
+            shadow: Time::MAX,
+            at_shadow: state,
+        })
     }
 
     /// Priority preemption: evicts lower-priority jobs (lowest priority first, then the most recently

@@ -24,11 +24,13 @@ impl Pending {
         }
     }
 
-    /// The policy key: fifo 0 (index order), sjf requested GPU-seconds, priority highest first.
+    /// The policy key: fifo 0 (index order, which is submit order), sjf the expected duration,
+    /// smallest-area requested GPU-seconds, priority highest first. Equal keys go by index.
     pub fn key(&self, job: &Job, index: usize) -> Key {
         let k = match self.policy {
             QueuePolicy::Fifo => 0,
-            QueuePolicy::Sjf => job.total_gpus() as u128 * job.duration as u128,
+            QueuePolicy::Sjf => job.duration as u128,
+            QueuePolicy::SmallestArea => job.total_gpus() as u128 * job.duration as u128,
             QueuePolicy::Priority => (i32::MAX as i64 - job.priority as i64) as u128,
         };
         (k, index as u32)

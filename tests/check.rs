@@ -1,0 +1,396 @@
+//! The schedule checker must catch what it claims to catch: a table of corruptions of one known-good run's
+//! files, each of which must be refused with its own violation; malformed files are `Malformed`, not
+//! violations; and `ultrasched check` exits 0 / 1 / 2 accordingly.
+
+mod common;
+
+use common::{bin, from_toml};
+use predicates::prelude::*;
+use ultrasched::check::{check, CheckError, RunFiles};
+use ultrasched::output::report::{jobs_csv, placements_csv};
+
+/// Two 8-GPU H100 domains and two 36-GPU GB200 domains (nodes of 4). Known schedule: `a` and `b` take one H100
+/// domain each at 0 s; `c` (GB200, one domain) takes two GB200 nodes at 10 s; `d` waits for `a` or `b`;
+/// `big` fits nothing.
+const WORKLOAD: &str = r#"
+seed = 1
+[scheduler]
+queue = "fifo"
+backfill = "easy"
+[cluster]
+[[cluster.pools]]
+name = "h"
+preset = "p5-h100"
+count = 2
+[[cluster.pools]]
+name = "g"
+preset = "p6e-gb200-x36"
+count = 2
+[[jobs]]
+id = "a"
+gpus = 8
+duration_s = 100
+gpu_model = "h100"
+[[jobs]]
+id = "b"
+gpus = 8
+duration_s = 100
+gpu_model = "h100"
+[[jobs]]
+id = "c"
+gpus = 8
+duration_s = 200
+submit_s = 10
+gpu_model = "gb200"
+topology = { required = "domain" }
+[[jobs]]
+id = "d"
+gpus = 8
+duration_s = 50
+submit_s = 20
+gpu_model = "h100"
+[[jobs]]
+id = "big"
+gpus = 1000
+duration_s = 10
+"#;
+
+struct Files {
+    report: String,
+    jobs: String,
+    placements: String,
+}
+
+fn good() -> (ultrasched::domain::workload::Workload, Files) {
+    let w = from_toml(WORKLOAD);
+    let o = common::run(&w);
+    let files = Files {
+        report: common::report(&w, &o).to_json(),
+        jobs: jobs_csv(&w, &o),
+        placements: placements_csv(&w, &o),
+    };
+    (w, files)
+}
+
+/// Rewrites the CSV rows of job `id` (header kept): `f` gets the row's fields by column name and returns the
+/// rows to put in its place.
+fn edit_rows(
+    csv: &str,
+    id: &str,
+    f: impl Fn(&[String], &mut Vec<String>) -> Vec<Vec<String>>,
+) -> String {
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let mut out = vec![header.join(",")];
+    for l in lines {
+        let mut fields: Vec<String> = l.split(',').map(String::from).collect();
+        if fields[0] == id {
+            for r in f(&header, &mut fields) {
+                out.push(r.join(","));
+            }
+        } else {
+            out.push(l.to_string());
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+fn set(header: &[String], row: &mut [String], col: &str, v: &str) {
+    let i = header
+        .iter()
+        .position(|h| h == col)
+        .unwrap_or_else(|| panic!("no column {col}"));
+    row[i] = v.to_string();
+}
+
+fn get<'a>(header: &[String], row: &'a [String], col: &str) -> &'a str {
+    &row[header.iter().position(|h| h == col).unwrap()]
+}
+
+type Corruption = fn(&mut Files);
+
+/// (what is wrong, how the files are corrupted, a phrase the violation must contain).
+fn corruptions() -> Vec<(&'static str, Corruption, &'static str)> {
+    vec![
+        (
+            "two jobs on one node at once",
+            |f| {
+                // b moves onto a's domain while both run.
+                let a_dom = f
+                    .placements
+                    .lines()
+                    .find(|l| l.starts_with("a,"))
+                    .unwrap()
+                    .split(',')
+                    .nth(6)
+                    .unwrap()
+                    .to_string();
+                f.placements = edit_rows(&f.placements, "b", |h, r| {
+                    set(h, r, "domain", &a_dom);
+                    vec![r.to_vec()]
+                });
+            },
+            "more than its 8",
+        ),
+        (
+            "a start before the submit time",
+            |f| {
+                f.placements = edit_rows(&f.placements, "c", |h, r| {
+                    set(h, r, "start_s", "5.000000");
+                    vec![r.to_vec()]
+                });
+                f.jobs = edit_rows(&f.jobs, "c", |h, r| {
+                    set(h, r, "start_s", "5.000000");
+                    vec![r.to_vec()]
+                });
+            },
+            "before it was submitted",
+        ),
+        (
+            "a GPU model the job does not accept",
+            |f| {
+                // a's 8 GPUs move to two free GB200 nodes of domain 1.
+                f.placements = edit_rows(&f.placements, "a", |h, r| {
+                    let mut rows = Vec::new();
+                    for node in ["7", "8"] {
+                        let mut x = r.to_vec();
+                        set(h, &mut x, "pool", "g");
+                        set(h, &mut x, "domain", "1");
+                        set(h, &mut x, "node", node);
+                        set(h, &mut x, "gpus", "4");
+                        rows.push(x);
+                    }
+                    rows
+                });
+            },
+            "whose GPU model it does not accept",
+        ),
+        (
+            "a domain-required gang split over two domains",
+            |f| {
+                f.placements = edit_rows(&f.placements, "c", |h, r| {
+                    // The second node of c moves to the other GB200 domain.
+                    if get(h, r, "node") != "0" {
+                        let d = if get(h, r, "domain") == "0" { "1" } else { "0" };
+                        set(h, r, "domain", d);
+                    }
+                    vec![r.to_vec()]
+                });
+            },
+            "spans more than one NVLink domain",
+        ),
+        (
+            "a gang short of GPUs",
+            |f| {
+                f.placements = edit_rows(&f.placements, "c", |h, r| {
+                    if get(h, r, "node") != "0" {
+                        vec![]
+                    } else {
+                        vec![r.to_vec()]
+                    }
+                });
+            },
+            "the job asked for 8",
+        ),
+        (
+            "a job missing from jobs.csv",
+            |f| f.jobs = edit_rows(&f.jobs, "b", |_, _| vec![]),
+            "jobs.csv has 4 rows; the workload has 5 jobs",
+        ),
+        (
+            "jobs.csv times that disagree with the placements",
+            |f| {
+                f.jobs = edit_rows(&f.jobs, "d", |h, r| {
+                    set(h, r, "end_s", "1000.000000");
+                    vec![r.to_vec()]
+                })
+            },
+            "its segments",
+        ),
+        (
+            "an unschedulable job that ran",
+            |f| {
+                f.placements += "big,0,0,300.000000,310.000000,h,0,0,8\n";
+            },
+            "big",
+        ),
+        (
+            "a wrong utilisation in report.json",
+            |f| {
+                let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
+                let u = v["summary"]["gpu_utilization"].as_f64().unwrap();
+                v["summary"]["gpu_utilization"] = (u * 1.01).into();
+                f.report = v.to_string();
+            },
+            "summary.gpu_utilization",
+        ),
+        (
+            "a wrong makespan in report.json",
+            |f| {
+                let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
+                v["summary"]["makespan_s"] = 99.0.into();
+                f.report = v.to_string();
+            },
+            "summary.makespan_s",
+        ),
+        (
+            "a wrong completed count in report.json",
+            |f| {
+                let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
+                v["summary"]["jobs"]["completed"] = 5.into();
+                f.report = v.to_string();
+            },
+            "summary.jobs.completed",
+        ),
+    ]
+}
+
+fn checked(w: &ultrasched::domain::workload::Workload, f: &Files) -> Result<(), CheckError> {
+    check(
+        w,
+        RunFiles {
+            report_json: &f.report,
+            jobs_csv: &f.jobs,
+            placements_csv: &f.placements,
+        },
+    )
+    .map(|_| ())
+}
+
+#[test]
+fn the_known_good_run_passes_and_has_the_expected_shape() {
+    let (w, f) = good();
+    let ok = check(
+        &w,
+        RunFiles {
+            report_json: &f.report,
+            jobs_csv: &f.jobs,
+            placements_csv: &f.placements,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", f.placements));
+    assert_eq!((ok.jobs, ok.completed, ok.segments), (5, 4, 4));
+    // c holds two GB200 nodes (4 GPUs each); a, b, d one H100 node each.
+    assert_eq!(ok.rows, 5, "{}", f.placements);
+    assert_eq!(ok.peak_node_gpus, 8);
+}
+
+#[test]
+fn every_corruption_is_a_violation_naming_what_is_wrong() {
+    let (w, base) = good();
+    for (what, corrupt, phrase) in corruptions() {
+        let mut f = Files {
+            report: base.report.clone(),
+            jobs: base.jobs.clone(),
+            placements: base.placements.clone(),
+        };
+        corrupt(&mut f);
+        assert_ne!(
+            (&f.report, &f.jobs, &f.placements),
+            (&base.report, &base.jobs, &base.placements),
+            "{what}: the corruption changed nothing"
+        );
+        match checked(&w, &f) {
+            Err(CheckError::Violation(v)) => {
+                assert!(
+                    v.contains(phrase),
+                    "{what}: violation `{v}` lacks `{phrase}`"
+                )
+            }
+            Err(CheckError::Malformed(e)) => {
+                panic!("{what}: malformed instead of a violation: {e}")
+            }
+            Ok(()) => panic!(
+                "{what}: the checker passed it\n{}\n{}",
+                f.jobs, f.placements
+            ),
+        }
+    }
+}
+
+#[test]
+fn malformed_files_are_located_errors_not_violations() {
+    let (w, base) = good();
+    let cases: Vec<(&str, Files, &str)> = vec![
+        (
+            "gpus not a number",
+            Files {
+                placements: base.placements.replacen(",8\n", ",eight\n", 1),
+                report: base.report.clone(),
+                jobs: base.jobs.clone(),
+            },
+            "placements.csv",
+        ),
+        (
+            "report.json not JSON",
+            Files {
+                placements: base.placements.clone(),
+                report: "{\"summary\": ".into(),
+                jobs: base.jobs.clone(),
+            },
+            "report.json",
+        ),
+        (
+            "an unknown pool",
+            Files {
+                placements: base.placements.replacen(",h,", ",nope,", 1),
+                report: base.report.clone(),
+                jobs: base.jobs.clone(),
+            },
+            "nope",
+        ),
+    ];
+    for (what, f, phrase) in cases {
+        match checked(&w, &f) {
+            Err(CheckError::Malformed(e)) => {
+                let msg = e.to_string();
+                assert!(msg.contains(phrase), "{what}: `{msg}` lacks `{phrase}`");
+            }
+            other => panic!("{what}: expected malformed, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn check_command_exits_0_1_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let wl = dir.path().join("w.toml");
+    std::fs::write(&wl, WORKLOAD).unwrap();
+    bin()
+        .args(["run", "--backend", "cpu", "--out"])
+        .arg(&out)
+        .arg(&wl)
+        .assert()
+        .success();
+    bin()
+        .arg("check")
+        .arg(&out)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ok: 5 jobs (4 completed)"));
+    // A double-booked node: exit 1 naming the violation.
+    let p = out.join("placements.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut f = Files {
+        report: String::new(),
+        jobs: String::new(),
+        placements: text,
+    };
+    (corruptions()[0].1)(&mut f);
+    std::fs::write(&p, &f.placements).unwrap();
+    bin()
+        .arg("check")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("violation:"));
+    // A missing file: exit 2.
+    std::fs::remove_file(&p).unwrap();
+    bin()
+        .arg("check")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("placements.csv"));
+}
