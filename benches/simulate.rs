@@ -2,9 +2,10 @@
 //! Target (issue 2): at least 1M scheduled jobs per minute on one core.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ultrasched::domain::workload::QueuePolicy;
 use ultrasched::domain::workload::Workload;
 use ultrasched::engine::cluster::simulate;
-use ultrasched::input::workload::{build, parse_str, Format, Overrides};
+use ultrasched::input::workload::{build, build_with, parse_str, Format, Overrides, TraceText};
 use ultrasched::kernel::placement::cpu::CpuBackend;
 
 /// 139 GB200 UltraServers (10,008 GPUs); 100k jobs offering ~85 % of capacity (mean job ~12 GPUs x ~33 min
@@ -33,6 +34,23 @@ fn workload(queue: &str) -> Workload {
     build(spec, "bench", "bench", Overrides::default()).expect("bench workload builds")
 }
 
+/// Issue 10's replay case: 20,000 generated jobs on one pooled 6,500-GPU node, greedy (benches/fixtures).
+fn trace_workload(queue: QueuePolicy) -> Workload {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fixtures");
+    let text = std::fs::read_to_string(format!("{dir}/pai-like-20k.toml")).expect("fixture");
+    let csv = std::fs::read_to_string(format!("{dir}/pai-like-20k.csv")).expect("fixture trace");
+    let spec = parse_str(&text, "pai-like-20k.toml", Format::Toml).expect("fixture parses");
+    let ov = Overrides {
+        queue: Some(queue),
+        ..Overrides::default()
+    };
+    let trace = TraceText {
+        file: "pai-like-20k.csv".into(),
+        text: csv,
+    };
+    build_with(spec, "pai-like-20k.toml", "pai", ov, &[trace]).expect("fixture builds")
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("simulate");
     g.sample_size(10);
@@ -41,6 +59,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fifo_topology_pack_10k_gpus_100k_jobs", |b| {
         b.iter(|| simulate(&w, &mut CpuBackend).expect("simulation runs"))
     });
+    for (name, q) in [("fifo", QueuePolicy::Fifo), ("sjf", QueuePolicy::Sjf)] {
+        let w = trace_workload(q);
+        g.throughput(Throughput::Elements(w.jobs.len() as u64));
+        g.bench_function(format!("greedy_{name}_6500_gpu_node_20k_trace_jobs"), |b| {
+            b.iter(|| simulate(&w, &mut CpuBackend).expect("simulation runs"))
+        });
+    }
     g.finish();
 }
 

@@ -163,7 +163,7 @@ fn limit_keeps_the_first_rows_and_traces_mix_with_jobs_and_generators() {
 /// Bad traces and pools: exit 2, the message names the file, the row and the column, nothing is written.
 #[test]
 fn bad_rows_and_pools_exit_2_naming_file_row_and_column() {
-    let cases: [(&str, String, &str, &str); 7] = [
+    let cases: [(&str, String, &str, &str); 8] = [
         (
             "zero gpus",
             pooled(10, "fifo"),
@@ -181,6 +181,12 @@ fn bad_rows_and_pools_exit_2_naming_file_row_and_column() {
             pooled(10, "fifo"),
             "job_id,submit_time,duration,num_gpu\na,-3,1,1\n",
             "trace.csv: row 1, column `submit_time`",
+        ),
+        (
+            "duplicate id",
+            pooled(10, "fifo"),
+            "job_id,submit_time,duration,num_gpu\na,0,1,1\nb,0,1,1\na,3,1,1\n",
+            "trace.csv: row 3, column `job_id`: job id `a` is used twice in this trace (first in row 1)",
         ),
         (
             "missing column",

@@ -17,6 +17,15 @@ use ultrasched::domain::workload::Workload;
 use ultrasched::output::report::{jobs_csv, placements_csv};
 
 const QUEUES: [&str; 4] = ["fifo", "sjf", "smallest-area", "priority"];
+/// The checker property also covers the policies the reference scheduler does not implement.
+const MIXED_QUEUES: [&str; 6] = [
+    "fifo",
+    "sjf",
+    "smallest-area",
+    "priority",
+    "las",
+    "fair-share",
+];
 const BACKFILLS: [&str; 3] = ["none", "easy", "greedy"];
 const PLACEMENTS: [&str; 4] = ["first-fit", "best-fit", "topology-pack", "frag-aware"];
 
@@ -165,7 +174,7 @@ fn mixed() -> impl Strategy<Value = Mixed> {
     (
         pools,
         prop::collection::vec(job, 1..30),
-        0..QUEUES.len(),
+        0..MIXED_QUEUES.len(),
         0..BACKFILLS.len(),
         0..PLACEMENTS.len(),
         any::<bool>(),
@@ -182,7 +191,8 @@ fn mixed_toml(
 ) -> String {
     let mut t = format!(
         "seed = 1\n[scheduler]\nqueue = \"{queue}\"\nbackfill = \"{bf}\"\nplacement = \"{placement}\"\n\
-         preemption = {preempt}\nrestart_cost_s = 30\n[cluster]\n"
+         preemption = {preempt}\nrestart_cost_s = 30\nlas_thresholds_gpu_s = [2000, 20000]\n\
+         [scheduler.tenants]\nt0 = 2\n[cluster]\n"
     );
     for (i, &(k, count)) in pools.iter().enumerate() {
         t += &format!(
@@ -192,7 +202,7 @@ fn mixed_toml(
     }
     for (i, j) in jobs.iter().enumerate() {
         let level = ["domain", "rack", "any"][j.required];
-        t += &format!("[[jobs]]\nid = \"j{i}\"\n");
+        t += &format!("[[jobs]]\nid = \"j{i}\"\ntenant = \"t{}\"\n", i % 3);
         match j.inference {
             Some(r) => {
                 let g = j.base.gpus.min(16);
@@ -277,7 +287,7 @@ proptest! {
 
     #[test]
     fn every_schedule_passes_the_checker((pools, jobs, q, b, p, preempt) in mixed()) {
-        let queue = QUEUES[q];
+        let queue = MIXED_QUEUES[q];
         let preempt = preempt && queue == "priority";
         let text = mixed_toml(&pools, &jobs, queue, BACKFILLS[b], PLACEMENTS[p], preempt);
         let w = common::from_toml(&text);

@@ -113,6 +113,48 @@ pub struct Scheduler {
     pub restart_cost: Time,
     /// Placement policy.
     pub placement: PlacementPolicy,
+    /// The queues of `queue = "las"`.
+    pub las: Las,
+}
+
+/// Tiresias' discretized least-attained-service queues: a job's attained service (GPUs x time run) sets
+/// its queue; queue `k` holds jobs with `thresholds[k-1] <= attained < thresholds[k]`. Lower queues go
+/// first, FIFO inside a queue; a running job that crosses a threshold is demoted and may be preempted by
+/// a waiting job of a lower queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Las {
+    /// Thresholds in GPU-microseconds, ascending; only the first `len` are used.
+    pub thresholds: [u128; Las::MAX_THRESHOLDS],
+    /// Thresholds in use (queues = len + 1).
+    pub len: usize,
+}
+
+impl Las {
+    /// At most this many thresholds (eight queues).
+    pub const MAX_THRESHOLDS: usize = 7;
+    /// Default: one threshold at one GPU-hour, two queues.
+    pub const DEFAULT_GPU_S: [f64; 1] = [3600.0];
+
+    /// The queue of a job with `attained` GPU-microseconds of service.
+    pub fn level(&self, attained: u128) -> u8 {
+        self.thresholds[..self.len]
+            .iter()
+            .take_while(|&&t| attained >= t)
+            .count() as u8
+    }
+}
+
+impl Default for Las {
+    fn default() -> Las {
+        let mut thresholds = [0u128; Las::MAX_THRESHOLDS];
+        for (t, s) in thresholds.iter_mut().zip(Las::DEFAULT_GPU_S) {
+            *t = (s * 1e6) as u128;
+        }
+        Las {
+            thresholds,
+            len: Las::DEFAULT_GPU_S.len(),
+        }
+    }
 }
 
 /// A validated workload: what the simulator runs.
@@ -128,6 +170,8 @@ pub struct Workload {
     pub scheduler: Scheduler,
     /// Jobs ordered by submit time, then by declaration order (explicit jobs, then generators).
     pub jobs: Vec<Job>,
+    /// `queue = "fair-share"`: weight of each named tenant (a tenant not named weighs 1).
+    pub tenant_weights: std::collections::BTreeMap<String, f64>,
 }
 
 /// Queue policies.
@@ -153,6 +197,11 @@ pub enum QueuePolicy {
     SmallestArea,
     /// Highest priority first, then submit order.
     Priority,
+    /// Tiresias' discretized 2D least-attained-service (`[scheduler] las_thresholds_gpu_s`): preemptive.
+    Las,
+    /// Weighted dominant share across tenants (`[scheduler.tenants]`): the tenant furthest below its
+    /// share goes first, FIFO inside a tenant.
+    FairShare,
 }
 
 impl QueuePolicy {
@@ -163,6 +212,8 @@ impl QueuePolicy {
             QueuePolicy::Sjf => "sjf",
             QueuePolicy::SmallestArea => "smallest-area",
             QueuePolicy::Priority => "priority",
+            QueuePolicy::Las => "las",
+            QueuePolicy::FairShare => "fair-share",
         }
     }
 }

@@ -11,7 +11,6 @@ use crate::domain::catalog;
 use crate::domain::cluster::LEVEL_POOL;
 use crate::domain::workload::{time_from_s, Job, JobKind, Time};
 use crate::error::{InputError, Location};
-use std::collections::HashSet;
 
 /// The logical columns, in the order of [`Columns::names`].
 const REQUIRED: [&str; 4] = ["id", "submit_s", "duration_s", "gpus"];
@@ -105,7 +104,6 @@ pub fn parse(text: &str, file: &str, spec: &JobTraceSpec) -> Result<Vec<Job>, In
     let cols = Columns::find(&header, spec, file)?;
     let limit = spec.limit.map_or(u64::MAX, |c| c.0 as u64);
     let mut jobs = Vec::new();
-    let mut ids: HashSet<String> = HashSet::new();
     let mut rec = csv::StringRecord::new();
     let mut row = 0usize;
     loop {
@@ -133,9 +131,6 @@ pub fn parse(text: &str, file: &str, spec: &JobTraceSpec) -> Result<Vec<Job>, In
         let id = cell(0).unwrap_or_default();
         if id.is_empty() {
             return Err(err(0, "is empty; every job needs an id".into()));
-        }
-        if !ids.insert(id.to_string()) {
-            return Err(err(0, format!("job id `{id}` is used twice in this trace")));
         }
         let seconds = |k: usize, min_exclusive: bool| -> Result<Time, InputError> {
             let s = cell(k).unwrap_or_default();
@@ -216,6 +211,17 @@ pub fn parse(text: &str, file: &str, spec: &JobTraceSpec) -> Result<Vec<Job>, In
             rollout: None,
             serving: None,
         });
+    }
+    if let Some((first, i)) = super::value::first_duplicate(jobs.iter().map(|j| j.id.as_str())) {
+        return Err(InputError::new(
+            file,
+            Location::Row(i + 1, Some(cols.names[0].clone())),
+            format!(
+                "job id `{}` is used twice in this trace (first in row {})",
+                jobs[i].id,
+                first + 1
+            ),
+        ));
     }
     Ok(jobs)
 }

@@ -117,6 +117,11 @@ pub struct SchedulerSpec {
     /// Placement policy.
     #[serde(default)]
     pub placement: PlacementPolicy,
+    /// With `queue = "las"`: attained-service thresholds in GPU-seconds, ascending (default [3600]).
+    pub las_thresholds_gpu_s: Option<Vec<Seconds>>,
+    /// With `queue = "fair-share"`: tenant name -> weight (above 0; tenants not named weigh 1).
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, f64>,
 }
 
 /// Job kinds.

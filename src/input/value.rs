@@ -203,3 +203,40 @@ impl<'de> Deserialize<'de> for GpuModelName {
             })
     }
 }
+
+/// The first id that repeats an earlier one: `(earlier, later)` positions, `later` smallest. Hashes ids to
+/// 64 bits (FxHash) so a million ids cost a million integer inserts, not a million string copies; a
+/// position whose hash was seen is compared by string, and a (never yet seen) 64-bit collision of two
+/// different ids falls back to an exact check.
+pub fn first_duplicate<'a>(ids: impl Iterator<Item = &'a str> + Clone) -> Option<(usize, usize)> {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hasher = BuildHasherDefault::<rustc_hash::FxHasher>::default();
+    let (lower, _) = ids.clone().size_hint();
+    let mut seen: rustc_hash::FxHashMap<u64, usize> = rustc_hash::FxHashMap::default();
+    seen.reserve(lower);
+    let mut collided = false;
+    let all: Vec<&str> = ids.collect();
+    for (i, id) in all.iter().enumerate() {
+        match seen.entry(hasher.hash_one(id)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if all[*o.get()] == *id {
+                    return Some((*o.get(), i));
+                }
+                collided = true;
+            }
+        }
+    }
+    if collided {
+        let mut exact: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        for (i, id) in all.iter().enumerate() {
+            if let Some(&e) = exact.get(id) {
+                return Some((e, i));
+            }
+            exact.insert(id, i);
+        }
+    }
+    None
+}

@@ -3,7 +3,7 @@
 
 use crate::domain::catalog::Preset;
 use crate::domain::cluster::{Cluster, Pool};
-use crate::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
+use crate::domain::workload::{Backfill, Las, PlacementPolicy, QueuePolicy};
 use crate::error::InputError;
 use spec::{WorkloadFile, MAX_GPUS, MAX_JOBS};
 use std::collections::HashSet;
@@ -12,6 +12,7 @@ use super::generate;
 pub use super::parse::Format;
 use super::parse::{strip_json_position, toml_error, with_path};
 use super::spec;
+use super::value::first_duplicate;
 use crate::domain::workload::{time_from_s, Scheduler, Workload};
 use crate::error::Location;
 use std::path::Path;
@@ -290,6 +291,44 @@ pub fn build_with(
         ));
     }
     let backfill = ov.backfill.unwrap_or(s.backfill.0);
+    let mut las = Las::default();
+    if let Some(t) = &s.las_thresholds_gpu_s {
+        let field = "scheduler.las_thresholds_gpu_s";
+        if t.is_empty() || t.len() > Las::MAX_THRESHOLDS {
+            return Err(InputError::field(
+                file,
+                field,
+                format!(
+                    "has {} entries; allowed: 1 to {} thresholds (GPU-seconds, ascending)",
+                    t.len(),
+                    Las::MAX_THRESHOLDS
+                ),
+            ));
+        }
+        for (k, v) in t.iter().enumerate() {
+            if v.0 <= 0.0 || (k > 0 && v.0 <= t[k - 1].0) {
+                return Err(InputError::field(
+                    file,
+                    format!("{field}[{k}]"),
+                    format!(
+                        "{}: allowed: above 0 and above the threshold before it",
+                        v.0
+                    ),
+                ));
+            }
+            las.thresholds[k] = (v.0 * 1e6).round() as u128;
+        }
+        las.len = t.len();
+    }
+    for (name, &weight) in &s.tenants {
+        if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+            return Err(InputError::field(
+                file,
+                format!("scheduler.tenants.{name}"),
+                format!("{weight}: allowed: a weight above 0 and at most 1e6"),
+            ));
+        }
+    }
     let scheduler = Scheduler {
         queue,
         backfill,
@@ -305,6 +344,7 @@ pub fn build_with(
         preemption: s.preemption,
         restart_cost: time_from_s(s.restart_cost_s.map_or(300.0, |x| x.0)),
         placement: ov.placement.unwrap_or(s.placement),
+        las,
     };
 
     // Jobs.
@@ -334,23 +374,22 @@ pub fn build_with(
     for (gi, g) in spec.generators.iter().enumerate() {
         generate::draw(g, gi, seed, file, &cluster, &mut jobs)?;
     }
-    let mut ids = HashSet::new();
-    for (i, j) in jobs.iter().enumerate() {
-        if !ids.insert(j.id.as_str()) {
-            return Err(InputError::field(
-                file,
-                format!("jobs[{i}].id"),
-                format!("job id `{}` is used twice", j.id),
-            ));
-        }
+    if let Some((_, i)) = first_duplicate(jobs.iter().map(|j| j.id.as_str())) {
+        return Err(InputError::field(
+            file,
+            format!("jobs[{i}].id"),
+            format!("job id `{}` is used twice", jobs[i].id),
+        ));
     }
     // Stable: equal submit times keep declaration order.
     jobs.sort_by_key(|j| j.submit);
+    let tenant_weights = spec.scheduler.tenants.clone();
     Ok(Workload {
         name: spec.name.unwrap_or_else(|| default_name.to_string()),
         seed,
         cluster,
         scheduler,
         jobs,
+        tenant_weights,
     })
 }

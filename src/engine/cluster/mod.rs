@@ -19,7 +19,7 @@ pub mod placement;
 pub mod queue;
 
 use crate::domain::cluster::{span, Allocation, ClusterState};
-use crate::domain::workload::{Backfill, Job, Time, Workload};
+use crate::domain::workload::{Backfill, Job, QueuePolicy, Time, Workload};
 use crate::kernel::placement::{CostBackend, KernelError};
 use placement::{job_record, KernelStats, Scratch};
 use queue::Pending;
@@ -159,6 +159,8 @@ pub struct Outcome {
 enum Event {
     /// A running job ends (stale if its epoch changed since: it was preempted).
     Finish { job: u32, epoch: u32 },
+    /// Under LAS, a running job's attained service reaches its queue's threshold (stale like `Finish`).
+    Demote { job: u32, epoch: u32 },
 }
 
 /// Per-job mutable state.
@@ -175,6 +177,10 @@ struct Live {
     /// Run time per unit of remaining work on the current placement: the slowdown for training (work in
     /// ideal microseconds), the step time in seconds for RL (work in millionths of a step).
     factor: f64,
+    /// Service received in earlier segments, GPU-microseconds (LAS).
+    attained: u128,
+    /// LAS queue.
+    level: u8,
 }
 
 /// Where a run stands, handed to the observer of [`simulate_with`].
@@ -228,6 +234,102 @@ struct Engine<'a> {
     rounds: u64,
     makespan: Time,
     jobs_done: u64,
+    /// Capacity was released since the last round (a job ended or was preempted).
+    freed: bool,
+    /// Jobs queued since the last round.
+    arrived: Vec<usize>,
+    /// Reused buffers of `round`.
+    order: Vec<(queue::Key, usize)>,
+    started: Vec<usize>,
+    /// `queue = "fair-share"`: tenants, their weights and the GPUs they hold.
+    fair: Option<Fair>,
+}
+
+/// Weighted dominant share across tenants. A tenant's dominant share is the largest, over GPU models, of
+/// the share of that model's GPUs its running jobs hold; divided by its weight, the lowest goes first
+/// (ties: tenant name). Shares are recomputed after every start, so the order is the one DRF gives.
+#[derive(Debug, Clone)]
+struct Fair {
+    /// Tenant of each job (index into `weight`, tenants in name order).
+    tenant_of: Vec<u32>,
+    weight: Vec<f64>,
+    /// GPUs held, per tenant, per GPU model.
+    used: Vec<Vec<u64>>,
+    /// GPUs in the cluster per GPU model.
+    total: Vec<u64>,
+    /// This round's waiting jobs per tenant, FIFO, not yet walked.
+    queues: Vec<std::collections::VecDeque<(queue::Key, usize)>>,
+}
+
+impl Fair {
+    fn new(w: &Workload) -> Fair {
+        let names: std::collections::BTreeSet<&str> =
+            w.jobs.iter().map(|j| j.tenant.as_str()).collect();
+        let index: std::collections::BTreeMap<&str, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, i as u32))
+            .collect();
+        let models = w
+            .cluster
+            .pools
+            .iter()
+            .map(|p| p.preset.gpu_model + 1)
+            .max()
+            .unwrap_or(0);
+        let mut total = vec![0u64; models];
+        for p in &w.cluster.pools {
+            total[p.preset.gpu_model] += p.gpus();
+        }
+        Fair {
+            tenant_of: w.jobs.iter().map(|j| index[j.tenant.as_str()]).collect(),
+            weight: names
+                .iter()
+                .map(|&n| w.tenant_weights.get(n).copied().unwrap_or(1.0))
+                .collect(),
+            used: vec![vec![0; models]; names.len()],
+            total,
+            queues: vec![Default::default(); names.len()],
+        }
+    }
+
+    /// Tenant `t`'s dominant share over its weight.
+    fn share(&self, t: usize) -> f64 {
+        let dominant = self.used[t]
+            .iter()
+            .zip(&self.total)
+            .filter(|(_, &n)| n > 0)
+            .map(|(&u, &n)| u as f64 / n as f64)
+            .fold(0.0, f64::max);
+        dominant / self.weight[t]
+    }
+
+    /// Adds a job's GPUs to its tenant (or, with `add` false, takes them away).
+    fn hold(
+        &mut self,
+        c: &crate::domain::cluster::Cluster,
+        j: usize,
+        gangs: &[Allocation],
+        add: bool,
+    ) {
+        let t = self.tenant_of[j] as usize;
+        for &(node, n) in gangs.iter().flatten() {
+            let m = c.pool_of(c.domain_of_node(node)).preset.gpu_model;
+            if add {
+                self.used[t][m] += n as u64;
+            } else {
+                self.used[t][m] -= n as u64;
+            }
+        }
+    }
+
+    /// The next job to walk: the head of the waiting tenant with the lowest weighted share.
+    fn next(&mut self) -> Option<(queue::Key, usize)> {
+        let t = (0..self.queues.len())
+            .filter(|&t| !self.queues[t].is_empty())
+            .min_by(|&a, &b| self.share(a).total_cmp(&self.share(b)).then(a.cmp(&b)))?;
+        self.queues[t].pop_front()
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -279,6 +381,11 @@ impl<'a> Engine<'a> {
             rounds: 0,
             makespan: 0,
             jobs_done: 0,
+            freed: false,
+            arrived: Vec::new(),
+            order: Vec::new(),
+            started: Vec::new(),
+            fair: (w.scheduler.queue == QueuePolicy::FairShare).then(|| Fair::new(w)),
         }
     }
 
@@ -319,10 +426,15 @@ impl<'a> Engine<'a> {
                 if *et != t {
                     break;
                 }
-                let Some(Reverse((_, _, Event::Finish { job, epoch }))) = self.events.pop() else {
-                    break;
-                };
-                self.finish(job as usize, epoch);
+                match self.events.pop() {
+                    Some(Reverse((_, _, Event::Finish { job, epoch }))) => {
+                        self.finish(job as usize, epoch)
+                    }
+                    Some(Reverse((_, _, Event::Demote { job, epoch }))) => {
+                        self.demote(job as usize, epoch)
+                    }
+                    None => break,
+                }
             }
             while self.next_arrival < self.w.jobs.len()
                 && self.w.jobs[self.next_arrival].submit == t
@@ -496,7 +608,8 @@ impl<'a> Engine<'a> {
 
     fn arrive(&mut self, j: usize) {
         if self.could_ever_fit(&self.w.jobs[j]) {
-            self.pending.insert(&self.w.jobs[j], j);
+            self.pending.insert(&self.w.jobs[j], j, 0);
+            self.arrived.push(j);
         } else {
             self.out[j].state = JobState::Unschedulable;
             self.jobs_done += 1;
@@ -520,7 +633,14 @@ impl<'a> Engine<'a> {
         for g in &gangs {
             self.state.release(&self.w.cluster, g);
         }
+        if let Some(f) = &mut self.fair {
+            f.hold(&self.w.cluster, j, &gangs, false);
+        }
         self.scratch.dirty = true;
+        self.freed = true;
+        let ran = (self.now - self.live[j].started_at) as u128;
+        self.live[j].attained += ran * self.w.jobs[j].total_gpus() as u128;
+        self.live[j].level = self.w.scheduler.las.level(self.live[j].attained);
         self.live[j].running = false;
         self.live[j].epoch += 1;
         self.segments[self.live[j].segment].end = self.now;
@@ -529,6 +649,9 @@ impl<'a> Engine<'a> {
     }
 
     fn start(&mut self, j: usize, gangs: Vec<Allocation>) {
+        if let Some(f) = &mut self.fair {
+            f.hold(&self.w.cluster, j, &gangs, true);
+        }
         let (mut domains, mut nodes) = (0, 0);
         let all: Allocation = gangs.iter().flatten().copied().collect();
         if !all.is_empty() {
@@ -571,6 +694,58 @@ impl<'a> Engine<'a> {
                 epoch,
             },
         );
+        self.schedule_demotion(j);
+    }
+
+    /// Under LAS: when the running job `j` crosses its queue's threshold, a `Demote` event (none in the
+    /// last queue, or when it ends first).
+    fn schedule_demotion(&mut self, j: usize) {
+        let las = &self.w.scheduler.las;
+        let l = &self.live[j];
+        if self.w.scheduler.queue != QueuePolicy::Las || l.level as usize >= las.len {
+            return;
+        }
+        let gpus = self.w.jobs[j].total_gpus().max(1) as u128;
+        let ran = (self.now - l.started_at) as u128;
+        let have = l.attained + ran * gpus;
+        let need = las.thresholds[l.level as usize].saturating_sub(have);
+        let at = self.now + need.div_ceil(gpus) as Time;
+        if at < l.end {
+            let epoch = l.epoch;
+            self.push(
+                at,
+                Event::Demote {
+                    job: j as u32,
+                    epoch,
+                },
+            );
+        }
+    }
+
+    /// A running job reached its LAS threshold: it moves down a queue (and may now be preempted).
+    fn demote(&mut self, j: usize, epoch: u32) {
+        if self.live[j].epoch != epoch || !self.live[j].running {
+            return;
+        }
+        let gpus = self.w.jobs[j].total_gpus() as u128;
+        let l = &mut self.live[j];
+        let have = l.attained + (self.now - l.started_at) as u128 * gpus;
+        l.level = self.w.scheduler.las.level(have);
+        self.freed = true; // the queue order changed: a full round
+        self.schedule_demotion(j);
+    }
+
+    /// Whether the round may preempt: priority preemption, or LAS (preemptive by design).
+    fn preemptive(&self) -> bool {
+        self.w.scheduler.preemption || self.w.scheduler.queue == QueuePolicy::Las
+    }
+
+    /// Preemption rank: a running job of lower rank than a blocked job may be evicted for it.
+    fn rank(&self, j: usize) -> i64 {
+        match self.w.scheduler.queue {
+            QueuePolicy::Las => -(self.live[j].level as i64),
+            _ => self.w.jobs[j].priority as i64,
+        }
     }
 
     /// Scores the jobs at `positions` of `order` on the current state.
@@ -620,11 +795,44 @@ impl<'a> Engine<'a> {
     }
 
     /// Extends the lazily fetched queue order to hold position `i`; false when the queue is shorter.
-    fn fetch(&self, order: &mut Vec<(queue::Key, usize)>, i: usize) -> bool {
+    /// `complete` says `order` already holds every job the round considers. `skipped` keeps the first key
+    /// of a waiting job that the walk leaves out (it cannot fit), so later jobs count as backfilled.
+    fn fetch(
+        &mut self,
+        order: &mut Vec<(queue::Key, usize)>,
+        i: usize,
+        complete: bool,
+        skipped: &mut Option<queue::Key>,
+    ) -> bool {
+        if complete {
+            return i < order.len();
+        }
+        if let Some(f) = &mut self.fair {
+            // One at a time: the next tenant depends on what started before it.
+            while i >= order.len() {
+                match f.next() {
+                    Some(e) => order.push(e),
+                    None => return false,
+                }
+            }
+            return true;
+        }
         while i >= order.len() {
             let before = order.len();
             let last = order.last().map(|&(k, _)| k);
-            self.pending.next_after(last, WINDOW, order);
+            if self.w.scheduler.backfill == Backfill::Greedy {
+                // Greedy skips whatever does not fit, so a gang larger than every pool's free GPUs
+                // need not be walked at all (free GPUs only shrink during a round).
+                let most_free = self.state.pool_free.iter().copied().max().unwrap_or(0);
+                if let Some(k) = self
+                    .pending
+                    .next_after_up_to(last, WINDOW, most_free, order)
+                {
+                    *skipped = Some(skipped.map_or(k, |s| s.min(k)));
+                }
+            } else {
+                self.pending.next_after(last, WINDOW, order);
+            }
             if order.len() == before {
                 return false;
             }
@@ -638,9 +846,56 @@ impl<'a> Engine<'a> {
         }
         self.rounds += 1;
         let sched = self.w.scheduler;
+        // No waiting gang fits the free GPUs of any pool: nothing can start. Without EASY (whose round
+        // records the head's reservation) and without preemption the round has nothing else to do.
+        if sched.backfill != Backfill::Easy && !self.preemptive() {
+            let most_free = self.state.pool_free.iter().copied().max().unwrap_or(0);
+            if self
+                .pending
+                .min_gpus()
+                .is_some_and(|g| g as u64 > most_free)
+            {
+                self.freed = false;
+                self.arrived.clear();
+                return Ok(());
+            }
+        }
         // Queue order, fetched lazily: a long queue is not walked past the point where the round stops.
-        let mut order: Vec<(queue::Key, usize)> = Vec::new();
-        let mut started: Vec<usize> = Vec::new();
+        let mut order = std::mem::take(&mut self.order);
+        let mut started = std::mem::take(&mut self.started);
+        order.clear();
+        started.clear();
+        // Greedy list scheduling without preemption tries every pending job each round, and a job that did
+        // not fit does not fit on less: when nothing was released since the last round (the free GPUs of
+        // every node only shrank), only the jobs queued since then can start. Walking just them, in queue
+        // order, gives the same schedule as walking the whole queue.
+        let complete = sched.backfill == Backfill::Greedy
+            && !self.preemptive()
+            && !self.freed
+            && self.fair.is_none();
+        if complete {
+            order.extend(
+                self.arrived
+                    .iter()
+                    .map(|&j| (self.pending.key(&self.w.jobs[j], j, self.live[j].level), j)),
+            );
+            order.sort_unstable();
+        }
+        // Under greedy, the first waiting job this round leaves unwalked (it cannot fit): jobs after it in
+        // queue order that start are backfilled, as if the walk had visited it and found it blocked.
+        let mut skipped: Option<queue::Key> = if complete {
+            self.pending.first_except(&order)
+        } else {
+            None
+        };
+        self.freed = false;
+        self.arrived.clear();
+        if let Some(f) = &mut self.fair {
+            f.queues.iter_mut().for_each(|q| q.clear());
+            for (k, j) in self.pending.iter_keys() {
+                f.queues[f.tenant_of[j] as usize].push_back((k, j));
+            }
+        }
         // Positions of `order` scored by the last kernel call, valid while `fresh`; `next` walks them.
         let (mut window, mut next, mut fresh) = (Vec::<usize>::new(), 0usize, false);
         // A job did not fit this round (and, under easy, the reservation it got).
@@ -648,7 +903,7 @@ impl<'a> Engine<'a> {
         let mut reservation: Option<Reservation> = None;
         let mut scanned_behind = 0u32;
         let mut i = 0;
-        while self.fetch(&mut order, i) {
+        while self.fetch(&mut order, i, complete, &mut skipped) {
             if blocked {
                 if scanned_behind >= sched.backfill_depth || self.state.total_free == 0 {
                     break;
@@ -664,9 +919,11 @@ impl<'a> Engine<'a> {
                 // at a time; behind a blocked job most jobs do not fit and a batch stays exact.
                 window.clear();
                 window.push(i);
-                if blocked {
+                // (Not under fair share: which job comes next depends on what starts before it.)
+                if blocked && self.fair.is_none() {
                     let mut p = i + 1;
-                    while window.len() < WINDOW && self.fetch(&mut order, p) {
+                    while window.len() < WINDOW && self.fetch(&mut order, p, complete, &mut skipped)
+                    {
                         if self.may_fit_now(order[p].1) {
                             window.push(p);
                         }
@@ -700,7 +957,7 @@ impl<'a> Engine<'a> {
                         i += 1;
                         continue;
                     }
-                    self.out[j].backfilled = blocked;
+                    self.out[j].backfilled = blocked || skipped.is_some_and(|k| k < order[i].0);
                     self.start(j, gangs);
                     started.push(j);
                     i += 1;
@@ -709,7 +966,7 @@ impl<'a> Engine<'a> {
             }
             // The job does not fit now.
             if !blocked {
-                if sched.preemption && self.preempt_for(j)? {
+                if self.preemptive() && self.preempt_for(j)? {
                     fresh = false;
                     started.push(j);
                     i += 1;
@@ -728,9 +985,11 @@ impl<'a> Engine<'a> {
             }
             i += 1;
         }
-        for j in started {
+        for &j in &started {
             self.pending.remove(&self.w.jobs[j], j);
         }
+        self.order = order;
+        self.started = started;
         Ok(())
     }
 
@@ -827,10 +1086,11 @@ impl<'a> Engine<'a> {
     /// started) until `head` fits; evicts nothing if even all of them would not make room.
     fn preempt_for(&mut self, head: usize) -> Result<bool, KernelError> {
         let job = &self.w.jobs[head];
+        let head_rank = self.rank(head);
         let mut victims: Vec<usize> = (0..self.live.len())
-            .filter(|&j| self.live[j].running && self.w.jobs[j].priority < job.priority)
+            .filter(|&j| self.live[j].running && self.rank(j) < head_rank)
             .collect();
-        victims.sort_by_key(|&j| (self.w.jobs[j].priority, Reverse(self.live[j].started_at), j));
+        victims.sort_by_key(|&j| (self.rank(j), Reverse(self.live[j].started_at), j));
         let mut state = self.state.clone();
         let mut needed = None;
         for (k, &v) in victims.iter().enumerate() {
@@ -856,7 +1116,7 @@ impl<'a> Engine<'a> {
             self.stop(v);
             self.live[v].remaining = remaining;
             self.out[v].preemptions += 1;
-            self.pending.insert(&self.w.jobs[v], v);
+            self.pending.insert(&self.w.jobs[v], v, self.live[v].level);
         }
         let placed = placement::place_job(
             &self.w.cluster,

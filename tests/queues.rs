@@ -1,0 +1,263 @@
+//! Queue policies against hand-computed schedules: `las` (Tiresias' discretized least-attained-service,
+//! preemptive at a threshold) on one 8-GPU node, and its input checks.
+
+mod common;
+
+use common::{bin, from_toml, run};
+
+/// (job, start s, end s) of every segment, in start order.
+fn segments(text: &str) -> Vec<(String, f64, f64)> {
+    let w = from_toml(text);
+    let o = run(&w);
+    let mut s: Vec<(String, f64, f64)> = o
+        .segments
+        .iter()
+        .map(|g| {
+            (
+                w.jobs[g.job as usize].id.clone(),
+                g.start as f64 / 1e6,
+                g.end as f64 / 1e6,
+            )
+        })
+        .collect();
+    s.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    s
+}
+
+fn node8(queue: &str, extra: &str, jobs: &str) -> String {
+    format!(
+        "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+         [scheduler]\nqueue = \"{queue}\"\nrestart_cost_s = 0\nplacement = \"first-fit\"\n{extra}\n{jobs}"
+    )
+}
+
+/// a: 8 GPUs x 300 s at 0; b: 8 x 50 s at 10; c: 4 x 500 s at 20.
+const JOBS: &str = "[[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 300\nsubmit_s = 0\n\
+                    [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 50\nsubmit_s = 10\n\
+                    [[jobs]]\nid = \"c\"\ngpus = 4\nduration_s = 500\nsubmit_s = 20\n";
+
+fn seg(id: &str, start: f64, end: f64) -> (String, f64, f64) {
+    (id.to_string(), start, end)
+}
+
+#[test]
+fn las_demotes_at_the_threshold_and_the_waiting_job_of_a_lower_queue_preempts() {
+    // Threshold 800 GPU-s. t=0: a starts in queue 0. b (10) and c (20) wait in queue 0 behind a (FIFO
+    // inside the queue). t=100: a has 8 x 100 = 800 GPU-s: demoted to queue 1; b (queue 0) preempts it and
+    // runs 100..150. t=150: queue order c (queue 0), a (queue 1): c starts (4 GPUs); a needs 8, waits.
+    // t=350: c reaches 4 x 200 = 800 GPU-s, demoted to queue 1, but nobody waits in queue 0: no preemption
+    // (a and c share queue 1; LAS preempts across queues only). t=650: c ends; a restarts with its
+    // remaining 200 s (restart cost 0): 650..850.
+    let got = segments(&node8("las", "las_thresholds_gpu_s = [800]", JOBS));
+    let want = vec![
+        seg("a", 0.0, 100.0),
+        seg("b", 100.0, 150.0),
+        seg("c", 150.0, 650.0),
+        seg("a", 650.0, 850.0),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn fifo_on_the_same_jobs_never_preempts() {
+    let got = segments(&node8("fifo", "", JOBS));
+    let want = vec![
+        seg("a", 0.0, 300.0),
+        seg("b", 300.0, 350.0),
+        seg("c", 350.0, 850.0),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn las_charges_the_restart_cost_and_counts_preemptions() {
+    // Same as above with restart_cost_s = 30: a's second segment redoes 30 s: 650..880.
+    let text = node8("las", "las_thresholds_gpu_s = [800]", JOBS)
+        .replace("restart_cost_s = 0", "restart_cost_s = 30");
+    let w = from_toml(&text);
+    let o = run(&w);
+    let a = w.jobs.iter().position(|j| j.id == "a").unwrap();
+    assert_eq!(o.jobs[a].preemptions, 1);
+    assert_eq!(o.jobs[a].end, Some(880_000_000));
+    let others: u32 = o.jobs.iter().map(|j| j.preemptions).sum::<u32>() - 1;
+    assert_eq!(others, 0, "only a is preempted");
+}
+
+#[test]
+fn las_with_three_queues_orders_by_attained_service() {
+    // Thresholds 100 and 1000 GPU-s, one 8-GPU node. x: 8 x 40 s at 0 (320 GPU-s: demoted once, at 12.5 s,
+    // to queue 1); y: 8 x 10 s at 5. t=12.5: x demoted (100 GPU-s); y (queue 0) preempts it: 12.5..22.5.
+    // x restarts at 22.5 with 27.5 s left: 22.5..50.
+    let jobs = "[[jobs]]\nid = \"x\"\ngpus = 8\nduration_s = 40\nsubmit_s = 0\n\
+                [[jobs]]\nid = \"y\"\ngpus = 8\nduration_s = 10\nsubmit_s = 5\n";
+    let got = segments(&node8("las", "las_thresholds_gpu_s = [100, 1000]", jobs));
+    let want = vec![
+        seg("x", 0.0, 12.5),
+        seg("y", 12.5, 22.5),
+        seg("x", 22.5, 50.0),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn bad_las_thresholds_exit_2_naming_the_field() {
+    for (value, what) in [
+        ("[]", "1 to 7 thresholds"),
+        ("[100, 50]", "las_thresholds_gpu_s[1]"),
+        ("[0]", "above 0"),
+        ("[1, 2, 3, 4, 5, 6, 7, 8]", "1 to 7 thresholds"),
+        ("[-5]", "las_thresholds_gpu_s"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w.toml");
+        std::fs::write(
+            &f,
+            node8("las", &format!("las_thresholds_gpu_s = {value}"), JOBS),
+        )
+        .unwrap();
+        let out = bin().arg("validate").arg(&f).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains(what), "{value}: {err}");
+    }
+}
+
+/// Four 2-GPU x 100 s jobs of tenant a, then four of tenant b, all submitted at 0, on one 8-GPU node.
+fn tenant_jobs() -> String {
+    let mut s = String::new();
+    for t in ["a", "b"] {
+        for k in 1..=4 {
+            s += &format!(
+                "[[jobs]]\nid = \"{t}{k}\"\ntenant = \"{t}\"\ngpus = 2\nduration_s = 100\nsubmit_s = 0\n"
+            );
+        }
+    }
+    s
+}
+
+fn starts(text: &str) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = segments(text).into_iter().map(|(j, s, _)| (j, s)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn at(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = pairs.iter().map(|&(j, s)| (j.to_string(), s)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn fair_share_with_weights_gives_the_heavier_tenant_its_share() {
+    // Weights a = 1, b = 3; shares are GPUs held / 8, over the weight. t=0: a 0 = b 0 (tie: name) -> a1
+    // (a: 0.25); b 0 -> b1 (b: 0.083), b2 (0.167), b3 (0.25); node full. t=100: all end; a -> a2 (0.25),
+    // b -> b4 (0.083), b has nobody left: a3, a4.
+    let text = node8(
+        "fair-share",
+        "[scheduler.tenants]\na = 1\nb = 3",
+        &tenant_jobs(),
+    );
+    let want = at(&[
+        ("a1", 0.0),
+        ("b1", 0.0),
+        ("b2", 0.0),
+        ("b3", 0.0),
+        ("a2", 100.0),
+        ("a3", 100.0),
+        ("a4", 100.0),
+        ("b4", 100.0),
+    ]);
+    assert_eq!(starts(&text), want);
+}
+
+#[test]
+fn fair_share_with_equal_weights_alternates_and_fifo_does_not() {
+    // Equal weights: a1, b1, a2, b2 at 0 (each pick goes to the tenant holding less), the rest at 100.
+    let fair = node8("fair-share", "", &tenant_jobs());
+    let want = at(&[
+        ("a1", 0.0),
+        ("b1", 0.0),
+        ("a2", 0.0),
+        ("b2", 0.0),
+        ("a3", 100.0),
+        ("b3", 100.0),
+        ("a4", 100.0),
+        ("b4", 100.0),
+    ]);
+    assert_eq!(starts(&fair), want);
+    let fifo = node8("fifo", "", &tenant_jobs());
+    let want = at(&[
+        ("a1", 0.0),
+        ("a2", 0.0),
+        ("a3", 0.0),
+        ("a4", 0.0),
+        ("b1", 100.0),
+        ("b2", 100.0),
+        ("b3", 100.0),
+        ("b4", 100.0),
+    ]);
+    assert_eq!(starts(&fifo), want);
+}
+
+#[test]
+fn bad_tenant_weights_exit_2_naming_the_tenant() {
+    for (value, what) in [
+        ("0", "scheduler.tenants.a"),
+        ("-1", "scheduler.tenants.a"),
+        ("\"x\"", "tenants"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w.toml");
+        let text = node8(
+            "fair-share",
+            &format!("[scheduler.tenants]\na = {value}"),
+            &tenant_jobs(),
+        );
+        std::fs::write(&f, text).unwrap();
+        let out = bin().arg("validate").arg(&f).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains(what), "{value}: {err}");
+    }
+}
+
+/// The mixed-fleet symptom of issue 10: a GB200-only head that cannot start must not hold back H100 jobs
+/// that it could never use, even when they end long after its reservation.
+#[test]
+fn easy_backfill_never_idles_a_pool_behind_a_head_that_cannot_use_it() {
+    let mut text = String::from(
+        "[cluster]\n\
+         [[cluster.pools]]\nname = \"h100\"\npreset = \"p5-h100\"\ncount = 4\n\
+         [[cluster.pools]]\nname = \"gb200\"\npreset = \"p6e-gb200\"\ncount = 1\n\
+         [scheduler]\nqueue = \"priority\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+         [[jobs]]\nid = \"g0\"\ngpus = 72\nduration_s = 10000\nsubmit_s = 0\ngpu_model = \"gb200\"\n\
+         [[jobs]]\nid = \"g1\"\ngpus = 72\nduration_s = 10000\nsubmit_s = 1\ngpu_model = \"gb200\"\npriority = 5\n",
+    );
+    for k in 0..4 {
+        text += &format!(
+            "[[jobs]]\nid = \"h{k}\"\ngpus = 8\nduration_s = 50000\nsubmit_s = 2\ngpu_model = \"h100\"\n"
+        );
+    }
+    let w = from_toml(&text);
+    let o = run(&w);
+    for (j, r) in w.jobs.iter().zip(&o.jobs) {
+        let start = r.start.unwrap() / 1_000_000;
+        match j.id.as_str() {
+            "g0" => assert_eq!(start, 0),
+            // The head starts at its reservation: when g0 ends.
+            "g1" => assert_eq!(start, 10_000, "g1"),
+            // Every H100 job starts on arrival (ending at 50,002 s, long after the shadow time 10,000).
+            _ => assert_eq!(
+                start, 2,
+                "{} waited behind a head that cannot use H100s",
+                j.id
+            ),
+        }
+    }
+    // The same with backfill = "none": the H100 jobs wait behind the head (strict order), which is what
+    // the test above rules out for easy.
+    let w = from_toml(&text.replace("backfill = \"easy\"", "backfill = \"none\""));
+    let o = run(&w);
+    let h0 = w.jobs.iter().position(|j| j.id == "h0").unwrap();
+    assert_eq!(o.jobs[h0].start.unwrap() / 1_000_000, 10_000);
+}
