@@ -202,6 +202,9 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         backfill: args.backfill,
     };
     let w = workload::load(&args.file, ov)?;
+    // Every limit before the run: a service whose traffic exceeds one is refused now, not after the
+    // cluster simulation.
+    crate::engine::serving::check_limits(&w)?;
     let (mut backend, note) = open_backend(args.backend, args.verify)?;
     eprintln!("{note}");
     let started = Instant::now();
@@ -348,6 +351,7 @@ fn compare(args: &CompareArgs) -> anyhow::Result<()> {
 
 fn validate(file: &Path) -> anyhow::Result<()> {
     let w = workload::load(file, Overrides::default())?;
+    crate::engine::serving::check_limits(&w)?;
     let training = w
         .jobs
         .iter()

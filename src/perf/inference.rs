@@ -166,6 +166,28 @@ pub trait ServiceModel {
     fn prefill_us(&self, new_tokens: u64, requests: usize) -> u64;
     /// Microseconds of one decode step for `batch` sequences holding `kv_tokens` tokens of KV cache.
     fn decode_step_us(&self, kv_tokens: u64, batch: usize) -> u64;
+    /// Decode steps back to back from `kv` KV tokens with `batch` sequences (the KV grows by `batch` per
+    /// step): at most `max_steps` (at least one), stopping after the first step whose cumulative end
+    /// reaches `until` microseconds. Returns (microseconds, steps). Each step costs exactly its own
+    /// [`ServiceModel::decode_step_us`]; models whose step time never falls as the KV grows may override
+    /// this with [`decode_run_monotone`], which gives the same answer with far fewer evaluations.
+    fn decode_run_us(
+        &self,
+        kv: u64,
+        batch: usize,
+        max_steps: u32,
+        until: Option<u64>,
+    ) -> (u64, u32) {
+        let (mut d, mut steps, mut kv) = (0u64, 0u32, kv);
+        loop {
+            d += self.decode_step_us(kv, batch);
+            steps += 1;
+            kv += batch as u64;
+            if steps >= max_steps || until.is_some_and(|u| d >= u) {
+                return (d, steps);
+            }
+        }
+    }
     /// KV-cache capacity of one replica, tokens.
     fn kv_capacity_tokens(&self) -> u64;
     /// GPUs per replica (for energy and GPU-seconds).
@@ -178,12 +200,126 @@ pub trait ServiceModel {
     }
 }
 
+/// [`ServiceModel::decode_run_us`] for a step time that is non-decreasing in the KV size (the roofline's:
+/// every float operation in it is monotone, and so is the rounding to microseconds). Consecutive steps of
+/// equal (whole-microsecond) time form runs; each run's end is found by exponential and binary search on
+/// exact evaluations of `step(i)` (the time of step `i`), so the sum and the stopping step equal the
+/// step-by-step loop's.
+///
+/// `guess(i, c)` may estimate the last index of the run of value `c` that starts at `i` (any value is
+/// safe: it is checked, and a wrong guess only costs evaluations).
+pub fn decode_run_monotone(
+    step: impl Fn(u64) -> u64,
+    guess: impl Fn(u64, u64) -> u64,
+    max_steps: u32,
+    until: Option<u64>,
+) -> (u64, u32) {
+    let max = u64::from(max_steps.max(1));
+    let (mut d, mut done) = (0u64, 0u64);
+    while done < max {
+        let c = step(done);
+        // Last index of this run: step(lo) == c, and step(hi) != c or hi == max.
+        let mut lo = done;
+        let g = guess(done, c).clamp(done, max - 1);
+        if g > done {
+            if step(g) == c {
+                lo = g;
+            } else {
+                // Overshot: the run ends before g.
+                let mut hi = g;
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if step(mid) == c {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                let count = lo - done + 1;
+                if let Some(r) = finish_run(&mut d, &mut done, count, c, until) {
+                    return r;
+                }
+                continue;
+            }
+        }
+        let mut jump = 1u64;
+        while lo + jump < max && step(lo + jump) == c {
+            lo += jump;
+            jump *= 2;
+        }
+        let mut hi = (lo + jump).min(max);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if step(mid) == c {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let count = lo - done + 1;
+        if let Some(r) = finish_run(&mut d, &mut done, count, c, until) {
+            return r;
+        }
+    }
+    (d, done as u32)
+}
+
+/// Adds a run of `count` steps of `c` microseconds; the answer when the run reaches `until`.
+fn finish_run(
+    d: &mut u64,
+    done: &mut u64,
+    count: u64,
+    c: u64,
+    until: Option<u64>,
+) -> Option<(u64, u32)> {
+    if let Some(u) = until {
+        if *d + count * c >= u {
+            // The first step of the run whose end reaches `u` (at least one step in all).
+            let k = u.saturating_sub(*d).div_ceil(c).max(1).min(count);
+            return Some((*d + k * c, (*done + k) as u32));
+        }
+    }
+    *d += count * c;
+    *done += count;
+    None
+}
+
 impl ServiceModel for Roofline {
     fn prefill_us(&self, new_tokens: u64, _requests: usize) -> u64 {
         s_to_us(self.prefill_s(new_tokens))
     }
     fn decode_step_us(&self, kv_tokens: u64, _batch: usize) -> u64 {
         s_to_us(self.decode_step_s(kv_tokens))
+    }
+    fn decode_run_us(
+        &self,
+        kv: u64,
+        batch: usize,
+        max_steps: u32,
+        until: Option<u64>,
+    ) -> (u64, u32) {
+        let n = batch as u64;
+        let (wb, kvb) = (
+            self.model.weight_bytes(),
+            self.model.kv_bytes_per_token() as f64,
+        );
+        let bw = self.group_bw() * self.eff.decode_bw_eff;
+        // The step time reaches c + 0.5 us (the next whole microsecond) at this KV size.
+        let guess = |i: u64, c: u64| -> u64 {
+            let kv_next = ((c as f64 + 0.5) * 1e-6 * bw - wb) / kvb;
+            let steps = (kv_next - (kv + n * i) as f64) / n.max(1) as f64;
+            if steps.is_finite() && steps > 1.0 {
+                i + steps.ceil() as u64 - 1
+            } else {
+                i
+            }
+        };
+        decode_run_monotone(
+            |i| self.decode_step_us(kv + n * i, batch),
+            guess,
+            max_steps,
+            until,
+        )
     }
     fn kv_capacity_tokens(&self) -> u64 {
         self.kv_budget_tokens()

@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod placement;
 pub mod queue;
 
-use crate::domain::cluster::{span, Allocation, ClusterState};
+use crate::domain::cluster::{span, Allocation, ClusterState, LEVEL_POOL};
 use crate::domain::workload::{Backfill, Job, QueuePolicy, Time, Workload};
 use crate::kernel::placement::{CostBackend, KernelError};
 use placement::{job_record, KernelStats, Scratch};
@@ -243,6 +243,8 @@ struct Engine<'a> {
     started: Vec<usize>,
     /// `queue = "fair-share"`: tenants, their weights and the GPUs they hold.
     fair: Option<Fair>,
+    /// Running jobs by (expected end, index).
+    by_end: std::collections::BTreeSet<(Time, u32)>,
 }
 
 /// Weighted dominant share across tenants. A tenant's dominant share is the largest, over GPU models, of
@@ -386,6 +388,7 @@ impl<'a> Engine<'a> {
             order: Vec::new(),
             started: Vec::new(),
             fair: (w.scheduler.queue == QueuePolicy::FairShare).then(|| Fair::new(w)),
+            by_end: Default::default(),
         }
     }
 
@@ -641,6 +644,7 @@ impl<'a> Engine<'a> {
         let ran = (self.now - self.live[j].started_at) as u128;
         self.live[j].attained += ran * self.w.jobs[j].total_gpus() as u128;
         self.live[j].level = self.w.scheduler.las.level(self.live[j].attained);
+        self.by_end.remove(&(self.live[j].end, j as u32));
         self.live[j].running = false;
         self.live[j].epoch += 1;
         self.segments[self.live[j].segment].end = self.now;
@@ -681,6 +685,7 @@ impl<'a> Engine<'a> {
         let l = &mut self.live[j];
         l.factor = factor;
         l.end = self.now + run;
+        self.by_end.insert((self.now + run, j as u32));
         l.gangs = gangs;
         l.running = true;
         l.started_at = self.now;
@@ -777,6 +782,7 @@ impl<'a> Engine<'a> {
         }
         s.stats.kernel_calls += 1;
         s.stats.pairs += (s.jobs.len() * s.candidates.len()) as u64;
+        s.winners_to_domains();
         Ok(())
     }
 
@@ -792,6 +798,22 @@ impl<'a> Engine<'a> {
             }
         }
         max >= job.gpus as u64 && sum >= job.gpus as u64 * job.replicas as u64
+    }
+
+    /// EASY, in O(1): `j` cannot start now without delaying the reservation, wherever it would go: it
+    /// cannot end by the shadow time (its run is at least its remaining work) and its GPUs, taken from the
+    /// shadow-time cluster, would leave fewer free GPUs than the head needs. Exactly the cases
+    /// `keeps_reservation` refuses by its first two tests, decided before any scoring.
+    fn breaks_reservation(&self, reservation: &Option<Reservation>, j: usize) -> bool {
+        let Some(r) = reservation else {
+            return false;
+        };
+        let job = &self.w.jobs[j];
+        if job.rl.is_some() {
+            return false; // RL work is counted in steps, not time
+        }
+        self.now.saturating_add(self.live[j].remaining) > r.shadow
+            && r.at_shadow.total_free < self.w.jobs[r.head].total_gpus() + job.total_gpus()
     }
 
     /// Extends the lazily fetched queue order to hold position `i`; false when the queue is shorter.
@@ -909,7 +931,9 @@ impl<'a> Engine<'a> {
                     break;
                 }
                 scanned_behind += 1;
-                if !self.may_fit_now(order[i].1) {
+                if !self.may_fit_now(order[i].1)
+                    || self.breaks_reservation(&reservation, order[i].1)
+                {
                     i += 1;
                     continue;
                 }
@@ -924,7 +948,9 @@ impl<'a> Engine<'a> {
                     let mut p = i + 1;
                     while window.len() < WINDOW && self.fetch(&mut order, p, complete, &mut skipped)
                     {
-                        if self.may_fit_now(order[p].1) {
+                        if self.may_fit_now(order[p].1)
+                            && !self.breaks_reservation(&reservation, order[p].1)
+                        {
                             window.push(p);
                         }
                         p += 1;
@@ -1015,7 +1041,7 @@ impl<'a> Engine<'a> {
         }
         let w = self.w;
         let head = &w.jobs[r.head];
-        if at_shadow.total_free < head.total_gpus() || !self.fits(&mut at_shadow.clone(), head)? {
+        if at_shadow.total_free < head.total_gpus() || !self.fits(&at_shadow, head)? {
             return Ok(false);
         }
         if let Some(r) = reservation {
@@ -1024,22 +1050,15 @@ impl<'a> Engine<'a> {
         Ok(true)
     }
 
-    /// Running jobs in the order they end (then by index).
-    fn running_by_end(&self) -> Vec<(Time, usize)> {
-        let mut r: Vec<(Time, usize)> = (0..self.live.len())
-            .filter(|&j| self.live[j].running)
-            .map(|j| (self.live[j].end, j))
-            .collect();
-        r.sort_unstable();
-        r
-    }
-
-    /// Whether `job` fits `state` (a what-if copy); places it there if so.
-    fn fits(&mut self, state: &mut ClusterState, job: &Job) -> Result<bool, KernelError> {
+    /// Whether `job` would fit `state` (a what-if cluster, left unchanged).
+    fn fits(&mut self, state: &ClusterState, job: &Job) -> Result<bool, KernelError> {
+        if let Some(fit) = self.fits_quick(state, job) {
+            return Ok(fit);
+        }
         self.what_if.dirty = true;
         let placed = placement::place_job(
             &self.w.cluster,
-            state,
+            &mut state.clone(),
             self.backend,
             self.w.scheduler.placement,
             job,
@@ -1049,6 +1068,19 @@ impl<'a> Engine<'a> {
         Ok(placed.is_some())
     }
 
+    /// The kernel's answer without the kernel, where it is exact: a single gang that may use any GPUs of a
+    /// pool (`required` = pool) is feasible exactly when an acceptable pool has that many GPUs free (the
+    /// kernel's feasibility rule; then the pool's free GPUs always hold it). `None` for other jobs.
+    fn fits_quick(&self, state: &ClusterState, job: &Job) -> Option<bool> {
+        if job.replicas != 1 || job.rollout.is_some() || job.required != LEVEL_POOL {
+            return None;
+        }
+        Some(self.w.cluster.pools.iter().enumerate().any(|(p, pool)| {
+            (job.model_mask >> pool.preset.gpu_model) & 1 == 1
+                && state.pool_free[p] >= job.gpus as u64
+        }))
+    }
+
     /// The blocked head's reservation: the earliest end time of running jobs after which it fits (all jobs
     /// ending at that instant released), and the cluster then. `Time::MAX` when it fits only a cluster this
     /// round's running jobs never leave: no limit on what may start.
@@ -1056,18 +1088,25 @@ impl<'a> Engine<'a> {
         let w = self.w;
         let job = &w.jobs[head];
         let mut state = self.state.clone();
-        let running = self.running_by_end();
-        let mut k = 0;
-        while k < running.len() {
-            let end = running[k].0;
-            while k < running.len() && running[k].0 == end {
-                for g in &self.live[running[k].1].gangs {
+        // Running jobs in end order, read a step at a time (a long running set is not copied per round).
+        let mut last: Option<(Time, u32)> = None;
+        loop {
+            let next = |after: Option<(Time, u32)>| {
+                use std::ops::Bound::{Excluded, Unbounded};
+                let lower = after.map_or(Unbounded, Excluded);
+                self.by_end.range((lower, Unbounded)).next().copied()
+            };
+            let Some((end, _)) = next(last) else {
+                break;
+            };
+            while let Some((t, j)) = next(last).filter(|&(t, _)| t == end) {
+                for g in &self.live[j as usize].gangs {
                     state.release(&w.cluster, g);
                 }
-                k += 1;
+                last = Some((t, j));
             }
             // Cheap necessary condition before asking the kernel.
-            if state.total_free >= job.total_gpus() && self.fits(&mut state.clone(), job)? {
+            if state.total_free >= job.total_gpus() && self.fits(&state, job)? {
                 return Ok(Reservation {
                     head,
                     shadow: end,
@@ -1097,7 +1136,7 @@ impl<'a> Engine<'a> {
             for g in &self.live[v].gangs {
                 state.release(&self.w.cluster, g);
             }
-            if state.total_free >= job.total_gpus() && self.fits(&mut state.clone(), job)? {
+            if state.total_free >= job.total_gpus() && self.fits(&state, job)? {
                 needed = Some(k + 1);
                 break;
             }

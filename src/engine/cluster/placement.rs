@@ -139,6 +139,7 @@ fn place_gangs(
                 )?;
                 scratch.stats.kernel_calls += 1;
                 scratch.stats.pairs += scratch.candidates.len() as u64;
+                scratch.winners_to_domains();
                 scratch.winners[0]
             }
         };
@@ -165,8 +166,10 @@ pub struct KernelStats {
 /// Reused buffers: the candidate records of the current state, and the last winners.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// Candidate records (one per domain).
+    /// Candidate records: one per domain with a free GPU, in domain order.
     pub candidates: Vec<CandidateRecord>,
+    /// The domain of each candidate.
+    pub domain_of: Vec<u32>,
     /// Winners of the last call.
     pub winners: Vec<Winner>,
     /// Job records of the last batch.
@@ -188,27 +191,49 @@ impl Scratch {
 
     /// Rebuilds the candidate records if the state changed.
     pub fn refresh(&mut self, cluster: &Cluster, state: &ClusterState) {
-        if self.dirty || self.candidates.len() != cluster.num_domains() {
-            candidates(state, cluster, &mut self.candidates);
+        if self.dirty {
+            candidates(state, cluster, &mut self.candidates, &mut self.domain_of);
             self.dirty = false;
+        }
+    }
+
+    /// Turns the last call's winners from candidate indices into domain ids.
+    pub fn winners_to_domains(&mut self) {
+        for w in &mut self.winners {
+            if w.is_feasible() {
+                w.candidate = self.domain_of[w.candidate as usize];
+            }
         }
     }
 }
 
-/// The kernel's view of the cluster: one candidate per domain.
-pub fn candidates(state: &ClusterState, cluster: &Cluster, out: &mut Vec<CandidateRecord>) {
+/// The kernel's view of the cluster: one candidate per domain that has a free GPU (a full domain is
+/// infeasible for every job: the kernel's first rule), in domain order, so the lowest-index tie rule and
+/// first-fit's index cost order the same domains as over all of them. On a busy UltraServer fleet most
+/// domains are full, and a call then scores a fraction of the domains.
+pub fn candidates(
+    state: &ClusterState,
+    cluster: &Cluster,
+    out: &mut Vec<CandidateRecord>,
+    domain_of: &mut Vec<u32>,
+) {
     out.clear();
-    out.extend(state.domain_free.iter().enumerate().map(|(d, &free)| {
+    domain_of.clear();
+    for (d, &free) in state.domain_free.iter().enumerate() {
+        if free == 0 {
+            continue;
+        }
         let pool = cluster.domain_pool[d] as usize;
-        CandidateRecord {
+        domain_of.push(d as u32);
+        out.push(CandidateRecord {
             free,
             size: cluster.pools[pool].domain_gpus(),
             rack_free: clamp_u32(state.rack_free[cluster.domain_rack[d] as usize]),
             pool_free: clamp_u32(state.pool_free[pool]),
             model: cluster.pools[pool].preset.gpu_model as u32,
             _pad: [0; 3],
-        }
-    }));
+        });
+    }
 }
 
 /// Free counts above u32 (pools beyond 4G GPUs) saturate: the kernel only compares them with a gang size.

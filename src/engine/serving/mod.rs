@@ -12,7 +12,7 @@ pub mod traffic;
 use crate::domain::workload::{time_to_s, Workload};
 use crate::engine::cluster::metrics::Stats;
 use crate::engine::cluster::Outcome;
-use crate::engine::serving::traffic::{serve, ServeOutcome};
+use crate::engine::serving::traffic::{check_traffic, serve, ServeOutcome};
 use crate::error::InputError;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -73,6 +73,19 @@ pub struct InferenceReport {
 /// Seed of service `index`'s traffic: distinct per service, fixed by the workload seed.
 fn service_seed(seed: u64, index: usize) -> u64 {
     seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Refuses a workload whose services would exceed the traffic limits (requests, prompt blocks) over their
+/// whole lifetime, before the cluster runs: seconds of counting instead of minutes of simulation first.
+pub fn check_limits(w: &Workload) -> Result<(), InputError> {
+    let checks: Vec<Result<(), InputError>> = w
+        .jobs
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, j)| j.serving.as_deref().map(|s| (i, j, s)))
+        .map(|(i, j, spec)| check_traffic(spec, j.duration, service_seed(w.seed, i)))
+        .collect();
+    checks.into_iter().collect()
 }
 
 /// Serves every inference service with a `serving` spec that ran; `None` when there is none.

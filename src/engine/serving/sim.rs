@@ -35,7 +35,7 @@ use crate::error::{InputError, Location};
 use crate::perf::inference::{PowerFractions, ServiceModel};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// One inference request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -228,8 +228,8 @@ pub struct SimResult {
 enum Event {
     /// Request (index) arrives.
     Arrival(usize),
-    /// Replica's iteration ends.
-    IterationDone(usize),
+    /// Replica's iteration ends (stale unless the id is the replica's current iteration).
+    IterationDone(usize, u64),
     /// Replica may start an iteration (queued behind same-instant arrivals so they batch together).
     Kick(usize),
     /// A starting replica begins serving.
@@ -246,8 +246,16 @@ enum Power {
 #[derive(Debug)]
 enum Iteration {
     Prefill(Vec<usize>),
-    /// This many decode steps back to back (see `start_iteration`).
-    Decode(u32),
+    /// Decode steps back to back (see `start_iteration`): `steps` of them, from `start`, with `kv` KV tokens
+    /// and `n` sequences at the first; `max_steps` bounded the run when it started; `us` is its length.
+    Decode {
+        steps: u32,
+        start: u64,
+        kv: u64,
+        n: usize,
+        max_steps: u32,
+        us: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -259,9 +267,24 @@ struct Block {
 /// Blocks held in one replica's KV cache: pinned by running requests, or kept for reuse (the LRU set).
 #[derive(Debug, Default)]
 struct PrefixCache {
-    blocks: HashMap<u64, Block>,
-    lru: BTreeSet<(u64, u64)>,
+    /// By block hash (already uniform 64-bit hashes, so FxHash; nothing iterates this map in an order that
+    /// could reach a result).
+    blocks: rustc_hash::FxHashMap<u64, Block>,
+    /// Unpinned blocks, least recently used first, as (stamp, hash): stamps only grow, so push order is
+    /// stamp order. Lazy: an entry whose block was pinned again, restamped or removed is skipped when it
+    /// comes up (the block's stamp no longer matches), so a pin costs no removal.
+    lru: VecDeque<(u64, u64)>,
+    /// Unpinned blocks held (the live entries of `lru`).
+    idle: u64,
     clock: u64,
+}
+
+/// The distinct values of `ids`, sorted.
+fn distinct(ids: &[u64]) -> Vec<u64> {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 impl PrefixCache {
@@ -275,8 +298,9 @@ impl PrefixCache {
     fn pin(&mut self, ids: &[u64]) {
         for &h in ids {
             let b = self.blocks.entry(h).or_default();
-            if b.refs == 0 {
-                self.lru.remove(&(b.stamp, h));
+            if b.refs == 0 && b.stamp != 0 {
+                self.idle -= 1; // its `lru` entry is now stale
+                b.stamp = 0;
             }
             b.refs += 1;
         }
@@ -291,24 +315,43 @@ impl PrefixCache {
             b.refs = b.refs.saturating_sub(1);
             if b.refs == 0 {
                 if keep {
+                    if b.stamp == 0 {
+                        self.idle += 1;
+                    }
                     self.clock += 1;
                     b.stamp = self.clock;
-                    self.lru.insert((b.stamp, h));
+                    self.lru.push_back((b.stamp, h));
                 } else {
                     self.blocks.remove(&h);
                 }
             }
+        }
+        // Drop stale entries when they outnumber the live ones (amortised O(1) per unpin).
+        if self.lru.len() as u64 > 2 * self.idle + 1024 {
+            let blocks = &self.blocks;
+            self.lru.retain(|&(stamp, h)| {
+                blocks
+                    .get(&h)
+                    .is_some_and(|b| b.refs == 0 && b.stamp == stamp)
+            });
         }
     }
 
     /// Evicts least recently used unpinned blocks until `blocks` are freed (or none are left).
     fn evict(&mut self, mut blocks: u64) {
         while blocks > 0 {
-            let Some((stamp, h)) = self.lru.pop_first() else {
+            let Some((stamp, h)) = self.lru.pop_front() else {
                 return;
             };
-            debug_assert!(self.blocks.get(&h).is_some_and(|b| b.stamp == stamp));
+            if !self
+                .blocks
+                .get(&h)
+                .is_some_and(|b| b.refs == 0 && b.stamp == stamp)
+            {
+                continue; // stale
+            }
             self.blocks.remove(&h);
+            self.idle -= 1;
             blocks -= 1;
         }
     }
@@ -316,6 +359,7 @@ impl PrefixCache {
     fn clear(&mut self) {
         self.blocks.retain(|_, b| b.refs > 0);
         self.lru.clear();
+        self.idle = 0;
     }
 }
 
@@ -326,6 +370,8 @@ struct Replica {
     waiting: VecDeque<usize>,
     running: Vec<usize>,
     iteration: Option<Iteration>,
+    /// Id of the current iteration's `IterationDone` event.
+    iteration_id: u64,
     kicked: bool,
     /// Requests routed here and not finished.
     outstanding: u64,
@@ -343,6 +389,7 @@ impl Replica {
             waiting: VecDeque::new(),
             running: Vec::new(),
             iteration: None,
+            iteration_id: u64::MAX,
             kicked: false,
             outstanding: 0,
             own_tokens: 0,
@@ -369,10 +416,13 @@ struct Sim<'a> {
     replicas: Vec<Replica>,
     out: Vec<RequestOutcome>,
     progress: Vec<Progress>,
-    heap: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    /// Events by (time, event, push order): at one instant arrivals come first (by request index), then
+    /// iteration ends (by replica), kicks, and replicas becoming ready. The order does not depend on when
+    /// an event was pushed, so how decode runs are cut into events cannot change a result.
+    heap: BinaryHeap<Reverse<(u64, Event, u64)>>,
     seq: u64,
-    /// Times of the arrival events in `heap` (with multiplicity): decode runs stop at the next one.
-    arrivals: std::collections::BTreeMap<u64, u32>,
+    /// Iterations started so far (ids of `Event::IterationDone`).
+    iterations: u64,
     rr: usize,
     timeline: Vec<(u64, u32)>,
     /// Dependencies, one per request (empty: none).
@@ -478,7 +528,7 @@ pub fn simulate_closed_loop(
             .collect(),
         heap: BinaryHeap::new(),
         seq: 0,
-        arrivals: std::collections::BTreeMap::new(),
+        iterations: 0,
         rr: 0,
         timeline: vec![(0, initial)],
         after,
@@ -489,23 +539,40 @@ pub fn simulate_closed_loop(
         .filter(|&q| !sim.out[q].cancelled)
         .collect();
     order.sort_by_key(|&i| (requests[i].arrival_us, i));
-    for i in order {
-        sim.push(requests[i].arrival_us, Event::Arrival(i));
-    }
+    // Known arrivals come from this sorted list, not the heap (which then holds only what the run
+    // creates): the next event is the smaller (time, event) of the two, the heap's order exactly.
+    let mut next = 0usize;
     let mut now = 0;
-    while let Some(Reverse((t, _, ev))) = sim.heap.pop() {
+    loop {
+        let listed = order
+            .get(next)
+            .map(|&q| (requests[q].arrival_us, Event::Arrival(q)));
+        let queued = sim.heap.peek().map(|Reverse((t, ev, _))| (*t, *ev));
+        let (t, ev) = match (listed, queued) {
+            (Some(l), Some(h)) if l < h => {
+                next += 1;
+                l
+            }
+            (Some(l), None) => {
+                next += 1;
+                l
+            }
+            (_, Some(_)) => {
+                let Some(Reverse((t, ev, _))) = sim.heap.pop() else {
+                    break;
+                };
+                (t, ev)
+            }
+            (None, None) => break,
+        };
         now = t;
         match ev {
-            Event::Arrival(q) => {
-                if let std::collections::btree_map::Entry::Occupied(mut e) = sim.arrivals.entry(t) {
-                    *e.get_mut() -= 1;
-                    if *e.get() == 0 {
-                        e.remove();
-                    }
+            Event::Arrival(q) => sim.arrive(q, t),
+            Event::IterationDone(r, id) => {
+                if sim.replicas[r].iteration_id == id {
+                    sim.iteration_done(r, t)
                 }
-                sim.arrive(q, t)
             }
-            Event::IterationDone(r) => sim.iteration_done(r, t),
             Event::Kick(r) => {
                 sim.replicas[r].kicked = false;
                 sim.start_iteration(r, t);
@@ -522,10 +589,7 @@ pub fn simulate_closed_loop(
 
 impl Sim<'_> {
     fn push(&mut self, t: u64, ev: Event) {
-        if matches!(ev, Event::Arrival(_)) {
-            *self.arrivals.entry(t).or_insert(0) += 1;
-        }
-        self.heap.push(Reverse((t, self.seq, ev)));
+        self.heap.push(Reverse((t, ev, self.seq)));
         self.seq += 1;
     }
 
@@ -555,12 +619,13 @@ impl Sim<'_> {
     }
 
     fn arrive(&mut self, q: usize, t: u64) {
-        let unique: BTreeSet<u64> = self.ids(q).iter().copied().collect();
+        let unique = distinct(self.ids(q));
         if self.own_tokens(q) + unique.len() as u64 * self.block > self.capacity {
             return; // can never fit one replica's KV cache: rejected (replica stays None)
         }
         let r = self.route(q);
         self.out[q].replica = Some(r as u32);
+        self.cut_decode_run(r, t);
         let rep = &mut self.replicas[r];
         rep.waiting.push_back(q);
         rep.outstanding += 1;
@@ -608,7 +673,7 @@ impl Sim<'_> {
         let prompt = u64::from(self.reqs[q].prompt_tokens);
         let ids: Vec<u64> = self.ids(q).to_vec();
         let rep = &mut self.replicas[r];
-        let unique: BTreeSet<u64> = ids.iter().copied().collect();
+        let unique = distinct(&ids);
         let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
         for h in &unique {
             match rep.cache.blocks.get(h) {
@@ -620,7 +685,7 @@ impl Sim<'_> {
         let used = rep.own_tokens + rep.cache.blocks.len() as u64 * block;
         let free = self.capacity.saturating_sub(used);
         let need = own + new_blocks * block;
-        let evictable = (rep.cache.lru.len() as u64 - idle_hits) * block;
+        let evictable = (rep.cache.idle - idle_hits) * block;
         if need > free + evictable {
             return None;
         }
@@ -675,10 +740,10 @@ impl Sim<'_> {
                 })
                 .sum();
             // Decode steps run back to back as one event while nothing can change this replica's batch:
-            // until the first request finishes, and no later than the first step boundary at or after the
-            // next arrival (which may be routed here and admitted there). Each step's time is still
-            // computed alone, so timings equal the step-by-step ones. Autoscaling looks at every iteration
-            // end, so it keeps single steps.
+            // until the first request finishes; a request routed here meanwhile cuts the run at the first
+            // step boundary at or after its arrival (`cut_decode_run`), where it is admitted. Each step's
+            // time is still computed alone, so timings equal the step-by-step ones. Autoscaling looks at
+            // every iteration end, so it keeps single steps.
             let n = rep.running.len();
             let until_done = rep
                 .running
@@ -696,23 +761,64 @@ impl Sim<'_> {
             } else {
                 until_done
             };
-            let next_arrival = self.arrivals.keys().next().copied();
-            let (mut d, mut steps, mut kv) = (0u64, 0u32, kv);
-            loop {
-                d += self.service.decode_step_us(kv, n);
-                steps += 1;
-                kv += n as u64;
-                if steps >= max_steps || next_arrival.is_some_and(|a| t + d >= a) {
-                    break;
-                }
-            }
+            let (d, steps) = self.service.decode_run_us(kv, n, max_steps, None);
             rep.stats.decode_us += d;
-            rep.iteration = Some(Iteration::Decode(steps));
+            rep.iteration = Some(Iteration::Decode {
+                steps,
+                start: t,
+                kv,
+                n,
+                max_steps,
+                us: d,
+            });
             d
         } else {
             return;
         };
-        self.push(t + dur, Event::IterationDone(r));
+        self.iterations += 1;
+        let id = self.iterations;
+        self.replicas[r].iteration_id = id;
+        self.push(t + dur, Event::IterationDone(r, id));
+    }
+
+    /// A request routed to replica `r` at `t` joins at the first decode step boundary at or after `t`: a
+    /// decode run in progress is cut there (the same steps, so the same times, as if runs had stopped at
+    /// every arrival of the service).
+    fn cut_decode_run(&mut self, r: usize, t: u64) {
+        let Some(Iteration::Decode {
+            steps,
+            start,
+            kv,
+            n,
+            max_steps,
+            us,
+        }) = self.replicas[r].iteration
+        else {
+            return;
+        };
+        if start + us <= t {
+            return; // ends at or before t anyway
+        }
+        let (d, s) = self
+            .service
+            .decode_run_us(kv, n, max_steps, Some(t.saturating_sub(start)));
+        if s >= steps {
+            return;
+        }
+        let rep = &mut self.replicas[r];
+        rep.stats.decode_us -= us - d;
+        rep.iteration = Some(Iteration::Decode {
+            steps: s,
+            start,
+            kv,
+            n,
+            max_steps,
+            us: d,
+        });
+        self.iterations += 1;
+        let id = self.iterations;
+        rep.iteration_id = id;
+        self.push(start + d, Event::IterationDone(r, id));
     }
 
     fn iteration_done(&mut self, r: usize, t: u64) {
@@ -728,7 +834,7 @@ impl Sim<'_> {
                     }
                 }
             }
-            Some(Iteration::Decode(steps)) => {
+            Some(Iteration::Decode { steps, .. }) => {
                 let running = std::mem::take(&mut self.replicas[r].running);
                 let mut still = Vec::with_capacity(running.len());
                 for q in running {
@@ -1112,5 +1218,99 @@ pub fn summarize_sessions(after: &[Option<After>], res: &SimResult) -> SessionSu
         },
         ttft_first_turn_s: Stats::of(&mut first),
         ttft_later_turns_s: Stats::of(&mut later),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PrefixCache;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The eager LRU the lazy one replaced: a sorted set of (stamp, hash) kept exact at every step.
+    #[derive(Default)]
+    struct Eager {
+        blocks: BTreeMap<u64, (u32, u64)>,
+        lru: BTreeSet<(u64, u64)>,
+        clock: u64,
+    }
+
+    impl Eager {
+        fn pin(&mut self, ids: &[u64]) {
+            for &h in ids {
+                let b = self.blocks.entry(h).or_insert((0, 0));
+                if b.0 == 0 {
+                    self.lru.remove(&(b.1, h));
+                }
+                b.0 += 1;
+            }
+        }
+        fn unpin(&mut self, ids: &[u64], keep: bool) {
+            for &h in ids.iter().rev() {
+                let Some(b) = self.blocks.get_mut(&h) else {
+                    continue;
+                };
+                b.0 = b.0.saturating_sub(1);
+                if b.0 == 0 {
+                    if keep {
+                        self.clock += 1;
+                        b.1 = self.clock;
+                        self.lru.insert((b.1, h));
+                    } else {
+                        self.blocks.remove(&h);
+                    }
+                }
+            }
+        }
+        fn evict(&mut self, mut n: u64) {
+            while n > 0 {
+                let Some((_, h)) = self.lru.pop_first() else {
+                    return;
+                };
+                self.blocks.remove(&h);
+                n -= 1;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Pins and unpins of balanced requests (as the simulator makes them), evictions and clears: the
+        /// lazy cache holds the same blocks, counts the same idle ones and evicts in the same order.
+        #[test]
+        fn lazy_lru_equals_the_eager_one(
+            ops in prop::collection::vec((0u8..4, prop::collection::vec(0u64..40, 1..12), 0u64..6), 1..300)
+        ) {
+            let (mut lazy, mut eager) = (PrefixCache::default(), Eager::default());
+            let mut pinned: Vec<Vec<u64>> = Vec::new();
+            for (op, ids, n) in ops {
+                match op {
+                    0 | 1 => {
+                        lazy.pin(&ids);
+                        eager.pin(&ids);
+                        pinned.push(ids);
+                    }
+                    2 => {
+                        if let Some(ids) = pinned.pop() {
+                            let keep = n != 0;
+                            lazy.unpin(&ids, keep);
+                            eager.unpin(&ids, keep);
+                        }
+                    }
+                    _ => {
+                        lazy.evict(n);
+                        eager.evict(n);
+                    }
+                }
+                let lazy_blocks: BTreeSet<u64> = lazy.blocks.keys().copied().collect();
+                let eager_blocks: BTreeSet<u64> = eager.blocks.keys().copied().collect();
+                prop_assert_eq!(lazy_blocks, eager_blocks);
+                prop_assert_eq!(lazy.idle, eager.lru.len() as u64);
+                for (h, b) in &lazy.blocks {
+                    prop_assert_eq!(b.refs, eager.blocks[h].0);
+                }
+            }
+        }
     }
 }

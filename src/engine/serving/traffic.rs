@@ -25,6 +25,8 @@ pub struct Generated {
     pub after: Vec<Option<After>>,
     /// Generation stopped at [`MAX_REQUESTS`] or [`MAX_PROMPT_BLOCKS`].
     pub truncated: bool,
+    /// Requests drawn (`requests.len()` when they are stored).
+    pub counted: u64,
 }
 
 /// Exponential gap, microseconds, for `rate_per_s` (> 0): inverse CDF, so no fallible constructor.
@@ -54,6 +56,17 @@ impl Iterator for Arrivals {
 /// stream and sizes from another, so changing a size distribution keeps the arrival times. Stops (and sets
 /// `truncated`) at [`MAX_REQUESTS`] requests or [`MAX_PROMPT_BLOCKS`] block ids.
 pub fn generate(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> Generated {
+    draw(traffic, seed, start_us, end_us, true)
+}
+
+/// Whether [`generate`] would stop at a cap, and how many requests it would draw: the same draws, nothing
+/// stored (so a workload's limits are checked before any simulation, in memory that does not grow).
+pub fn volume(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> (u64, bool) {
+    let g = draw(traffic, seed, start_us, end_us, false);
+    (g.counted, g.truncated)
+}
+
+fn draw(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64, store: bool) -> Generated {
     let stream = |s: u64| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(s);
@@ -74,16 +87,21 @@ pub fn generate(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> Gen
     match traffic {
         Traffic::Poisson(p) => {
             for t in arrivals {
-                if g.requests.len() as u64 >= MAX_REQUESTS {
+                if g.counted >= MAX_REQUESTS {
                     g.truncated = true;
                     break;
                 }
-                g.requests.push(Request {
-                    arrival_us: t,
-                    prompt_tokens: p.prompt_tokens.sample(&mut sizes),
-                    output_tokens: p.output_tokens.sample(&mut sizes),
-                    hash_ids: Vec::new(),
-                });
+                let prompt_tokens = p.prompt_tokens.sample(&mut sizes);
+                let output_tokens = p.output_tokens.sample(&mut sizes);
+                g.counted += 1;
+                if store {
+                    g.requests.push(Request {
+                        arrival_us: t,
+                        prompt_tokens,
+                        output_tokens,
+                        hash_ids: Vec::new(),
+                    });
+                }
             }
         }
         Traffic::Sessions(s) => {
@@ -96,29 +114,35 @@ pub fn generate(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> Gen
                     .sample(&mut sizes)
                     .min(s.max_context_tokens);
                 let mut ids: Vec<u64> = Vec::new();
+                // `ids.len()`, also kept when nothing is stored.
+                let mut held = 0usize;
                 let mut after = None;
                 for k in 0..turns {
                     let want = prompt.div_ceil(BLOCK_TOKENS) as usize;
                     // `ids` holds the previous prompt's full blocks, all below `want` (the prompt only grows).
-                    let fresh = want.saturating_sub(ids.len());
-                    if g.requests.len() as u64 >= MAX_REQUESTS
-                        || blocks + want as u64 > MAX_PROMPT_BLOCKS
-                    {
+                    let fresh = want.saturating_sub(held);
+                    if g.counted >= MAX_REQUESTS || blocks + want as u64 > MAX_PROMPT_BLOCKS {
                         g.truncated = true;
                         break 'sessions;
                     }
-                    ids.extend(next_id..next_id + fresh as u64);
+                    if store {
+                        ids.extend(next_id..next_id + fresh as u64);
+                    }
+                    held += fresh;
                     next_id += fresh as u64;
                     blocks += want as u64;
                     let output = s.output_tokens.sample(&mut sizes);
-                    g.requests.push(Request {
-                        // Later calls arrive when released; their nominal time is the session start.
-                        arrival_us: t,
-                        prompt_tokens: prompt,
-                        output_tokens: output,
-                        hash_ids: ids.clone(),
-                    });
-                    g.after.push(after);
+                    g.counted += 1;
+                    if store {
+                        g.requests.push(Request {
+                            // Later calls arrive when released; their nominal time is the session start.
+                            arrival_us: t,
+                            prompt_tokens: prompt,
+                            output_tokens: output,
+                            hash_ids: ids.clone(),
+                        });
+                        g.after.push(after);
+                    }
                     if k + 1 == turns {
                         break;
                     }
@@ -130,10 +154,12 @@ pub fn generate(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> Gen
                     }
                     // Blocks the previous prompt filled completely keep their ids; its partial last block
                     // now continues with the output, so it is new text with a new id.
-                    ids.truncate((prompt / BLOCK_TOKENS) as usize);
+                    let keep = (prompt / BLOCK_TOKENS) as usize;
+                    ids.truncate(keep);
+                    held = held.min(keep);
                     prompt = next as u32;
                     after = Some(After {
-                        parent: g.requests.len() - 1,
+                        parent: (g.counted - 1) as usize,
                         delay_us: wait,
                     });
                 }
@@ -203,6 +229,27 @@ fn latencies(
 /// (derive `seed` per service, or all services draw the same traffic); session calls that would arrive
 /// after the end are not sent, and requests in flight at the end run to completion. Errors (naming
 /// `serve.file` and `serve.path`) when the weights do not fit, or the traffic is too large to simulate.
+fn too_much_traffic(serve: &Serve, duration: u64) -> InputError {
+    serve.error(
+        &format!("traffic.{}", serve.traffic.rate_field()),
+        format!(
+            "the traffic over the service's {:.0} s holds more than {MAX_REQUESTS} requests or \
+             {MAX_PROMPT_BLOCKS} prompt blocks; lower the rate, the turns or the prompt sizes",
+            duration as f64 / 1e6
+        ),
+    )
+}
+
+/// The traffic limits of a service that may run for at most `duration_us`, checked before any simulation:
+/// the same draws [`serve`] makes (a shorter run draws a prefix of them), counted, not stored.
+pub fn check_traffic(serve: &Serve, duration_us: u64, seed: u64) -> Result<(), InputError> {
+    serve.check_volume(duration_us)?;
+    if volume(&serve.traffic, seed, 0, duration_us).1 {
+        return Err(too_much_traffic(serve, duration_us));
+    }
+    Ok(())
+}
+
 pub fn serve(
     serve: &Serve,
     gpu: &GpuModel,
@@ -236,14 +283,7 @@ pub fn serve(
     serve.check_volume(duration)?;
     let generated = generate(&serve.traffic, seed, 0, duration);
     if generated.truncated {
-        return Err(serve.error(
-            &format!("traffic.{}", serve.traffic.rate_field()),
-            format!(
-                "the traffic over the service's {:.0} s holds more than {MAX_REQUESTS} requests or \
-                 {MAX_PROMPT_BLOCKS} prompt blocks; lower the rate, the turns or the prompt sizes",
-                duration as f64 / 1e6
-            ),
-        ));
+        return Err(too_much_traffic(serve, duration));
     }
     let cfg = SimConfig {
         replicas,

@@ -148,34 +148,45 @@ pub struct CandidateLanes {
 impl CandidateLanes {
     /// Converts candidate records once per call.
     pub fn new(candidates: &[CandidateRecord]) -> CandidateLanes {
-        let padded = candidates.len().div_ceil(LANES) * LANES;
-        let mut s = CandidateLanes {
-            model_bit: Vec::with_capacity(padded),
-            free: Vec::with_capacity(padded),
-            rack_free: Vec::with_capacity(padded),
-            pool_free: Vec::with_capacity(padded),
-            size: Vec::with_capacity(padded),
-            len: candidates.len(),
-            exact: candidates.len() < (u32::MAX / 2) as usize,
-        };
-        for c in candidates {
-            let usable = c.free != 0 && c.size != 0;
-            s.exact &= c.model < 32 && c.size < F32_EXACT;
-            s.model_bit
-                .push(if usable { 1u32 << (c.model & 31) } else { 0 });
-            s.free.push(c.free);
-            s.rack_free.push(c.rack_free);
-            s.pool_free.push(c.pool_free);
-            s.size.push(if usable { c.size as f32 } else { 1.0 });
-        }
-        for _ in candidates.len()..padded {
-            s.model_bit.push(0);
-            s.free.push(0);
-            s.rack_free.push(0);
-            s.pool_free.push(0);
-            s.size.push(1.0);
-        }
+        let mut s = CandidateLanes::default();
+        s.refill(candidates);
         s
+    }
+
+    /// [`CandidateLanes::new`] into buffers that are kept (no allocation once they are large enough): one
+    /// simple pass per lane, which the compiler vectorises.
+    pub fn refill(&mut self, candidates: &[CandidateRecord]) {
+        let padded = candidates.len().div_ceil(LANES) * LANES;
+        let pad = padded - candidates.len();
+        let usable = |c: &CandidateRecord| c.free != 0 && c.size != 0;
+        let s = self;
+        s.len = candidates.len();
+        s.exact = candidates.len() < (u32::MAX / 2) as usize
+            && candidates
+                .iter()
+                .all(|c| c.model < 32 && c.size < F32_EXACT);
+        let lane = |v: &mut Vec<u32>, f: &dyn Fn(&CandidateRecord) -> u32| {
+            v.clear();
+            v.extend(candidates.iter().map(f));
+            v.extend(std::iter::repeat_n(0, pad));
+        };
+        lane(&mut s.model_bit, &|c| {
+            if usable(c) {
+                1u32 << (c.model & 31)
+            } else {
+                0
+            }
+        });
+        lane(&mut s.free, &|c| c.free);
+        lane(&mut s.rack_free, &|c| c.rack_free);
+        lane(&mut s.pool_free, &|c| c.pool_free);
+        s.size.clear();
+        s.size.extend(
+            candidates
+                .iter()
+                .map(|c| if usable(c) { c.size as f32 } else { 1.0 }),
+        );
+        s.size.extend(std::iter::repeat_n(1.0, pad));
     }
 
     /// Number of candidates (without padding).
@@ -304,7 +315,17 @@ fn waves_generic<const POLICY: u32>(job: &JobRecord, c: &CandidateLanes) -> Winn
     best
 }
 
-/// The CPU backend. Holds nothing between calls but its name.
+/// Calls of at least this many (job, candidate) pairs fan out over rayon. A simulator call scores at most
+/// 32 jobs x the domains (58k pairs on 1,820 domains: ~50 us of work, where a hand-off to the other core
+/// and back costs about as much); `bench-kernel`'s batches are far larger.
+pub const PARALLEL_PAIRS: usize = 1 << 18;
+
+thread_local! {
+    /// The struct-of-arrays buffers, kept between calls on this thread.
+    static LANES_BUF: std::cell::RefCell<CandidateLanes> = std::cell::RefCell::new(CandidateLanes::default());
+}
+
+/// The CPU backend. Holds nothing between calls but its name (and a per-thread conversion buffer).
 #[derive(Debug, Default)]
 pub struct CpuBackend;
 
@@ -325,19 +346,23 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
-        let lanes = CandidateLanes::new(candidates);
-        // Small rounds (the common case inside the simulator) are not worth a thread hop.
-        if jobs.len() * candidates.len() < 1 << 15 {
-            out.extend(
-                jobs.iter()
-                    .map(|j| best_candidate_lanes(policy, j, candidates, &lanes)),
-            );
-        } else {
-            jobs.par_iter()
-                .with_min_len(4)
-                .map(|j| best_candidate_lanes(policy, j, candidates, &lanes))
-                .collect_into_vec(out);
-        }
+        LANES_BUF.with(|buf| {
+            let mut lanes = buf.borrow_mut();
+            lanes.refill(candidates);
+            let lanes = &*lanes;
+            // Small calls (every call inside the simulator: at most 32 jobs) are not worth a thread hop.
+            if jobs.len() * candidates.len() < PARALLEL_PAIRS {
+                out.extend(
+                    jobs.iter()
+                        .map(|j| best_candidate_lanes(policy, j, candidates, lanes)),
+                );
+            } else {
+                jobs.par_iter()
+                    .with_min_len(4)
+                    .map(|j| best_candidate_lanes(policy, j, candidates, lanes))
+                    .collect_into_vec(out);
+            }
+        });
         Ok(())
     }
 }
