@@ -218,36 +218,19 @@ pub fn decode_run_monotone(
     let (mut d, mut done) = (0u64, 0u64);
     while done < max {
         let c = step(done);
-        // Last index of this run: step(lo) == c, and step(hi) != c or hi == max.
-        let mut lo = done;
+        // Bracket the last index of this run: step(lo) == c, and step(hi) != c or hi == max.
         let g = guess(done, c).clamp(done, max - 1);
-        if g > done {
-            if step(g) == c {
-                lo = g;
-            } else {
-                // Overshot: the run ends before g.
-                let mut hi = g;
-                while hi - lo > 1 {
-                    let mid = lo + (hi - lo) / 2;
-                    if step(mid) == c {
-                        lo = mid;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                let count = lo - done + 1;
-                if let Some(r) = finish_run(&mut d, &mut done, count, c, until) {
-                    return r;
-                }
-                continue;
+        let (mut lo, mut hi) = if g > done && step(g) != c {
+            (done, g) // the guess overshot: the run ends before g
+        } else {
+            let mut lo = g;
+            let mut jump = 1u64;
+            while lo + jump < max && step(lo + jump) == c {
+                lo += jump;
+                jump *= 2;
             }
-        }
-        let mut jump = 1u64;
-        while lo + jump < max && step(lo + jump) == c {
-            lo += jump;
-            jump *= 2;
-        }
-        let mut hi = (lo + jump).min(max);
+            (lo, (lo + jump).min(max))
+        };
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             if step(mid) == c {
@@ -257,31 +240,17 @@ pub fn decode_run_monotone(
             }
         }
         let count = lo - done + 1;
-        if let Some(r) = finish_run(&mut d, &mut done, count, c, until) {
-            return r;
+        if let Some(u) = until {
+            if d + count * c >= u {
+                // The first step of the run whose end reaches `u` (at least one step in all).
+                let k = u.saturating_sub(d).div_ceil(c).max(1).min(count);
+                return (d + k * c, (done + k) as u32);
+            }
         }
+        d += count * c;
+        done += count;
     }
     (d, done as u32)
-}
-
-/// Adds a run of `count` steps of `c` microseconds; the answer when the run reaches `until`.
-fn finish_run(
-    d: &mut u64,
-    done: &mut u64,
-    count: u64,
-    c: u64,
-    until: Option<u64>,
-) -> Option<(u64, u32)> {
-    if let Some(u) = until {
-        if *d + count * c >= u {
-            // The first step of the run whose end reaches `u` (at least one step in all).
-            let k = u.saturating_sub(*d).div_ceil(c).max(1).min(count);
-            return Some((*d + k * c, (*done + k) as u32));
-        }
-    }
-    *d += count * c;
-    *done += count;
-    None
 }
 
 impl ServiceModel for Roofline {
