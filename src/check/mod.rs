@@ -9,9 +9,10 @@
 //! - capacity: at no instant does a node hold more GPUs than it has (segments hold `[start, end)`);
 //! - each job: starts at or after its submit time (jobs.csv agrees with its first segment), completed jobs end
 //!   exactly once (at the end of their last segment), unschedulable jobs never ran and fit no pool even when
-//!   empty; preemptions = segments - 1;
+//!   empty; preemptions + resizes = segments - 1;
 //! - each gang of each segment: the GPUs its job asked for, on an acceptable GPU model, inside one group of its
-//!   `required` level (domain, rack or pool);
+//!   `required` level (domain, rack or pool); an autoscaled service holds 1..=max_replicas replica gangs, an
+//!   elastic job min_gpus..=gpus in whole tensor-parallel groups;
 //! - report.json: job counts, makespan, GPU utilisation and busy cost equal to the ones recomputed here.
 
 use crate::domain::cluster::{LEVEL_DOMAIN, LEVEL_RACK};
@@ -381,8 +382,38 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
 
     // ---- every gang: size, GPU model, topology level -----------------------------------------------------
     for (j, job) in w.jobs.iter().enumerate() {
-        let expected = expected_gangs(job);
+        let autoscale = job.serving.as_ref().and_then(|s| s.autoscale);
         for (k, _) in segs[j].iter().enumerate() {
+            let mut expected = expected_gangs(job);
+            if let Some(a) = autoscale {
+                // An autoscaled service holds between one and max_replicas replica gangs at a time.
+                let held = gangs
+                    .keys()
+                    .filter(|&&(jj, kk, _)| jj == j && kk == k as u32)
+                    .count();
+                if held == 0 || held > a.max_replicas as usize {
+                    return violation(format!(
+                        "job `{}` segment {k}: {held} replicas, outside 1..={} (max_replicas)",
+                        job.id, a.max_replicas
+                    ));
+                }
+                expected.truncate(1);
+                expected = vec![expected[0]; held];
+            }
+            if let (Some(e), Some(rows)) = (job.elastic, gangs.get(&(j, k as u32, 0))) {
+                // An elastic job runs on min_gpus..=gpus, in whole tensor-parallel groups.
+                let got: u32 = rows.iter().map(|p| p.gpus).sum();
+                if got < e.min_gpus
+                    || got > job.gpus
+                    || (got != job.gpus && !got.is_multiple_of(e.step.max(1)))
+                {
+                    return violation(format!(
+                        "job `{}` segment {k}: elastic gang holds {got} GPUs; allowed {}..={} in steps of {}",
+                        job.id, e.min_gpus, job.gpus, e.step
+                    ));
+                }
+                expected[0].gpus = got;
+            }
             for (g, want) in expected.iter().enumerate() {
                 let Some(rows) = gangs.get(&(j, k as u32, g as u32)) else {
                     return violation(format!(
@@ -501,7 +532,15 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
     let jt = Table::read(
         "jobs.csv",
         files.jobs_csv,
-        &["id", "submit_s", "start_s", "end_s", "preemptions", "state"],
+        &[
+            "id",
+            "submit_s",
+            "start_s",
+            "end_s",
+            "preemptions",
+            "resizes",
+            "state",
+        ],
     )?;
     if jt.rows.len() != w.jobs.len() {
         return violation(format!(
@@ -533,6 +572,7 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
         let (start, end) = (jt.opt_time(j, "start_s")?, jt.opt_time(j, "end_s")?);
         let s = &segs[j];
         let pre: u64 = jt.num(j, "preemptions")?;
+        let resizes: u64 = jt.num(j, "resizes")?;
         preemptions += pre;
         match jt.get(j, "state") {
             "completed" => {
@@ -563,9 +603,9 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
                         fmt_us(last.end)
                     ));
                 }
-                if pre != s.len() as u64 - 1 {
+                if pre + resizes != s.len() as u64 - 1 {
                     return violation(format!(
-                        "job `{}`: {pre} preemptions but {} segments",
+                        "job `{}`: {pre} preemptions and {resizes} resizes but {} segments",
                         job.id,
                         s.len()
                     ));

@@ -114,6 +114,9 @@ pub struct CompareArgs {
     /// Backfill modes, comma-separated (default: the workload's).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub backfill: Vec<Backfill>,
+    /// Sharing policies, comma-separated (default: the workload's).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub sharing: Vec<crate::domain::workload::Sharing>,
     /// Seeds: --seed 1,2,3 or --seed 1 2 3 (default: the workload's).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub seed: Vec<u64>,
@@ -161,6 +164,9 @@ pub struct RunArgs {
     /// Override the backfill mode.
     #[arg(long, value_enum)]
     pub backfill: Option<Backfill>,
+    /// Override how autoscaled services and training share the fleet.
+    #[arg(long, value_enum)]
+    pub sharing: Option<crate::domain::workload::Sharing>,
     /// Placement kernel: auto takes a GPU adapter when one exists (WGPU_BACKEND, WGPU_ADAPTER_NAME choose
     /// one), else the CPU twin. Both make the same decisions.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -200,6 +206,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         queue: args.queue,
         placement: args.placement,
         backfill: args.backfill,
+        sharing: args.sharing,
     };
     let w = workload::load(&args.file, ov)?;
     // Every limit before the run: a service whose traffic exceeds one is refused now, not after the
@@ -330,6 +337,7 @@ fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         queues: args.queue.clone(),
         placements: args.placement.clone(),
         backfills: args.backfill.clone(),
+        sharings: args.sharing.clone(),
         seeds: args.seed.clone(),
     };
     let runs = grid.overrides().len() as u64;

@@ -108,6 +108,88 @@ impl WaitDist {
     }
 }
 
+/// Microseconds in an hour and in a day.
+const HOUR_US: u64 = 3_600_000_000;
+const DAY_US: u64 = 24 * HOUR_US;
+/// Largest `diurnal.peak_to_trough`.
+pub const MAX_PEAK_TO_TROUGH: f64 = 1000.0;
+
+/// How a traffic's rate varies over absolute cluster time: the rate in the file times
+/// [`RateProfile::multiplier`]. Arrivals are drawn by thinning at the peak rate (see
+/// `engine::serving::traffic`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateProfile {
+    /// `1 + amplitude * cos(2 pi (h - peak_hour) / 24)`, `h` the hour of day of cluster time (`t / 1 h`
+    /// mod 24). The mean over a day is 1, so the rate in the file is the daily mean; peak over trough is
+    /// `(1 + amplitude) / (1 - amplitude)`.
+    Diurnal {
+        /// In `[0, 1)`: `(r - 1) / (r + 1)` for a peak-to-trough ratio `r` ([`RateProfile::diurnal`]).
+        amplitude: f64,
+        /// Hour of the peak, in `[0, 24)`.
+        peak_hour: f64,
+    },
+    /// Piecewise-linear `(time_us, multiplier)` points of cluster time: the first at 0, times strictly
+    /// increasing, multipliers finite and >= 0, at least one above 0. Held at the last point's multiplier
+    /// after it (until the period ends, when there is one).
+    Schedule {
+        /// The points.
+        points: Vec<(u64, f64)>,
+        /// The schedule repeats with this period (above the last point's time): `t` is read as
+        /// `t mod period`.
+        period_us: Option<u64>,
+    },
+}
+
+impl RateProfile {
+    /// The diurnal profile with peak over trough `peak_to_trough` (>= 1) and its peak at `peak_hour`.
+    pub fn diurnal(peak_to_trough: f64, peak_hour: f64) -> Self {
+        RateProfile::Diurnal {
+            amplitude: (peak_to_trough - 1.0) / (peak_to_trough + 1.0),
+            peak_hour,
+        }
+    }
+
+    /// The rate multiplier at absolute cluster time `t_abs_us`.
+    pub fn multiplier(&self, t_abs_us: u64) -> f64 {
+        match self {
+            RateProfile::Diurnal {
+                amplitude,
+                peak_hour,
+            } => {
+                // Reduce modulo a day in integers first, so the hour keeps its precision at any time.
+                let h = (t_abs_us % DAY_US) as f64 / HOUR_US as f64;
+                1.0 + amplitude * (2.0 * std::f64::consts::PI * (h - peak_hour) / 24.0).cos()
+            }
+            RateProfile::Schedule { points, period_us } => {
+                let t = match period_us {
+                    Some(p) if *p > 0 => t_abs_us % p,
+                    _ => t_abs_us,
+                };
+                // Index of the first point after t (the first point is at 0, so i >= 1 when any is <= t).
+                let i = points.partition_point(|&(pt, _)| pt <= t);
+                match (i.checked_sub(1).map(|j| points[j]), points.get(i)) {
+                    (Some((t0, m0)), Some(&(t1, m1))) => {
+                        let f = (t - t0) as f64 / (t1 - t0) as f64;
+                        m0 + (m1 - m0) * f
+                    }
+                    (Some((_, m0)), None) => m0,
+                    // Before the first point (never once validated): its multiplier.
+                    (None, _) => points.first().map_or(1.0, |p| p.1),
+                }
+            }
+        }
+    }
+
+    /// The largest multiplier at any time (the peak: `1 + amplitude`, or the largest point's).
+    pub fn max_multiplier(&self) -> f64 {
+        match self {
+            RateProfile::Diurnal { amplitude, .. } => 1.0 + amplitude,
+            RateProfile::Schedule { points, .. } => points.iter().map(|p| p.1).fold(0.0, f64::max),
+        }
+    }
+}
+
 /// Validated open-loop traffic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoissonTraffic {
@@ -117,6 +199,9 @@ pub struct PoissonTraffic {
     pub prompt_tokens: SizeDist,
     /// Output tokens.
     pub output_tokens: SizeDist,
+    /// How the rate varies over cluster time (`None`: flat); `rate_per_s` is then its mean (diurnal) or
+    /// its base (schedule).
+    pub profile: Option<RateProfile>,
 }
 
 /// Validated agentic sessions.
@@ -136,6 +221,9 @@ pub struct SessionTraffic {
     pub tool_wait: WaitDist,
     /// A session ends before a prompt would exceed this many tokens.
     pub max_context_tokens: u32,
+    /// How the session start rate varies over cluster time (`None`: flat); later calls follow their
+    /// sessions.
+    pub profile: Option<RateProfile>,
 }
 
 /// Validated traffic.
@@ -157,13 +245,47 @@ pub(crate) fn join(path: &str, field: &str) -> String {
 }
 
 impl Traffic {
-    /// Expected requests over `duration_us` (sessions: starts times mean turns, ignoring the context limit
-    /// and the horizon, so an upper estimate).
+    /// Expected requests over `duration_us`, an upper estimate: at the peak rate
+    /// ([`Traffic::peak_rate_per_s`], the flat rate without a profile) since the service's start in
+    /// cluster time may not be known yet; sessions: starts times mean turns, ignoring the context limit
+    /// and the horizon.
     pub fn expected_requests(&self, duration_us: u64) -> f64 {
-        let secs = duration_us as f64 / 1e6;
+        let starts = self.peak_rate_per_s() * (duration_us as f64 / 1e6);
         match self {
-            Traffic::Poisson(p) => p.rate_per_s * secs,
-            Traffic::Sessions(s) => s.sessions_per_s * secs * s.turns.mean(),
+            Traffic::Poisson(_) => starts,
+            Traffic::Sessions(s) => starts * s.turns.mean(),
+        }
+    }
+
+    /// The rate in the file: requests (poisson) or session starts (sessions) per second.
+    pub fn rate_per_s(&self) -> f64 {
+        match self {
+            Traffic::Poisson(p) => p.rate_per_s,
+            Traffic::Sessions(s) => s.sessions_per_s,
+        }
+    }
+
+    /// The rate profile, if any.
+    pub fn profile(&self) -> Option<&RateProfile> {
+        match self {
+            Traffic::Poisson(p) => p.profile.as_ref(),
+            Traffic::Sessions(s) => s.profile.as_ref(),
+        }
+    }
+
+    /// The instantaneous rate (requests or session starts per second) at absolute cluster time `t_abs_us`.
+    pub fn rate_at(&self, t_abs_us: u64) -> f64 {
+        match self.profile() {
+            Some(p) => self.rate_per_s() * p.multiplier(t_abs_us),
+            None => self.rate_per_s(),
+        }
+    }
+
+    /// The largest instantaneous rate: the rate times the profile's [`RateProfile::max_multiplier`].
+    pub fn peak_rate_per_s(&self) -> f64 {
+        match self.profile() {
+            Some(p) => self.rate_per_s() * p.max_multiplier(),
+            None => self.rate_per_s(),
         }
     }
 
@@ -173,6 +295,45 @@ impl Traffic {
             Traffic::Poisson(_) => "rate_per_s",
             Traffic::Sessions(_) => "sessions_per_s",
         }
+    }
+}
+
+/// Seconds of container and engine start in the default cold start ([`ServeAutoscale::cold_start_or`]).
+pub const COLD_START_BASE_S: f64 = 30.0;
+/// Bytes per second each GPU loads weights at in the default cold start: 2 GB/s.
+pub const WEIGHT_LOAD_BYTES_PER_S: f64 = 2.0e9;
+
+/// Autoscaling of a service in the cluster (`[jobs.serving] autoscale`), validated: the engine adds or
+/// removes replicas every `eval_period_us` to keep about `target_outstanding` requests per replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ServeAutoscale {
+    /// Fewest replicas (>= 1).
+    pub min_replicas: u32,
+    /// Most replicas (`min_replicas..=100000`).
+    pub max_replicas: u32,
+    /// Outstanding (waiting or running) requests per replica it aims at (>= 1).
+    pub target_outstanding: u32,
+    /// Stated time from a replica's placement until it serves, microseconds (`None`: see
+    /// [`ServeAutoscale::cold_start_or`]).
+    pub cold_start_us: Option<u64>,
+    /// Time after a scaling change before a scale-down, microseconds (default 600 s).
+    pub cooldown_us: u64,
+    /// Time between evaluations, microseconds (>= 1 s, default 30 s).
+    pub eval_period_us: u64,
+}
+
+impl ServeAutoscale {
+    /// The cold start, microseconds: `cold_start_us` if stated, else an assumed default of
+    /// [`COLD_START_BASE_S`] (30 s: container and inference engine start) plus the weights loaded at
+    /// [`WEIGHT_LOAD_BYTES_PER_S`] (2 GB/s) per GPU, the `tp` GPUs of the replica loading their shards in
+    /// parallel from the node's local NVMe: `30 s + weight_bytes / (tp * 2e9 B/s)`. Both numbers are
+    /// assumptions of this simulator, not measurements; state `cold_start_s` to override them. A `tp` of
+    /// 0 counts as 1.
+    pub fn cold_start_or(&self, weight_bytes: f64, tp: u32) -> u64 {
+        self.cold_start_us.unwrap_or_else(|| {
+            let load_s = weight_bytes.max(0.0) / (f64::from(tp.max(1)) * WEIGHT_LOAD_BYTES_PER_S);
+            ((COLD_START_BASE_S + load_s) * 1e6).round() as u64
+        })
     }
 }
 
@@ -189,6 +350,8 @@ pub struct Serve {
     pub slo: Slo,
     /// The requests.
     pub traffic: Traffic,
+    /// Autoscaling in the cluster.
+    pub autoscale: Option<ServeAutoscale>,
     /// File the spec came from.
     pub file: String,
     /// Field path of the spec in it.
@@ -201,7 +364,8 @@ impl Serve {
     }
 
     /// Refuses traffic expected to exceed [`MAX_REQUESTS`] over `duration_us` (call it when the service's
-    /// lifetime is known, to fail before generating anything).
+    /// lifetime is known, to fail before generating anything). With a rate profile the estimate is at the
+    /// peak rate ([`Traffic::expected_requests`]), so it holds wherever in cluster time the service runs.
     pub fn check_volume(&self, duration_us: u64) -> Result<(), InputError> {
         let n = self.traffic.expected_requests(duration_us);
         if n.is_finite() && n <= MAX_REQUESTS as f64 {
@@ -210,10 +374,76 @@ impl Serve {
         Err(self.error(
             &format!("traffic.{}", self.traffic.rate_field()),
             format!(
-                "about {n:.3e} requests over the service's {:.0} s; at most {MAX_REQUESTS} are simulated: lower \
-                 the rate or the lifetime",
-                duration_us as f64 / 1e6
+                "about {n:.3e} requests over the service's {:.0} s{}; at most {MAX_REQUESTS} are simulated: \
+                 lower the rate or the lifetime",
+                duration_us as f64 / 1e6,
+                if self.traffic.profile().is_some() {
+                    " at the rate profile's peak"
+                } else {
+                    ""
+                }
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: u64 = HOUR_US;
+
+    #[test]
+    fn diurnal_peak_trough_and_mean() {
+        let p = RateProfile::diurnal(4.0, 14.0);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(p.multiplier(14 * H), 1.6)); // 2r / (r + 1)
+        assert!(close(p.multiplier(2 * H), 0.4)); // 2 / (r + 1)
+        assert!(close(p.multiplier(8 * H), 1.0)); // a quarter day off the peak
+        assert!(close(p.multiplier(5 * DAY_US + 14 * H), 1.6));
+        assert!(close(p.max_multiplier(), 1.6));
+        let mean = (0..1440).map(|m| p.multiplier(m * 60_000_000)).sum::<f64>() / 1440.0;
+        assert!(close(mean, 1.0), "{mean}");
+        assert_eq!(RateProfile::diurnal(1.0, 3.0).multiplier(7 * H), 1.0);
+    }
+
+    #[test]
+    fn schedule_interpolates_holds_and_repeats() {
+        let points = vec![(0, 2.0), (6 * H, 8.0), (12 * H, 3.0)];
+        let once = RateProfile::Schedule {
+            points: points.clone(),
+            period_us: None,
+        };
+        assert_eq!(once.multiplier(0), 2.0);
+        assert_eq!(once.multiplier(3 * H), 5.0);
+        assert_eq!(once.multiplier(6 * H), 8.0);
+        assert_eq!(once.multiplier(9 * H), 5.5);
+        assert_eq!(once.multiplier(12 * H), 3.0);
+        assert_eq!(once.multiplier(30 * H), 3.0);
+        assert_eq!(once.max_multiplier(), 8.0);
+        let daily = RateProfile::Schedule {
+            points,
+            period_us: Some(DAY_US),
+        };
+        assert_eq!(daily.multiplier(DAY_US + 3 * H), 5.0);
+        assert_eq!(daily.multiplier(DAY_US - 1), 3.0);
+        assert_eq!(daily.multiplier(2 * DAY_US), 2.0);
+    }
+
+    #[test]
+    fn cold_start_default_is_30_s_plus_weights_at_2_gb_per_s_per_gpu() {
+        let mut a = ServeAutoscale {
+            min_replicas: 1,
+            max_replicas: 4,
+            target_outstanding: 8,
+            cold_start_us: None,
+            cooldown_us: 600_000_000,
+            eval_period_us: 30_000_000,
+        };
+        assert_eq!(a.cold_start_or(16e9, 1), 38_000_000);
+        assert_eq!(a.cold_start_or(140e9, 4), 47_500_000);
+        assert_eq!(a.cold_start_or(16e9, 0), 38_000_000);
+        a.cold_start_us = Some(5);
+        assert_eq!(a.cold_start_or(16e9, 1), 5);
     }
 }

@@ -73,6 +73,85 @@ pub struct Job {
     pub rollout: Option<Gang>,
     /// Inference: the model served and its traffic.
     pub serving: Option<Box<crate::domain::traffic::Serve>>,
+    /// Training: may run on fewer GPUs (down to `min_gpus`, in whole tensor-parallel groups) when
+    /// inference reclaims capacity under `sharing = "elastic"`.
+    pub elastic: Option<Elastic>,
+    /// Training and RL: periodic checkpoints; a preempted or resized job restarts from the last one.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// `elastic = { min_gpus, max_gpus }`, validated: `max_gpus` is the job's `gpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elastic {
+    /// Fewest GPUs it runs on.
+    pub min_gpus: u32,
+    /// Resize step: the tensor-parallel degree of its model (1 without one).
+    pub step: u32,
+}
+
+/// Checkpointing of a training job, validated.
+///
+/// A checkpoint is written after every `interval` of compute and stalls the job for `cost`; so a run of
+/// compute time `c` takes `c + (ceil(c / interval) - 1) * cost` (no checkpoint after the last stretch). A job
+/// stopped at wall time `e` into its segment keeps `floor(e / (interval + cost))` checkpoints' worth of
+/// compute and loses the rest: `lost = e - k * (interval + cost)` of wall time on all its GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Compute between two checkpoints.
+    pub interval: Time,
+    /// Time one checkpoint stalls the job.
+    pub cost: Time,
+}
+
+impl Checkpoint {
+    /// Wall time of `compute` microseconds of compute, checkpoints included.
+    pub fn wall(&self, compute: Time) -> Time {
+        let k = compute.div_ceil(self.interval.max(1)).saturating_sub(1);
+        compute.saturating_add(k.saturating_mul(self.cost))
+    }
+
+    /// Of a segment stopped `elapsed` after its start: (compute kept by the last checkpoint, wall time lost).
+    pub fn kept(&self, elapsed: Time) -> (Time, Time) {
+        let cycle = self.interval.saturating_add(self.cost).max(1);
+        let k = elapsed / cycle;
+        (k * self.interval, elapsed - k * cycle)
+    }
+}
+
+/// How training and inference share the fleet.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// Each autoscaled service holds the GPUs of its `max_replicas` for its lifetime, used or not: separate
+    /// inference and training capacity.
+    #[default]
+    Static,
+    /// A service holds only the replicas it runs; training runs on the rest, and a scale-up reclaims
+    /// capacity by preempting the training jobs that cost least to stop.
+    Loan,
+    /// Like `loan`, but elastic training jobs shrink before anything is preempted.
+    Elastic,
+}
+
+impl Sharing {
+    /// The name as written in workload files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sharing::Static => "static",
+            Sharing::Loan => "loan",
+            Sharing::Elastic => "elastic",
+        }
+    }
 }
 
 /// A group of identical gangs placed with a job's main gangs.
@@ -115,6 +194,8 @@ pub struct Scheduler {
     pub placement: PlacementPolicy,
     /// The queues of `queue = "las"`.
     pub las: Las,
+    /// How autoscaled services and training share the fleet.
+    pub sharing: Sharing,
 }
 
 /// Tiresias' discretized least-attained-service queues: a job's attained service (GPUs x time run) sets

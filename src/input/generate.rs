@@ -125,11 +125,30 @@ pub fn draw(
             rl: None,
             rollout: None,
             serving: None,
+            elastic: None,
+            checkpoint: None,
         });
+        let job = out
+            .last_mut()
+            .ok_or_else(|| field("count", "drew no job"))?;
+        if let Some(e) = g.elastic {
+            // A drawn job starts at the size it drew (at most max_gpus) and may shrink to min_gpus.
+            job.gpus = job.gpus.min(e.max_gpus.0);
+        }
+        super::job::yielding(
+            &super::job::Yield {
+                elastic: g.elastic.map(|e| super::spec::ElasticSpec {
+                    min_gpus: super::value::Gpus(e.min_gpus.0.min(job.gpus)),
+                    max_gpus: super::value::Gpus(job.gpus),
+                }),
+                interval: g.checkpoint_interval_s,
+                cost: g.checkpoint_s,
+            },
+            job,
+            file,
+            &path,
+        )?;
         if let Some(spec) = &g.serving {
-            let job = out
-                .last_mut()
-                .ok_or_else(|| field("count", "drew no job"))?;
             super::job::serving(spec, job, cluster, file, &format!("{path}.serving"))?;
         }
     }

@@ -105,7 +105,11 @@ pub(crate) fn explicit_job(
                     return Err(forbid(f, "inference"));
                 }
             }
-            let gpus = j.gpus.ok_or_else(|| need("gpus"))?.0;
+            let gpus = match (j.gpus, j.elastic) {
+                (Some(g), _) => g.0,
+                (None, Some(e)) => e.max_gpus.0,
+                (None, None) => return Err(need("gpus")),
+            };
             let d = j.duration_s.ok_or_else(|| need("duration_s"))?.0;
             (JobKind::Training, gpus, 1, d, LEVEL_POOL)
         }
@@ -163,7 +167,19 @@ pub(crate) fn explicit_job(
         rl: None,
         rollout: None,
         serving: None,
+        elastic: None,
+        checkpoint: None,
     };
+    yielding(
+        &Yield {
+            elastic: j.elastic,
+            interval: j.checkpoint_interval_s,
+            cost: j.checkpoint_s,
+        },
+        &mut job,
+        file,
+        &path,
+    )?;
     if let Some(spec) = &j.rl {
         rl_job(spec, &mut job, cluster, file, &format!("{path}.rl"))?;
     }
@@ -174,6 +190,92 @@ pub(crate) fn explicit_job(
         serving(spec, &mut job, cluster, file, &format!("{path}.serving"))?;
     }
     Ok(job)
+}
+
+/// The fields that let a job yield capacity, as written.
+pub(crate) struct Yield {
+    /// `elastic = { min_gpus, max_gpus }`.
+    pub elastic: Option<spec::ElasticSpec>,
+    /// `checkpoint_interval_s`.
+    pub interval: Option<crate::input::value::Seconds>,
+    /// `checkpoint_s`.
+    pub cost: Option<crate::input::value::Seconds>,
+}
+
+/// Checks and sets a job's elastic range (training only, in whole tensor-parallel groups of its model)
+/// and checkpoints (training and RL).
+pub(crate) fn yielding(y: &Yield, job: &mut Job, file: &str, path: &str) -> Result<(), InputError> {
+    let err = |f: &str, m: String| InputError::field(file, format!("{path}.{f}"), m);
+    if let Some(e) = y.elastic {
+        if job.kind != JobKind::Training {
+            return Err(err(
+                "elastic",
+                format!(
+                    "applies to training jobs only; this job is {}",
+                    job.kind.as_str()
+                ),
+            ));
+        }
+        let (min, max) = (e.min_gpus.0, e.max_gpus.0);
+        if max != job.gpus {
+            return Err(err(
+                "elastic.max_gpus",
+                format!(
+                    "{max}: must equal the job's gpus ({}); leave gpus out to take it from here",
+                    job.gpus
+                ),
+            ));
+        }
+        if min > max {
+            return Err(err(
+                "elastic.min_gpus",
+                format!("{min}: must not be above max_gpus ({max})"),
+            ));
+        }
+        let step = job.model.map_or(1, |m| m.tp.max(1));
+        for (f, v) in [("min_gpus", min), ("max_gpus", max)] {
+            if v % step != 0 {
+                return Err(err(
+                    &format!("elastic.{f}"),
+                    format!(
+                        "{v}: must be a whole number of tensor-parallel groups (model tp = {step})"
+                    ),
+                ));
+            }
+        }
+        job.elastic = Some(crate::domain::workload::Elastic {
+            min_gpus: min,
+            step,
+        });
+    }
+    match (y.interval, y.cost) {
+        (None, Some(_)) => {
+            return Err(err(
+                "checkpoint_s",
+                "needs checkpoint_interval_s (how often a checkpoint is written)".into(),
+            ))
+        }
+        (Some(i), c) => {
+            if job.kind == JobKind::Inference {
+                return Err(err(
+                    "checkpoint_interval_s",
+                    "applies to training and rl jobs; a service keeps no training state".into(),
+                ));
+            }
+            if i.0 < 1.0 {
+                return Err(err(
+                    "checkpoint_interval_s",
+                    format!("{}: allowed: at least 1 second", i.0),
+                ));
+            }
+            job.checkpoint = Some(crate::domain::workload::Checkpoint {
+                interval: time_from_s(i.0),
+                cost: time_from_s(c.map_or(60.0, |c| c.0)),
+            });
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// Builds an inference job's serving: the model must fit a replica on some pool (the job is narrowed to

@@ -210,6 +210,8 @@ pub fn parse(text: &str, file: &str, spec: &JobTraceSpec) -> Result<Vec<Job>, In
             rl: None,
             rollout: None,
             serving: None,
+            elastic: None,
+            checkpoint: None,
         });
     }
     if let Some((first, i)) = super::value::first_duplicate(jobs.iter().map(|j| j.id.as_str())) {

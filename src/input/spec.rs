@@ -122,6 +122,19 @@ pub struct SchedulerSpec {
     /// With `queue = "fair-share"`: tenant name -> weight (above 0; tenants not named weigh 1).
     #[serde(default)]
     pub tenants: std::collections::BTreeMap<String, f64>,
+    /// How autoscaled services and training share the fleet: `static` (default), `loan` or `elastic`.
+    #[serde(default)]
+    pub sharing: crate::domain::workload::Sharing,
+}
+
+/// `elastic = { min_gpus, max_gpus }` of a training job.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticSpec {
+    /// Fewest GPUs it may shrink to.
+    pub min_gpus: Gpus,
+    /// Most GPUs (its size when it starts; `gpus` may be left out, or must equal this).
+    pub max_gpus: Gpus,
 }
 
 /// Job kinds.
@@ -199,6 +212,12 @@ pub struct JobSpecEntry {
     /// Inference: the model served and its request traffic, simulated request by request on the replicas
     /// the service got, while it ran.
     pub serving: Option<crate::input::traffic::ServeSpec>,
+    /// Training: elastic range.
+    pub elastic: Option<ElasticSpec>,
+    /// Training and RL: compute between checkpoints, seconds.
+    pub checkpoint_interval_s: Option<Seconds>,
+    /// Time one checkpoint stalls the job, seconds (default 60; needs `checkpoint_interval_s`).
+    pub checkpoint_s: Option<Seconds>,
 }
 
 /// `rl = { ... }` of a `kind = "rl"` job.
@@ -291,6 +310,12 @@ pub struct GeneratorSpec {
     pub model: Option<TrainingModelSpec>,
     /// Inference: the serving spec of every drawn service (each draws its own traffic).
     pub serving: Option<crate::input::traffic::ServeSpec>,
+    /// Training: elastic range of every drawn job.
+    pub elastic: Option<ElasticSpec>,
+    /// Training: compute between checkpoints, seconds.
+    pub checkpoint_interval_s: Option<Seconds>,
+    /// Time one checkpoint stalls the job, seconds (default 60; needs `checkpoint_interval_s`).
+    pub checkpoint_s: Option<Seconds>,
 }
 
 /// One entry of a GPU-count mix.

@@ -8,19 +8,30 @@
 //! ```toml
 //! [traffic]                      # open loop: independent requests
 //! kind = "poisson"
-//! rate_per_s = 5
+//! rate_per_s = 5                 # the daily mean, with `diurnal`
 //! prompt_tokens = { median = 1000, sigma = 1.0, max = 32000 }
 //! output_tokens = { median = 200, sigma = 0.8 }
+//! diurnal = { peak_to_trough = 4, peak_hour = 14 }   # optional rate profile
 //!
 //! [traffic]                      # closed loop: agentic sessions
 //! kind = "sessions"
-//! sessions_per_s = 0.5           # Poisson session starts
+//! sessions_per_s = 0.5           # Poisson session starts (the base, with `rate_schedule`)
 //! turns = { median = 6, sigma = 0.5, max = 50 }
 //! first_prompt_tokens = { median = 3000, sigma = 0.5 }
 //! tokens_per_turn = { median = 400, sigma = 1.0 }   # tool results / user message added each turn
 //! output_tokens = { median = 150, sigma = 0.7 }
 //! tool_wait_s = { median_s = 2, sigma = 1.0 }
 //! max_context_tokens = 131072    # a session ends before a call would exceed it (default 131072)
+//! rate_schedule = [[0, 2.0], [21600, 8.0], [43200, 3.0]]   # optional: [time_s, multiplier] points
+//! rate_schedule_period_s = 86400 # optional: the schedule repeats
+//!
+//! [jobs.serving.autoscale]       # optional, in a service's `[jobs.serving]`
+//! min_replicas = 2
+//! max_replicas = 32
+//! target_outstanding = 16        # outstanding requests per replica it aims at
+//! cold_start_s = 120             # default: 30 s + weights / (tp x 2 GB/s)
+//! cooldown_s = 600               # default 600
+//! eval_period_s = 30             # default 30, at least 1
 //! ```
 //!
 //! Sizes are rounded lognormals by median and log-space sigma, clamped to `[min, max]` (defaults 1 and
@@ -30,6 +41,18 @@
 //! still caches call k's prompt prefills only the difference. Output tokens are not cached by the simulator
 //! (only prompt blocks are), so call k's output is prefilled again in call k+1. Open-loop requests carry no
 //! hash ids (nothing to share).
+//!
+//! A rate profile (either kind, at most one of the two) makes the rate (requests, or session starts: later
+//! calls follow their sessions) vary over absolute cluster time ([`RateProfile`]):
+//! - `diurnal = { peak_to_trough = r, peak_hour = h0 }`: the rate times
+//!   `1 + a cos(2 pi (h - h0) / 24)`, `h` the hour of day, `a = (r - 1) / (r + 1)`; so the rate in the
+//!   file is the daily mean and peak over trough is `r` (`1 <= r <= 1000`, `0 <= h0 < 24`).
+//! - `rate_schedule = [[time_s, multiplier], ...]`: the rate times a piecewise-linear multiplier of
+//!   cluster time; times strictly increasing from 0, multipliers from 0 to 10^6 (one above 0), held after
+//!   the last point; `rate_schedule_period_s` (above the last time) repeats it.
+//!
+//! `autoscale` lets the cluster engine add and remove replicas between `min_replicas` and `max_replicas`
+//! ([`ServeAutoscale`]).
 
 use crate::domain::llm::{builtin, builtin_names, ModelSpec};
 use crate::domain::traffic::*;
@@ -52,6 +75,36 @@ pub struct SizeSpec {
     /// Upper clamp (default 10^7).
     pub max: Option<Size>,
 }
+
+/// A finite number, read as is (its range is checked where the field's meaning is known).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Finite(pub f64);
+
+impl<'de> Deserialize<'de> for Finite {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() {
+            Ok(Finite(v))
+        } else {
+            Err(de::Error::custom(format!(
+                "{v} is not allowed: expected a finite number"
+            )))
+        }
+    }
+}
+
+/// `diurnal = { peak_to_trough, peak_hour }`: a daily cosine rate profile.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiurnalSpec {
+    /// Peak rate over trough rate, 1 to 1000.
+    pub peak_to_trough: Finite,
+    /// Hour of day of the peak, in `[0, 24)`.
+    pub peak_hour: Finite,
+}
+
+/// Largest multiplier of a `rate_schedule` point.
+pub const MAX_MULTIPLIER: f64 = 1e6;
 
 /// `[traffic]` as written: `kind` says which of the optional fields are required.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +130,12 @@ pub struct TrafficSpec {
     pub tool_wait_s: Option<LogNormalSpec>,
     /// Sessions: a session ends before a call's prompt would exceed this (default 131072).
     pub max_context_tokens: Option<Size>,
+    /// Both: a daily cosine rate profile (not with `rate_schedule`).
+    pub diurnal: Option<DiurnalSpec>,
+    /// Both: `[time_s, multiplier]` points of a piecewise-linear rate profile (not with `diurnal`).
+    pub rate_schedule: Option<Vec<(Seconds, Finite)>>,
+    /// Both: the period `rate_schedule` repeats with, seconds.
+    pub rate_schedule_period_s: Option<Seconds>,
 }
 
 impl SizeSpec {
@@ -100,6 +159,107 @@ impl SizeSpec {
 }
 
 impl TrafficSpec {
+    /// The rate profile (`diurnal` or `rate_schedule`), checked.
+    fn profile(&self, path: &str, file: &str) -> Result<Option<RateProfile>, InputError> {
+        let err = |f: &str, m: String| InputError::field(file, join(path, f), m);
+        if self.rate_schedule.is_none() && self.rate_schedule_period_s.is_some() {
+            return Err(err(
+                "rate_schedule_period_s",
+                "needs rate_schedule (the schedule it repeats)".to_string(),
+            ));
+        }
+        match (&self.diurnal, &self.rate_schedule) {
+            (Some(_), Some(_)) => Err(err(
+                "rate_schedule",
+                "cannot be combined with diurnal: give at most one rate profile".to_string(),
+            )),
+            (None, None) => Ok(None),
+            (Some(d), None) => {
+                let (r, h) = (d.peak_to_trough.0, d.peak_hour.0);
+                if !(1.0..=MAX_PEAK_TO_TROUGH).contains(&r) {
+                    return Err(err(
+                        "diurnal.peak_to_trough",
+                        format!(
+                            "must be from 1 to {MAX_PEAK_TO_TROUGH} (peak rate over trough rate), found {r}"
+                        ),
+                    ));
+                }
+                if !(0.0..24.0).contains(&h) {
+                    return Err(err(
+                        "diurnal.peak_hour",
+                        format!(
+                            "must be an hour of day from 0 up to (not including) 24, found {h}"
+                        ),
+                    ));
+                }
+                Ok(Some(RateProfile::diurnal(r, h)))
+            }
+            (None, Some(pts)) => {
+                let us = |s: Seconds| (s.0 * 1e6).round() as u64;
+                let mut points: Vec<(u64, f64)> = Vec::with_capacity(pts.len());
+                for (i, &(t, m)) in pts.iter().enumerate() {
+                    let at = format!("rate_schedule[{i}]");
+                    if !(0.0..=MAX_MULTIPLIER).contains(&m.0) {
+                        return Err(err(
+                            &at,
+                            format!(
+                                "the multiplier must be from 0 to {MAX_MULTIPLIER:e}, found {}",
+                                m.0
+                            ),
+                        ));
+                    }
+                    match points.last() {
+                        None if us(t) != 0 => {
+                            return Err(err(
+                                &at,
+                                format!("the first point must be at time 0 s, found {} s", t.0),
+                            ))
+                        }
+                        Some(&(prev, _)) if us(t) <= prev => {
+                            return Err(err(
+                                &at,
+                                format!(
+                                    "times must increase strictly: {} s is not after the previous point's {} s",
+                                    t.0,
+                                    prev as f64 / 1e6
+                                ),
+                            ))
+                        }
+                        _ => {}
+                    }
+                    points.push((us(t), m.0));
+                }
+                let Some(&(last, _)) = points.last() else {
+                    return Err(err(
+                        "rate_schedule",
+                        "needs at least one [time_s, multiplier] point".to_string(),
+                    ));
+                };
+                if points.iter().all(|p| p.1 == 0.0) {
+                    return Err(err(
+                        "rate_schedule",
+                        "needs at least one multiplier above 0 (else there is no traffic)"
+                            .to_string(),
+                    ));
+                }
+                let period_us = match self.rate_schedule_period_s {
+                    Some(p) if us(p) <= last => {
+                        return Err(err(
+                            "rate_schedule_period_s",
+                            format!(
+                                "must be above the last point's time ({} s), found {} s",
+                                last as f64 / 1e6,
+                                p.0
+                            ),
+                        ))
+                    }
+                    p => p.map(us),
+                };
+                Ok(Some(RateProfile::Schedule { points, period_us }))
+            }
+        }
+    }
+
     /// Checks which fields `kind` needs and forbids; `path` is this table's field path (e.g.
     /// `jobs[2].serve.traffic`), used with `file` in errors.
     pub fn build(&self, path: &str, file: &str) -> Result<Traffic, InputError> {
@@ -144,6 +304,7 @@ impl TrafficSpec {
                     rate_per_s: self.rate_per_s.ok_or_else(|| need("rate_per_s"))?.0,
                     prompt_tokens: size(self.prompt_tokens, "prompt_tokens")?,
                     output_tokens: size(self.output_tokens, "output_tokens")?,
+                    profile: self.profile(path, file)?,
                 }))
             }
             TrafficKind::Sessions => {
@@ -181,6 +342,7 @@ impl TrafficSpec {
                     max_context_tokens: self
                         .max_context_tokens
                         .map_or(DEFAULT_MAX_CONTEXT, |m| m.0.round() as u32),
+                    profile: self.profile(path, file)?,
                 }))
             }
         }
@@ -203,6 +365,64 @@ impl<'de> Deserialize<'de> for BuiltinModel {
     }
 }
 
+/// Most replicas an autoscaled service may have.
+pub const MAX_AUTOSCALE_REPLICAS: u32 = 100_000;
+
+/// `autoscale = { ... }` of a service, as written.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleSpec {
+    /// Fewest replicas (>= 1).
+    pub min_replicas: Count,
+    /// Most replicas (`min_replicas` to 100000).
+    pub max_replicas: Count,
+    /// Outstanding requests per replica it aims at (>= 1).
+    pub target_outstanding: Count,
+    /// Time from a replica's placement until it serves, seconds (default: 30 s plus the weights over
+    /// 2 GB/s per GPU, see [`ServeAutoscale::cold_start_or`]).
+    pub cold_start_s: Option<Seconds>,
+    /// Time after a scaling change before a scale-down, seconds (default 600).
+    pub cooldown_s: Option<Seconds>,
+    /// Time between scaling decisions, seconds (default 30, at least 1).
+    pub eval_period_s: Option<Seconds>,
+}
+
+impl AutoscaleSpec {
+    /// Checks what spans fields; `path` is this table's field path.
+    pub fn build(&self, path: &str, file: &str) -> Result<ServeAutoscale, InputError> {
+        let err = |f: &str, m: String| InputError::field(file, join(path, f), m);
+        let (min, max) = (self.min_replicas.0, self.max_replicas.0);
+        if max < min {
+            return Err(err(
+                "max_replicas",
+                format!("must not be below min_replicas ({min}), found {max}"),
+            ));
+        }
+        if max > MAX_AUTOSCALE_REPLICAS {
+            return Err(err(
+                "max_replicas",
+                format!("must be at most {MAX_AUTOSCALE_REPLICAS}, found {max}"),
+            ));
+        }
+        let us = |s: Seconds| (s.0 * 1e6).round() as u64;
+        let eval = self.eval_period_s.map_or(30_000_000, us);
+        if eval < 1_000_000 {
+            return Err(err(
+                "eval_period_s",
+                format!("must be at least 1 s, found {} s", eval as f64 / 1e6),
+            ));
+        }
+        Ok(ServeAutoscale {
+            min_replicas: min,
+            max_replicas: max,
+            target_outstanding: self.target_outstanding.0,
+            cold_start_us: self.cold_start_s.map(us),
+            cooldown_us: self.cooldown_s.map_or(600_000_000, us),
+            eval_period_us: eval,
+        })
+    }
+}
+
 /// How an inference service serves, as written (e.g. `[jobs.serve]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,6 +439,8 @@ pub struct ServeSpec {
     pub tpot_slo_s: Option<Seconds>,
     /// The requests.
     pub traffic: TrafficSpec,
+    /// Autoscaling in the cluster (default: the job's fixed replicas).
+    pub autoscale: Option<AutoscaleSpec>,
 }
 
 impl ServeSpec {
@@ -235,6 +457,10 @@ impl ServeSpec {
                 tpot_us: us(self.tpot_slo_s, 0.1),
             },
             traffic: self.traffic.build(&join(path, "traffic"), file)?,
+            autoscale: self
+                .autoscale
+                .map(|a| a.build(&join(path, "autoscale"), file))
+                .transpose()?,
             file: file.to_string(),
             path: path.to_string(),
         })
@@ -249,4 +475,124 @@ pub fn parse_serve(text: &str, file: &str) -> Result<ServeSpec, InputError> {
         let path = e.path().to_string();
         toml_error(text, file, e.inner(), &path)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "model = \"llama-3-8b\"\n[traffic]\nkind = \"poisson\"\nrate_per_s = 2\n\
+                        prompt_tokens = { median = 10 }\noutput_tokens = { median = 10 }\n";
+
+    fn build(extra: &str) -> Result<Serve, InputError> {
+        parse_serve(&format!("{BASE}{extra}"), "s.toml")
+            .and_then(|s| s.build("jobs[2].serving", "s.toml"))
+    }
+
+    fn err(extra: &str) -> String {
+        build(extra).map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn profiles_build() {
+        let s = build("diurnal = { peak_to_trough = 4, peak_hour = 14 }\n").unwrap();
+        assert_eq!(s.traffic.profile(), Some(&RateProfile::diurnal(4.0, 14.0)));
+        let s = build("rate_schedule = [[0, 2.0], [21600, 8], [43200.5, 0]]\nrate_schedule_period_s = 86400\n")
+            .unwrap();
+        assert_eq!(
+            s.traffic.profile(),
+            Some(&RateProfile::Schedule {
+                points: vec![(0, 2.0), (21_600_000_000, 8.0), (43_200_500_000, 0.0)],
+                period_us: Some(86_400_000_000),
+            })
+        );
+        assert_eq!(build("").unwrap().traffic.profile(), None);
+    }
+
+    #[test]
+    fn bad_profiles_name_the_field() {
+        let at = |f: &str| format!("s.toml: field `jobs[2].serving.traffic.{f}`: ");
+        let cases = [
+            (
+                "diurnal = { peak_to_trough = 0.5, peak_hour = 14 }",
+                "diurnal.peak_to_trough",
+            ),
+            (
+                "diurnal = { peak_to_trough = 1001, peak_hour = 14 }",
+                "diurnal.peak_to_trough",
+            ),
+            (
+                "diurnal = { peak_to_trough = 2, peak_hour = 24 }",
+                "diurnal.peak_hour",
+            ),
+            (
+                "diurnal = { peak_to_trough = 2, peak_hour = -1 }",
+                "diurnal.peak_hour",
+            ),
+            (
+                "diurnal = { peak_to_trough = 2, peak_hour = 1 }\nrate_schedule = [[0, 1]]",
+                "rate_schedule",
+            ),
+            ("rate_schedule = []", "rate_schedule"),
+            ("rate_schedule = [[1, 1]]", "rate_schedule[0]"),
+            (
+                "rate_schedule = [[0, 1], [10, 2], [10, 3]]",
+                "rate_schedule[2]",
+            ),
+            ("rate_schedule = [[0, 1], [10, -2]]", "rate_schedule[1]"),
+            ("rate_schedule = [[0, 0], [10, 0]]", "rate_schedule"),
+            (
+                "rate_schedule = [[0, 1], [10, 2]]\nrate_schedule_period_s = 10",
+                "rate_schedule_period_s",
+            ),
+            ("rate_schedule_period_s = 10", "rate_schedule_period_s"),
+        ];
+        for (extra, field) in cases {
+            let e = err(extra);
+            assert!(e.starts_with(&at(field)), "{extra}: {e}");
+        }
+        assert!(err("diurnal = { peak_to_trough = 0.5, peak_hour = 14 }")
+            .contains("must be from 1 to 1000"));
+        assert!(err("diurnal = { peak_to_trough = nan, peak_hour = 14 }")
+            .contains("NaN is not allowed: expected a finite number"));
+        assert!(err("diurnal = { peak_to_trough = 2 }").contains("missing field `peak_hour`"));
+        assert!(
+            err("diurnal = { peak_to_trough = 2, peak_hour = 1, x = 1 }")
+                .contains("unknown field `x`")
+        );
+    }
+
+    #[test]
+    fn autoscale_defaults_and_errors() {
+        let s =
+            build("[autoscale]\nmin_replicas = 2\nmax_replicas = 32\ntarget_outstanding = 16\n")
+                .unwrap();
+        assert_eq!(
+            s.autoscale,
+            Some(ServeAutoscale {
+                min_replicas: 2,
+                max_replicas: 32,
+                target_outstanding: 16,
+                cold_start_us: None,
+                cooldown_us: 600_000_000,
+                eval_period_us: 30_000_000,
+            })
+        );
+        assert_eq!(build("").unwrap().autoscale, None);
+        let a = |rest: &str| {
+            err(&format!(
+                "[autoscale]\nmin_replicas = 4\ntarget_outstanding = 16\n{rest}\n"
+            ))
+        };
+        assert!(a("max_replicas = 3").starts_with(
+            "s.toml: field `jobs[2].serving.autoscale.max_replicas`: must not be below min_replicas (4), found 3"
+        ));
+        assert!(
+            a("max_replicas = 100001").contains("autoscale.max_replicas`: must be at most 100000")
+        );
+        assert!(a("max_replicas = 8\neval_period_s = 0.5")
+            .contains("autoscale.eval_period_s`: must be at least 1 s"));
+        assert!(a("max_replicas = 8\ncolour = 1").contains("unknown field `colour`"));
+        assert!(a("max_replicas = 0").contains("0 is out of range"));
+    }
 }

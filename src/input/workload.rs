@@ -28,6 +28,8 @@ pub struct Overrides {
     pub placement: Option<PlacementPolicy>,
     /// `--backfill`.
     pub backfill: Option<Backfill>,
+    /// `--sharing`.
+    pub sharing: Option<crate::domain::workload::Sharing>,
 }
 
 /// Parses a workload file's text.
@@ -345,6 +347,7 @@ pub fn build_with(
         restart_cost: time_from_s(s.restart_cost_s.map_or(300.0, |x| x.0)),
         placement: ov.placement.unwrap_or(s.placement),
         las,
+        sharing: ov.sharing.unwrap_or(s.sharing),
     };
 
     // Jobs.

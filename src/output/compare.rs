@@ -23,6 +23,8 @@ pub struct Grid {
     pub placements: Vec<PlacementPolicy>,
     /// Backfill modes.
     pub backfills: Vec<Backfill>,
+    /// Sharing policies.
+    pub sharings: Vec<crate::domain::workload::Sharing>,
     /// Seeds.
     pub seeds: Vec<u64>,
 }
@@ -41,13 +43,16 @@ impl Grid {
         for &queue in &or_file(&self.queues) {
             for &backfill in &or_file(&self.backfills) {
                 for &placement in &or_file(&self.placements) {
-                    for &seed in &or_file(&self.seeds) {
-                        out.push(Overrides {
-                            seed,
-                            queue,
-                            placement,
-                            backfill,
-                        });
+                    for &sharing in &or_file(&self.sharings) {
+                        for &seed in &or_file(&self.seeds) {
+                            out.push(Overrides {
+                                seed,
+                                queue,
+                                placement,
+                                backfill,
+                                sharing,
+                            });
+                        }
                     }
                 }
             }
@@ -67,8 +72,69 @@ pub struct Row {
     pub placement: PlacementPolicy,
     /// Seed as run.
     pub seed: u64,
+    /// Sharing policy as run.
+    pub sharing: crate::domain::workload::Sharing,
     /// Its headline numbers.
     pub summary: Summary,
+    /// Serving and sharing numbers, for workloads where the sharing policy matters (autoscaled services,
+    /// elastic or checkpointed jobs, or a policy other than static).
+    pub shared: Option<Shared>,
+}
+
+/// The serving and sharing columns of a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shared {
+    /// Requests meeting their SLOs / requests sent.
+    pub slo_attainment: f64,
+    /// Serving cost per million output tokens, USD.
+    pub usd_per_million_output_tokens: f64,
+    /// Mean wait of training and RL jobs, seconds.
+    pub training_wait_s: f64,
+    /// Mean JCT of training and RL jobs, seconds.
+    pub training_jct_s: f64,
+    /// Useful training GPU-hours / held.
+    pub goodput: f64,
+    /// Training GPU-hours lost to preemptions and resizes.
+    pub lost_gpu_hours: f64,
+    /// Scale-ups that took capacity from training.
+    pub reclaims: f64,
+}
+
+/// The serving and sharing columns of a finished run, if it has them.
+pub fn shared_of(
+    w: &crate::domain::workload::Workload,
+    o: &crate::engine::cluster::Outcome,
+    inference: Option<&crate::engine::serving::InferenceReport>,
+) -> Option<Shared> {
+    let sh = crate::engine::cluster::metrics::sharing_report(w, o)?;
+    let (mut waits, mut jcts) = (Vec::new(), Vec::new());
+    for (job, out) in w.jobs.iter().zip(&o.jobs) {
+        if job.kind == crate::domain::workload::JobKind::Inference {
+            continue;
+        }
+        if let Some(s) = out.start {
+            waits.push(crate::domain::workload::time_to_s(s - job.submit));
+        }
+        if let Some(e) = out.end {
+            jcts.push(crate::domain::workload::time_to_s(e - job.submit));
+        }
+    }
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    Some(Shared {
+        slo_attainment: inference.map_or(0.0, |i| i.slo_attainment),
+        usd_per_million_output_tokens: inference.map_or(0.0, |i| i.usd_per_million_output_tokens),
+        training_wait_s: mean(&waits),
+        training_jct_s: mean(&jcts),
+        goodput: sh.goodput,
+        lost_gpu_hours: sh.lost_gpu_hours,
+        reclaims: sh.reclaims as f64,
+    })
 }
 
 /// All runs of a comparison; the first row is the baseline.
@@ -105,13 +171,23 @@ pub fn run_grid(
             let mut b = open_run_backend(backend)?;
             let o =
                 crate::engine::cluster::simulate(&w, b.as_mut()).context("simulation stopped")?;
+            // Serving only where sharing matters: otherwise compare stays a cluster-level comparison.
+            let shared = match crate::engine::cluster::metrics::sharing_report(&w, &o) {
+                Some(_) => {
+                    let inf = crate::engine::serving::serve_services(&w, &o)?;
+                    shared_of(&w, &o, inf.as_ref())
+                }
+                None => None,
+            };
             done();
             Ok(Row {
                 queue: w.scheduler.queue,
                 backfill: w.scheduler.backfill,
                 placement: w.scheduler.placement,
                 seed: w.seed,
+                sharing: w.scheduler.sharing,
                 summary: summarize(&w, &o),
+                shared,
             })
         })
         .collect();
@@ -131,6 +207,8 @@ pub enum Unit {
     Fraction,
     /// A count.
     Count,
+    /// US dollars.
+    Usd,
 }
 
 /// One column of the comparison.
@@ -143,7 +221,7 @@ pub struct Metric {
     /// How it is shown.
     pub unit: Unit,
     /// Where it comes from.
-    pub get: fn(&Summary) -> f64,
+    pub get: fn(&Row) -> f64,
 }
 
 /// The headline metrics, in column order.
@@ -152,57 +230,135 @@ pub const METRICS: [Metric; 9] = [
         key: "makespan_s",
         header: "makespan",
         unit: Unit::Seconds,
-        get: |s| s.makespan_s,
+        get: |r| r.summary.makespan_s,
     },
     Metric {
         key: "jct_mean_s",
         header: "mean JCT",
         unit: Unit::Seconds,
-        get: |s| s.jct_s.mean,
+        get: |r| r.summary.jct_s.mean,
     },
     Metric {
         key: "jct_p99_s",
         header: "p99 JCT",
         unit: Unit::Seconds,
-        get: |s| s.jct_s.p99,
+        get: |r| r.summary.jct_s.p99,
     },
     Metric {
         key: "wait_mean_s",
         header: "mean wait",
         unit: Unit::Seconds,
-        get: |s| s.wait_s.mean,
+        get: |r| r.summary.wait_s.mean,
     },
     Metric {
         key: "wait_p99_s",
         header: "p99 wait",
         unit: Unit::Seconds,
-        get: |s| s.wait_s.p99,
+        get: |r| r.summary.wait_s.p99,
     },
     Metric {
         key: "gpu_utilization",
         header: "GPU util",
         unit: Unit::Fraction,
-        get: |s| s.gpu_utilization,
+        get: |r| r.summary.gpu_utilization,
     },
     Metric {
         key: "gangs_split",
         header: "gangs split",
         unit: Unit::Count,
-        get: |s| s.training_gangs_split as f64,
+        get: |r| r.summary.training_gangs_split as f64,
     },
     Metric {
         key: "completed",
         header: "completed",
         unit: Unit::Count,
-        get: |s| s.jobs.completed as f64,
+        get: |r| r.summary.jobs.completed as f64,
     },
     Metric {
         key: "unschedulable",
         header: "unschedulable",
         unit: Unit::Count,
-        get: |s| s.jobs.unschedulable as f64,
+        get: |r| r.summary.jobs.unschedulable as f64,
     },
 ];
+
+/// The serving and sharing columns, shown when the rows have them.
+pub const SHARED_METRICS: [Metric; 7] = [
+    Metric {
+        key: "slo_attainment",
+        header: "SLO met",
+        unit: Unit::Fraction,
+        get: |r| r.shared.map_or(0.0, |s| s.slo_attainment),
+    },
+    Metric {
+        key: "training_wait_mean_s",
+        header: "train wait",
+        unit: Unit::Seconds,
+        get: |r| r.shared.map_or(0.0, |s| s.training_wait_s),
+    },
+    Metric {
+        key: "training_jct_mean_s",
+        header: "train JCT",
+        unit: Unit::Seconds,
+        get: |r| r.shared.map_or(0.0, |s| s.training_jct_s),
+    },
+    Metric {
+        key: "goodput",
+        header: "goodput",
+        unit: Unit::Fraction,
+        get: |r| r.shared.map_or(0.0, |s| s.goodput),
+    },
+    Metric {
+        key: "lost_gpu_hours",
+        header: "lost GPU-h",
+        unit: Unit::Count,
+        get: |r| r.shared.map_or(0.0, |s| s.lost_gpu_hours),
+    },
+    Metric {
+        key: "reclaims",
+        header: "reclaims",
+        unit: Unit::Count,
+        get: |r| r.shared.map_or(0.0, |s| s.reclaims),
+    },
+    Metric {
+        key: "usd_per_million_output_tokens",
+        header: "$/M out tok",
+        unit: Unit::Usd,
+        get: |r| r.shared.map_or(0.0, |s| s.usd_per_million_output_tokens),
+    },
+];
+
+/// The columns of a comparison: the headline metrics, then the sharing ones when its rows have them.
+fn metrics(c: &Comparison) -> Vec<&'static Metric> {
+    let mut m: Vec<&'static Metric> = METRICS.iter().collect();
+    if c.rows.iter().any(|r| r.shared.is_some()) {
+        m.extend(SHARED_METRICS.iter());
+    }
+    m
+}
+
+/// Names of the policy columns, and their values for a row: sharing only when the rows have it.
+fn key_columns(c: &Comparison) -> Vec<&'static str> {
+    let mut k = vec!["queue", "backfill", "placement"];
+    if c.rows.iter().any(|r| r.shared.is_some()) {
+        k.push("sharing");
+    }
+    k.push("seed");
+    k
+}
+
+fn key_values(c: &Comparison, r: &Row) -> Vec<String> {
+    key_columns(c)
+        .iter()
+        .map(|&k| match k {
+            "queue" => enum_name(&r.queue),
+            "backfill" => enum_name(&r.backfill),
+            "placement" => enum_name(&r.placement),
+            "sharing" => r.sharing.as_str().to_string(),
+            _ => r.seed.to_string(),
+        })
+        .collect()
+}
 
 /// A value against the baseline: (absolute delta, relative delta in %; `None` when the baseline is 0).
 pub fn delta(value: f64, base: f64) -> (f64, Option<f64>) {
@@ -216,6 +372,7 @@ fn show(unit: Unit, v: f64) -> String {
         Unit::Seconds => human_s(v),
         Unit::Fraction => format!("{:.1}%", v * 100.0),
         Unit::Count => format!("{v:.0}"),
+        Unit::Usd => format!("${v:.2}"),
     }
 }
 
@@ -226,11 +383,12 @@ fn show_delta(unit: Unit, d: f64) -> String {
         Unit::Seconds => format!("{sign}{}", human_s(m)),
         Unit::Fraction => format!("{sign}{:.1}pp", m * 100.0),
         Unit::Count => format!("{sign}{m:.0}"),
+        Unit::Usd => format!("{sign}${m:.2}"),
     }
 }
 
 /// A table cell: the value, then for later rows its delta against the baseline, "(=)" when equal.
-fn cell(m: &Metric, row: &Summary, base: &Summary, baseline: bool) -> String {
+fn cell(m: &Metric, row: &Row, base: &Row, baseline: bool) -> String {
     let (v, b) = ((m.get)(row), (m.get)(base));
     if baseline {
         return show(m.unit, v);
@@ -270,11 +428,9 @@ impl CompareFormat {
 
 /// Header and cells of the human tables.
 fn cells(c: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header: Vec<String> = ["queue", "backfill", "placement", "seed"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    header.extend(METRICS.iter().map(|m| m.header.to_string()));
+    let mut header: Vec<String> = key_columns(c).iter().map(|s| s.to_string()).collect();
+    let ms = metrics(c);
+    header.extend(ms.iter().map(|m| m.header.to_string()));
     let Some(base) = c.rows.first() else {
         return (header, Vec::new());
     };
@@ -283,17 +439,8 @@ fn cells(c: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let mut line = vec![
-                enum_name(&r.queue),
-                enum_name(&r.backfill),
-                enum_name(&r.placement),
-                r.seed.to_string(),
-            ];
-            line.extend(
-                METRICS
-                    .iter()
-                    .map(|m| cell(m, &r.summary, &base.summary, i == 0)),
-            );
+            let mut line = key_values(c, r);
+            line.extend(ms.iter().map(|m| cell(m, r, base, i == 0)));
             line
         })
         .collect();
@@ -361,13 +508,9 @@ fn csv_num(v: Option<f64>) -> String {
 
 fn csv(c: &Comparison) -> String {
     let mut wtr = csv::Writer::from_writer(Vec::new());
-    let mut header = vec![
-        "queue".to_string(),
-        "backfill".into(),
-        "placement".into(),
-        "seed".into(),
-    ];
-    for m in &METRICS {
+    let mut header: Vec<String> = key_columns(c).iter().map(|s| s.to_string()).collect();
+    let ms = metrics(c);
+    for m in &ms {
         header.push(m.key.into());
         header.push(format!("{}_delta", m.key));
         header.push(format!("{}_delta_pct", m.key));
@@ -375,14 +518,9 @@ fn csv(c: &Comparison) -> String {
     let _ = wtr.write_record(&header);
     if let Some(base) = c.rows.first() {
         for r in &c.rows {
-            let mut rec = vec![
-                enum_name(&r.queue),
-                enum_name(&r.backfill),
-                enum_name(&r.placement),
-                r.seed.to_string(),
-            ];
-            for m in &METRICS {
-                let (v, b) = ((m.get)(&r.summary), (m.get)(&base.summary));
+            let mut rec = key_values(c, r);
+            for m in &ms {
+                let (v, b) = ((m.get)(r), (m.get)(base));
                 let (abs, pct) = delta(v, b);
                 rec.extend([csv_num(Some(v)), csv_num(Some(abs)), csv_num(pct)]);
             }
@@ -397,10 +535,10 @@ fn json(c: &Comparison) -> String {
         .rows
         .iter()
         .map(|r| {
-            let base = &c.rows[0].summary;
+            let base = &c.rows[0];
             let mut metrics = serde_json::Map::new();
-            for m in &METRICS {
-                let (v, b) = ((m.get)(&r.summary), (m.get)(base));
+            for m in self::metrics(c) {
+                let (v, b) = ((m.get)(r), (m.get)(base));
                 let (abs, pct) = delta(v, b);
                 metrics.insert(
                     m.key.into(),
@@ -411,6 +549,7 @@ fn json(c: &Comparison) -> String {
                 "queue": r.queue,
                 "backfill": r.backfill,
                 "placement": r.placement,
+                "sharing": r.sharing,
                 "seed": r.seed,
                 "metrics": metrics,
             })
@@ -466,7 +605,9 @@ mod tests {
             backfill: Backfill::Easy,
             placement,
             seed: 1,
+            sharing: crate::domain::workload::Sharing::Static,
             summary: s,
+            shared: None,
         };
         Comparison {
             workload: "w".into(),
@@ -483,6 +624,7 @@ mod tests {
             queues: vec![QueuePolicy::Sjf, QueuePolicy::Fifo],
             placements: vec![PlacementPolicy::BestFit],
             backfills: vec![],
+            sharings: vec![],
             seeds: vec![3, 1],
         };
         let o: Vec<_> = g

@@ -43,6 +43,10 @@ pub struct Report {
     /// Request-level results of inference services with a `serving` spec (absent when there are none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inference: Option<crate::engine::serving::InferenceReport>,
+    /// How training and inference shared the fleet (present with autoscaled services, elastic or
+    /// checkpointed jobs, or a sharing policy other than static).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<crate::engine::cluster::metrics::SharingReport>,
     /// Run-specific facts (excluded from determinism checks).
     pub run: RunInfo,
 }
@@ -161,6 +165,7 @@ impl Report {
                 })
                 .collect(),
             inference: None,
+            sharing: crate::engine::cluster::metrics::sharing_report(w, o),
             engine: EngineInfo {
                 rounds: o.rounds,
                 kernel_calls: o.kernel.kernel_calls,
@@ -285,6 +290,22 @@ impl Report {
                 inf.usd_per_million_output_tokens
             );
         }
+        if let Some(sh) = &self.sharing {
+            let _ = writeln!(
+                t,
+                "sharing    {}: GPUs held by inference {:.0}, training {:.0} (mean); {} reclaims ({} preempted, {} shrunk, \
+                 latency mean {}); lost {:.1} GPU-h; goodput {:.1} %",
+                sh.policy.as_str(),
+                sh.inference_gpus.mean,
+                sh.training_gpus.mean,
+                sh.reclaims,
+                sh.preempted,
+                sh.shrunk,
+                human_s(sh.reclaim_latency_s.mean),
+                sh.lost_gpu_hours,
+                sh.goodput * 100.0
+            );
+        }
         let _ = writeln!(
             t,
             "stranded GPUs (free but too few for the head gang): mean {:.1}, max {}",
@@ -369,6 +390,8 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
         "backfilled",
         "slowdown",
         "state",
+        "resizes",
+        "lost_gpu_hours",
     ]);
     let opt = |t: Option<u64>| t.map_or(String::new(), |t| fmt_s(time_to_s(t)));
     for (job, out) in w.jobs.iter().zip(&o.jobs) {
@@ -396,6 +419,8 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
             out.backfilled.to_string(),
             format!("{:.4}", out.slowdown),
             state.to_string(),
+            out.resizes.to_string(),
+            format!("{:.6}", out.lost_gpu_time as f64 / 3.6e9),
         ]);
     }
     String::from_utf8(wtr.into_inner().unwrap_or_default()).unwrap_or_default()

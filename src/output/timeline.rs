@@ -163,6 +163,8 @@ mod tests {
             busy_gpu_time: 0,
             rounds: 0,
             kernel: Default::default(),
+            services: Vec::new(),
+            reclaims: Default::default(),
         }
     }
 

@@ -81,7 +81,7 @@ pub fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) 
 }
 
 /// Bundled workloads too large to run many times in the suite (tests/pinned.rs runs each once).
-pub const LARGE: [&str; 1] = ["ultrascale-week.toml"];
+pub const LARGE: [&str; 2] = ["ultrascale-week.toml", "dynamic-fleet.toml"];
 
 /// Every bundled workload file (`workloads/*.toml|json`) but the [`LARGE`] ones, relative to the
 /// repository, sorted.

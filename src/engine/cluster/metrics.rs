@@ -318,3 +318,148 @@ mod tests {
         assert_eq!(Stats::of(&mut []).mean, 0.0);
     }
 }
+
+/// A time-weighted mean and the extremes of a quantity over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Level {
+    /// Time-weighted mean.
+    pub mean: f64,
+    /// Lowest.
+    pub min: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+impl Level {
+    /// Of a step function given as (time, value) changes, from the first change to `end`.
+    pub fn of_steps(points: &[(u64, f64)], end: u64) -> Level {
+        let (Some(&(t0, _)), true) = (points.first(), end > 0) else {
+            return Level {
+                mean: 0.0,
+                min: 0.0,
+                max: 0.0,
+            };
+        };
+        let (mut area, mut min, mut max) = (0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for (k, &(t, v)) in points.iter().enumerate() {
+            let next = points.get(k + 1).map_or(end, |p| p.0).min(end);
+            if t < end {
+                area += v * next.saturating_sub(t) as f64;
+            }
+            min = min.min(v);
+            max = max.max(v);
+        }
+        let span = end.saturating_sub(t0).max(1) as f64;
+        Level {
+            mean: area / span,
+            min,
+            max,
+        }
+    }
+}
+
+/// Replicas of one autoscaled service over its lifetime.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceReplicas {
+    /// Job id.
+    pub id: String,
+    /// Replicas serving or starting.
+    pub replicas: Level,
+    /// (time s, replicas) at the start and every change.
+    pub timeline: Vec<(f64, u32)>,
+}
+
+/// `sharing` in report.json.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharingReport {
+    /// Policy as run.
+    pub policy: crate::domain::workload::Sharing,
+    /// GPUs held by inference services (time-weighted over the makespan).
+    pub inference_gpus: Level,
+    /// GPUs held by training and RL jobs.
+    pub training_gpus: Level,
+    /// Autoscaled services.
+    pub services: Vec<ServiceReplicas>,
+    /// Scale-ups that preempted or shrank training.
+    pub reclaims: u64,
+    /// Training jobs preempted for them.
+    pub preempted: u64,
+    /// Elastic jobs shrunk for them.
+    pub shrunk: u64,
+    /// From the evaluation that wanted the replica to the replica serving, seconds.
+    pub reclaim_latency_s: Stats,
+    /// Training GPU-hours lost to preemptions and resizes (since the last checkpoint, plus restart cost).
+    pub lost_gpu_hours: f64,
+    /// Training GPU-hours spent writing checkpoints.
+    pub checkpoint_gpu_hours: f64,
+    /// Training GPU-hours held.
+    pub training_gpu_hours: f64,
+    /// Useful training GPU-hours / training GPU-hours held (held less lost and checkpoint time).
+    pub goodput: f64,
+    /// Elastic resizes and replica changes.
+    pub resizes: u64,
+}
+
+/// The sharing section, when the run has anything to say about it.
+pub fn sharing_report(w: &Workload, o: &Outcome) -> Option<SharingReport> {
+    let relevant = w.scheduler.sharing != crate::domain::workload::Sharing::Static
+        || !o.services.is_empty()
+        || w.jobs
+            .iter()
+            .any(|j| j.elastic.is_some() || j.checkpoint.is_some());
+    if !relevant {
+        return None;
+    }
+    let end = o.samples.last().map_or(0, |s| s.time).max(o.makespan);
+    let inf: Vec<(u64, f64)> = o
+        .samples
+        .iter()
+        .map(|s| (s.time, s.inference_gpus as f64))
+        .collect();
+    let train: Vec<(u64, f64)> = o
+        .samples
+        .iter()
+        .map(|s| (s.time, (s.busy_gpus - s.inference_gpus) as f64))
+        .collect();
+    let mut held = 0u128;
+    for seg in &o.segments {
+        if w.jobs[seg.job as usize].kind != JobKind::Inference {
+            let g: u64 = seg.domains.iter().map(|&(_, g)| g as u64).sum();
+            held += (seg.end - seg.start) as u128 * g as u128;
+        }
+    }
+    let lost: u128 = o.jobs.iter().map(|j| j.lost_gpu_time).sum();
+    let ckpt: u128 = o.jobs.iter().map(|j| j.checkpoint_gpu_time).sum();
+    let hours = |x: u128| x as f64 / 3.6e9;
+    let mut latency: Vec<f64> = o.reclaims.latencies.iter().map(|&t| time_to_s(t)).collect();
+    Some(SharingReport {
+        policy: w.scheduler.sharing,
+        inference_gpus: Level::of_steps(&inf, end),
+        training_gpus: Level::of_steps(&train, end),
+        services: o
+            .services
+            .iter()
+            .map(|s| {
+                let pts: Vec<(u64, f64)> = s.timeline.iter().map(|&(t, n)| (t, n as f64)).collect();
+                ServiceReplicas {
+                    id: w.jobs[s.job].id.clone(),
+                    replicas: Level::of_steps(&pts[..pts.len().saturating_sub(1)], s.end),
+                    timeline: s.timeline.iter().map(|&(t, n)| (time_to_s(t), n)).collect(),
+                }
+            })
+            .collect(),
+        reclaims: o.reclaims.count,
+        preempted: o.reclaims.preempted,
+        shrunk: o.reclaims.shrunk,
+        reclaim_latency_s: Stats::of(&mut latency),
+        lost_gpu_hours: hours(lost),
+        checkpoint_gpu_hours: hours(ckpt),
+        training_gpu_hours: hours(held),
+        goodput: if held > 0 {
+            1.0 - (lost + ckpt).min(held) as f64 / held as f64
+        } else {
+            1.0
+        },
+        resizes: o.jobs.iter().map(|j| u64::from(j.resizes)).sum(),
+    })
+}

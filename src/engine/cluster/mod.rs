@@ -17,6 +17,7 @@
 pub mod metrics;
 pub mod placement;
 pub mod queue;
+pub mod sharing;
 
 use crate::domain::cluster::{span, Allocation, ClusterState, LEVEL_POOL};
 use crate::domain::workload::{Backfill, Job, QueuePolicy, Time, Workload};
@@ -65,6 +66,14 @@ pub struct JobOutcome {
     pub slowdown: f64,
     /// RL jobs: where a step's time goes on the last placement.
     pub rl: Option<crate::perf::rl::RlBreakdown>,
+    /// Times its GPUs changed without a preemption: an elastic job shrunk or grown, a service's replicas
+    /// started or stopped.
+    pub resizes: u32,
+    /// GPU-microseconds of work lost to preemptions and resizes: the time since the last checkpoint and the
+    /// restart cost, on the GPUs it held.
+    pub lost_gpu_time: u128,
+    /// GPU-microseconds spent writing checkpoints.
+    pub checkpoint_gpu_time: u128,
 }
 
 /// One sample of the cluster over time, taken after every round that changed something.
@@ -74,6 +83,8 @@ pub struct Sample {
     pub time: Time,
     /// GPUs held by running jobs.
     pub busy_gpus: u64,
+    /// Of those, held by inference services.
+    pub inference_gpus: u64,
     /// Jobs waiting.
     pub queued: u32,
     /// Jobs running.
@@ -153,6 +164,10 @@ pub struct Outcome {
     pub rounds: u64,
     /// Kernel counters.
     pub kernel: KernelStats,
+    /// Autoscaled services as served live, in workload order.
+    pub services: Vec<sharing::ServiceRun>,
+    /// Capacity reclaimed from training for inference.
+    pub reclaims: sharing::Reclaims,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -161,6 +176,8 @@ enum Event {
     Finish { job: u32, epoch: u32 },
     /// Under LAS, a running job's attained service reaches its queue's threshold (stale like `Finish`).
     Demote { job: u32, epoch: u32 },
+    /// An autoscaled service evaluates its load (stale like `Finish`).
+    Scale { job: u32, epoch: u32 },
 }
 
 /// Per-job mutable state.
@@ -181,6 +198,8 @@ struct Live {
     attained: u128,
     /// LAS queue.
     level: u8,
+    /// GPUs held now.
+    held: u64,
 }
 
 /// Where a run stands, handed to the observer of [`simulate_with`].
@@ -200,7 +219,7 @@ pub const PROGRESS_EVERY: u64 = 512;
 
 /// Runs a workload to the end.
 pub fn simulate(w: &Workload, backend: &mut dyn CostBackend) -> Result<Outcome, KernelError> {
-    Engine::new(w, backend).run(&mut |_| {})
+    simulate_with(w, backend, &mut |_| {})
 }
 
 /// Runs a workload to the end, calling `progress` every [`PROGRESS_EVERY`] instants and once at the end
@@ -210,7 +229,16 @@ pub fn simulate_with(
     backend: &mut dyn CostBackend,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, KernelError> {
-    Engine::new(w, backend).run(progress)
+    // Autoscaled services are placed with the replicas the sharing policy gives them at start.
+    match sharing::placed_workload(w) {
+        Some(placed) => {
+            let mut e = Engine::new(&placed, backend);
+            // As the workload asks (the placed copy may hold the static reserve instead).
+            e.initial_replicas = Engine::new_initial(w);
+            e.run(progress)
+        }
+        None => Engine::new(w, backend).run(progress),
+    }
 }
 
 struct Engine<'a> {
@@ -245,6 +273,19 @@ struct Engine<'a> {
     fair: Option<Fair>,
     /// Running jobs by (expected end, index).
     by_end: std::collections::BTreeSet<(Time, u32)>,
+    /// GPUs held by inference jobs.
+    inference_busy: u64,
+    /// Autoscaled services while they run, by job index.
+    services: std::collections::BTreeMap<usize, sharing::ServiceLive>,
+    /// Finished autoscaled services.
+    served: Vec<sharing::ServiceRun>,
+    reclaims: sharing::Reclaims,
+    /// Jobs of `sharing = "elastic"` running below their size.
+    shrunk: std::collections::BTreeSet<usize>,
+    /// Replicas each autoscaled service serves with at its start (the workload's, clamped).
+    initial_replicas: std::collections::BTreeMap<usize, u32>,
+    /// The service whose evaluation is running (out of `services` meanwhile).
+    scaling: Option<usize>,
 }
 
 /// Weighted dominant share across tenants. A tenant's dominant share is the largest, over GPU models, of
@@ -369,6 +410,9 @@ impl<'a> Engine<'a> {
                     backfilled: false,
                     slowdown: 1.0,
                     rl: None,
+                    resizes: 0,
+                    lost_gpu_time: 0,
+                    checkpoint_gpu_time: 0,
                 };
                 n
             ],
@@ -389,7 +433,25 @@ impl<'a> Engine<'a> {
             started: Vec::new(),
             fair: (w.scheduler.queue == QueuePolicy::FairShare).then(|| Fair::new(w)),
             by_end: Default::default(),
+            inference_busy: 0,
+            services: Default::default(),
+            served: Vec::new(),
+            reclaims: Default::default(),
+            shrunk: Default::default(),
+            initial_replicas: Engine::new_initial(w),
+            scaling: None,
         }
+    }
+
+    /// Replicas each autoscaled service of `w` starts serving with.
+    fn new_initial(w: &Workload) -> std::collections::BTreeMap<usize, u32> {
+        w.jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| {
+                sharing::autoscale_of(j).map(|a| (i, sharing::initial_replicas(j.replicas, &a)))
+            })
+            .collect()
     }
 
     fn push(&mut self, t: Time, e: Event) {
@@ -436,6 +498,9 @@ impl<'a> Engine<'a> {
                     Some(Reverse((_, _, Event::Demote { job, epoch }))) => {
                         self.demote(job as usize, epoch)
                     }
+                    Some(Reverse((_, _, Event::Scale { job, epoch }))) => {
+                        self.scale(job as usize, epoch)?
+                    }
                     None => break,
                 }
             }
@@ -446,6 +511,7 @@ impl<'a> Engine<'a> {
                 self.next_arrival += 1;
             }
             self.round()?;
+            self.grow_shrunk()?;
             self.sample();
             instants += 1;
             if instants.is_multiple_of(PROGRESS_EVERY) {
@@ -462,6 +528,8 @@ impl<'a> Engine<'a> {
         let mut kernel = self.scratch.stats;
         kernel.kernel_calls += self.what_if.stats.kernel_calls;
         kernel.pairs += self.what_if.stats.pairs;
+        let mut services = std::mem::take(&mut self.served);
+        services.sort_by_key(|s| s.job);
         Ok(Outcome {
             jobs: self.out,
             samples: self.samples,
@@ -470,6 +538,8 @@ impl<'a> Engine<'a> {
             busy_gpu_time: self.busy_gpu_time,
             rounds: self.rounds,
             kernel,
+            services,
+            reclaims: self.reclaims,
         })
     }
 
@@ -477,6 +547,7 @@ impl<'a> Engine<'a> {
         let s = Sample {
             time: self.now,
             busy_gpus: self.busy,
+            inference_gpus: self.inference_busy,
             queued: self.pending.len() as u32,
             running: self.running,
             stranded_gpus: self.stranded(),
@@ -486,10 +557,17 @@ impl<'a> Engine<'a> {
             Some(last)
                 if (
                     last.busy_gpus,
+                    last.inference_gpus,
                     last.queued,
                     last.running,
                     last.stranded_gpus,
-                ) == (s.busy_gpus, s.queued, s.running, s.stranded_gpus) => {}
+                ) == (
+                    s.busy_gpus,
+                    s.inference_gpus,
+                    s.queued,
+                    s.running,
+                    s.stranded_gpus,
+                ) => {}
             _ => self.samples.push(s),
         }
     }
@@ -518,8 +596,18 @@ impl<'a> Engine<'a> {
         total
     }
 
-    /// What a placement of `j` on `gangs` means: GPUs per domain, run time, and why.
+    /// What a placement of `j` on `gangs` means: GPUs per domain, run time (checkpoint stalls included),
+    /// and why.
     fn placement_cost(&self, j: usize, gangs: &[Allocation]) -> PlacementCost {
+        let mut c = self.compute_cost(j, gangs);
+        if let Some(ck) = self.w.jobs[j].checkpoint {
+            c.run = ck.wall(c.run);
+        }
+        c
+    }
+
+    /// [`Engine::placement_cost`] without checkpoints: the compute time of the remaining work.
+    fn compute_cost(&self, j: usize, gangs: &[Allocation]) -> PlacementCost {
         let per_domain = gpus_per_domain(&self.w.cluster, gangs.iter().flatten());
         let remaining = self.live[j].remaining;
         let job = &self.w.jobs[j];
@@ -570,13 +658,40 @@ impl<'a> Engine<'a> {
             (Some(model), Some(&(d0, _))) => {
                 let preset = &c.pool_of(d0).preset;
                 let counts: Vec<u32> = per_domain.iter().map(|&(_, g)| g).collect();
-                let slowdown = crate::perf::training::slowdown(&model, preset, &counts);
+                let held: u32 = counts.iter().sum();
+                // An elastic job below its size: its step at the GPUs it has against the ideal step at its
+                // size (work is counted in ideal time at full size).
+                let slowdown = if held < job.gpus {
+                    let full = crate::perf::training::ideal_split(preset, job.gpus);
+                    let ideal = crate::perf::training::step_time_s(&model, preset, &full);
+                    let now = crate::perf::training::step_time_s(&model, preset, &counts);
+                    if ideal > 0.0 {
+                        (now / ideal).max(1.0)
+                    } else {
+                        1.0
+                    }
+                } else {
+                    crate::perf::training::slowdown(&model, preset, &counts)
+                };
                 let run = (((remaining as f64) * slowdown).ceil() as Time).max(remaining);
                 PlacementCost {
                     per_domain,
                     factor: slowdown,
                     run,
                     slowdown,
+                    rl: None,
+                }
+            }
+            (None, Some(_)) if job.elastic.is_some() => {
+                // No model: throughput in proportion to the GPUs held.
+                let held: u64 = per_domain.iter().map(|&(_, g)| g as u64).sum();
+                let factor = job.gpus as f64 / held.max(1) as f64;
+                let run = (((remaining as f64) * factor).ceil() as Time).max(remaining);
+                PlacementCost {
+                    per_domain,
+                    factor,
+                    run,
+                    slowdown: factor,
                     rl: None,
                 }
             }
@@ -624,6 +739,7 @@ impl<'a> Engine<'a> {
             return; // preempted since this event was scheduled
         }
         self.stop(j);
+        self.service_ended(j);
         self.live[j].remaining = 0;
         self.jobs_done += 1;
         self.out[j].end = Some(self.now);
@@ -642,13 +758,23 @@ impl<'a> Engine<'a> {
         self.scratch.dirty = true;
         self.freed = true;
         let ran = (self.now - self.live[j].started_at) as u128;
-        self.live[j].attained += ran * self.w.jobs[j].total_gpus() as u128;
+        let held = self.live[j].held;
+        self.live[j].attained += ran * held as u128;
+        if let Some(c) = self.w.jobs[j].checkpoint {
+            let (kept, _) = c.kept(self.now - self.live[j].started_at);
+            let written = kept / c.interval.max(1);
+            self.out[j].checkpoint_gpu_time += (written * c.cost) as u128 * held as u128;
+        }
         self.live[j].level = self.w.scheduler.las.level(self.live[j].attained);
         self.by_end.remove(&(self.live[j].end, j as u32));
         self.live[j].running = false;
         self.live[j].epoch += 1;
         self.segments[self.live[j].segment].end = self.now;
-        self.busy -= self.w.jobs[j].total_gpus();
+        self.busy -= held;
+        if self.w.jobs[j].kind == crate::domain::workload::JobKind::Inference {
+            self.inference_busy -= held;
+        }
+        self.live[j].held = 0;
         self.running -= 1;
     }
 
@@ -690,7 +816,12 @@ impl<'a> Engine<'a> {
         l.running = true;
         l.started_at = self.now;
         let (end, epoch) = (l.end, l.epoch);
-        self.busy += self.w.jobs[j].total_gpus();
+        let held: u64 = l.gangs.iter().flatten().map(|&(_, g)| g as u64).sum();
+        l.held = held;
+        self.busy += held;
+        if self.w.jobs[j].kind == crate::domain::workload::JobKind::Inference {
+            self.inference_busy += held;
+        }
         self.running += 1;
         self.push(
             end,
@@ -700,6 +831,7 @@ impl<'a> Engine<'a> {
             },
         );
         self.schedule_demotion(j);
+        self.service_started(j);
     }
 
     /// Under LAS: when the running job `j` crosses its queue's threshold, a `Demote` event (none in the
@@ -1121,13 +1253,75 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// The work a running job keeps if stopped now, in work units: all it did, or, with checkpoints, what
+    /// its last checkpoint saved; plus the restart cost (time, turned into work for RL) and the GPU-time lost.
+    fn stop_cost(&self, v: usize) -> (Time, u128) {
+        let l = &self.live[v];
+        let elapsed = self.now - l.started_at;
+        let (compute, lost_wall) = match self.w.jobs[v].checkpoint {
+            Some(c) => c.kept(elapsed),
+            None => (elapsed, 0),
+        };
+        let done = (compute as f64 / l.factor).floor() as Time;
+        let restart = if self.w.jobs[v].rl.is_some() {
+            (self.w.scheduler.restart_cost as f64 / l.factor).ceil() as Time
+        } else {
+            self.w.scheduler.restart_cost
+        };
+        let remaining = l.remaining - done.min(l.remaining) + restart;
+        let lost = (lost_wall + self.w.scheduler.restart_cost) as u128 * l.held as u128;
+        (remaining, lost)
+    }
+
+    /// Preempts running job `v`: it goes back to the queue with the work of [`Engine::stop_cost`].
+    fn evict(&mut self, v: usize) {
+        let (remaining, lost) = self.stop_cost(v);
+        self.stop(v);
+        self.shrunk.remove(&v);
+        self.live[v].remaining = remaining;
+        self.out[v].preemptions += 1;
+        self.out[v].lost_gpu_time += lost;
+        self.pending.insert(&self.w.jobs[v], v, self.live[v].level);
+    }
+
+    /// Restarts running job `v` on `gangs` now (GPUs not yet taken): an elastic resize or a service's
+    /// replica change. Training keeps the work of [`Engine::stop_cost`]; a service loses nothing.
+    fn resize(&mut self, v: usize, gangs: Vec<Allocation>, service: bool) {
+        let (remaining, lost) = if service {
+            (self.live[v].end.saturating_sub(self.now), 0)
+        } else {
+            self.stop_cost(v)
+        };
+        let epoch = self.live[v].epoch;
+        self.stop(v);
+        for g in &gangs {
+            self.state.take(&self.w.cluster, g);
+        }
+        self.live[v].remaining = remaining;
+        self.out[v].resizes += 1;
+        self.out[v].lost_gpu_time += lost;
+        if service {
+            // A service keeps its clock: its end and its scale ticks stay (the epoch does not change).
+            let end = self.live[v].end;
+            self.start(v, gangs);
+            self.by_end.remove(&(self.live[v].end, v as u32));
+            self.live[v].end = end;
+            self.by_end.insert((end, v as u32));
+            self.live[v].epoch = epoch;
+        } else {
+            self.start(v, gangs);
+        }
+    }
+
     /// Priority preemption: evicts lower-priority jobs (lowest priority first, then the most recently
     /// started) until `head` fits; evicts nothing if even all of them would not make room.
     fn preempt_for(&mut self, head: usize) -> Result<bool, KernelError> {
         let job = &self.w.jobs[head];
         let head_rank = self.rank(head);
         let mut victims: Vec<usize> = (0..self.live.len())
-            .filter(|&j| self.live[j].running && self.rank(j) < head_rank)
+            .filter(|&j| {
+                self.live[j].running && self.rank(j) < head_rank && !self.services.contains_key(&j)
+            })
             .collect();
         victims.sort_by_key(|&j| (self.rank(j), Reverse(self.live[j].started_at), j));
         let mut state = self.state.clone();
@@ -1143,19 +1337,7 @@ impl<'a> Engine<'a> {
         }
         let Some(n) = needed else { return Ok(false) };
         for &v in &victims[..n] {
-            let l = &self.live[v];
-            // Work done so far, in work units; the restart cost is time, turned into work for RL.
-            let done = ((self.now - l.started_at) as f64 / l.factor).floor() as Time;
-            let restart = if self.w.jobs[v].rl.is_some() {
-                (self.w.scheduler.restart_cost as f64 / l.factor).ceil() as Time
-            } else {
-                self.w.scheduler.restart_cost
-            };
-            let remaining = l.remaining - done.min(l.remaining) + restart;
-            self.stop(v);
-            self.live[v].remaining = remaining;
-            self.out[v].preemptions += 1;
-            self.pending.insert(&self.w.jobs[v], v, self.live[v].level);
+            self.evict(v);
         }
         let placed = placement::place_job(
             &self.w.cluster,

@@ -11,8 +11,10 @@ pub mod traffic;
 
 use crate::domain::workload::{time_to_s, Workload};
 use crate::engine::cluster::metrics::Stats;
+use crate::engine::cluster::sharing::{autoscale_of, ServiceRun};
 use crate::engine::cluster::Outcome;
-use crate::engine::serving::traffic::{check_traffic, serve, ServeOutcome};
+use crate::engine::serving::sim::{summarize, summarize_sessions};
+use crate::engine::serving::traffic::{check_traffic, latencies, serve, ServeOutcome};
 use crate::error::InputError;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -70,10 +72,7 @@ pub struct InferenceReport {
     pub per_service: Vec<ServiceReport>,
 }
 
-/// Seed of service `index`'s traffic: distinct per service, fixed by the workload seed.
-fn service_seed(seed: u64, index: usize) -> u64 {
-    seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
+pub use traffic::service_seed;
 
 /// Refuses a workload whose services would exceed the traffic limits (requests, prompt blocks) over their
 /// whole lifetime, before the cluster runs: seconds of counting instead of minutes of simulation first.
@@ -88,14 +87,73 @@ pub fn check_limits(w: &Workload) -> Result<(), InputError> {
     checks.into_iter().collect()
 }
 
-/// Serves every inference service with a `serving` spec that ran; `None` when there is none.
+/// The report of an autoscaled service the engine served live.
+fn live_report(w: &Workload, o: &Outcome, run: &ServiceRun) -> Option<ServiceReport> {
+    let job = &w.jobs[run.job];
+    let spec = job.serving.as_deref()?;
+    let gpu = crate::domain::catalog::GPU_MODELS.get(run.gpu_model)?;
+    let res = &run.result;
+    let summary = summarize(res, spec.slo);
+    // What its GPUs cost while held, and their idle power whenever held but not powered by a replica.
+    let (mut gpu_us, mut usd) = (0u128, 0.0);
+    for seg in o.segments.iter().filter(|s| s.job as usize == run.job) {
+        for &(d, g) in &seg.domains {
+            let us = u128::from(seg.end - seg.start) * u128::from(g);
+            gpu_us += us;
+            usd += us as f64 / 3.6e9 * w.cluster.pool_of(d).usd_per_gpu_hour;
+        }
+    }
+    let powered: u128 = res
+        .replicas
+        .iter()
+        .map(|r| u128::from(r.powered_us) * u128::from(job.gpus))
+        .sum();
+    let idle_j = crate::perf::inference::PowerFractions::default().idle
+        * gpu.power_w
+        * gpu_us.saturating_sub(powered) as f64
+        / 1e6;
+    let peak = run.timeline.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    let sent = res.requests.iter().filter(|r| !r.cancelled);
+    Some(ServiceReport {
+        id: job.id.clone(),
+        model: spec.model.name.clone(),
+        gpu: gpu.id.to_string(),
+        replicas: peak,
+        gpus_per_replica: job.gpus,
+        start_s: time_to_s(run.start),
+        end_s: time_to_s(run.end),
+        cost_usd: usd,
+        outcome: ServeOutcome {
+            requests: summary.requests,
+            completed: summary.completed,
+            output_tokens: sent
+                .filter(|r| r.done_us.is_some())
+                .map(|r| u64::from(r.output_tokens))
+                .sum(),
+            energy_j: res.energy_j + idle_j,
+            end_us: res.end_us,
+            sessions: matches!(spec.traffic, crate::domain::traffic::Traffic::Sessions(_))
+                .then(|| summarize_sessions(&run.after, res)),
+            latencies: latencies(res, spec.slo),
+            summary,
+        },
+    })
+}
+
+/// Serves every inference service with a `serving` spec that ran; `None` when there is none. Autoscaled
+/// services were served live by the engine ([`Outcome::services`]); the others are served here.
 pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceReport>, InputError> {
     let c = &w.cluster;
+    let live: Vec<ServiceReport> = o
+        .services
+        .iter()
+        .filter_map(|run| live_report(w, o, run))
+        .collect();
     let ran: Vec<(usize, u64, u64, usize)> = w
         .jobs
         .iter()
         .enumerate()
-        .filter(|(_, j)| j.serving.is_some())
+        .filter(|(_, j)| j.serving.is_some() && autoscale_of(j).is_none())
         .filter_map(|(i, _)| {
             let out = &o.jobs[i];
             let first = o.segments.iter().find(|s| s.job as usize == i)?;
@@ -103,7 +161,7 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
             Some((i, out.start?, out.end?, pool))
         })
         .collect();
-    if ran.is_empty() {
+    if ran.is_empty() && live.is_empty() {
         return Ok(None);
     }
     let served: Vec<Result<ServiceReport, InputError>> = ran
@@ -141,7 +199,16 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
             })
         })
         .collect();
-    let per_service = served.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut per_service = served.into_iter().collect::<Result<Vec<_>, _>>()?;
+    per_service.extend(live);
+    // Workload order, whichever way a service was served.
+    let order: std::collections::HashMap<&str, usize> = w
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.id.as_str(), i))
+        .collect();
+    per_service.sort_by_key(|s| order.get(s.id.as_str()).copied());
     let (mut ttft, mut tpot, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
     let (mut requests, mut completed, mut met, mut tokens, mut cost, mut joules) =
         (0, 0, 0, 0, 0.0, 0.0);

@@ -241,6 +241,24 @@ enum Power {
     Off,
     Starting,
     Serving,
+    /// Serving what it holds, routed nothing new; off when it has finished them ([`LiveSim::drain`]).
+    Draining,
+}
+
+/// The speed model of a run: borrowed for a one-shot run, owned by a [`LiveSim`].
+enum Model<'a> {
+    Borrowed(&'a dyn ServiceModel),
+    Owned(Box<dyn ServiceModel + Send>),
+}
+
+impl<'a> std::ops::Deref for Model<'a> {
+    type Target = dyn ServiceModel + 'a;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Model::Borrowed(m) => *m,
+            Model::Owned(m) => m.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -379,12 +397,15 @@ struct Replica {
     own_tokens: u64,
     cache: PrefixCache,
     stats: ReplicaStats,
+    /// When a starting replica serves (its `Ready` event counts only at this time).
+    ready_at: u64,
 }
 
 impl Replica {
     fn new(power: Power) -> Replica {
         Replica {
             power,
+            ready_at: 0,
             powered_since: 0,
             waiting: VecDeque::new(),
             running: Vec::new(),
@@ -408,9 +429,9 @@ struct Progress {
 }
 
 struct Sim<'a> {
-    reqs: &'a [Request],
-    service: &'a dyn ServiceModel,
-    cfg: &'a SimConfig,
+    reqs: std::borrow::Cow<'a, [Request]>,
+    service: Model<'a>,
+    cfg: SimConfig,
     capacity: u64,
     block: u64,
     replicas: Vec<Replica>,
@@ -426,11 +447,18 @@ struct Sim<'a> {
     rr: usize,
     timeline: Vec<(u64, u32)>,
     /// Dependencies, one per request (empty: none).
-    after: &'a [Option<After>],
+    after: std::borrow::Cow<'a, [Option<After>]>,
     /// (parent, child) pairs sorted, to find what a finished request releases.
     children: Vec<(usize, usize)>,
     /// Dependent requests arriving at or after this time are never sent.
     horizon_us: u64,
+    /// Requests with a known arrival (no parent), by (arrival, index); `next` is the first not yet arrived.
+    order: Vec<usize>,
+    next: usize,
+    /// Time of the last event applied.
+    now: u64,
+    /// Draining replicas that went off, with when: the cluster engine collects them ([`LiveSim`]).
+    drained: Vec<(usize, u64)>,
 }
 
 /// Simulates `requests` (any order; served by arrival, ties in input order) on replicas whose speed is
@@ -455,60 +483,73 @@ pub fn simulate_closed_loop(
     service: &dyn ServiceModel,
     cfg: &SimConfig,
 ) -> Result<SimResult, InputError> {
-    cfg.validate()?;
-    if !after.is_empty() && after.len() != requests.len() {
-        return Err(InputError::new(
-            "after",
-            Location::File,
-            format!(
-                "expected one entry per request ({}) or none, found {}",
-                requests.len(),
-                after.len()
-            ),
-        ));
-    }
-    let mut children = Vec::new();
-    for (q, a) in after.iter().enumerate() {
-        if let Some(a) = a {
-            if a.parent >= q {
-                return Err(InputError::field(
-                    "after",
-                    format!("after[{q}].parent"),
-                    format!(
-                        "must name an earlier request (below {q}), found {}",
-                        a.parent
-                    ),
-                ));
-            }
-            children.push((a.parent, q));
+    let mut sim = Sim::new(
+        std::borrow::Cow::Borrowed(requests),
+        std::borrow::Cow::Borrowed(after),
+        horizon_us,
+        Model::Borrowed(service),
+        cfg.clone(),
+    )?;
+    sim.run_until(u64::MAX);
+    let now = sim.now;
+    Ok(sim.finish(now))
+}
+
+impl<'a> Sim<'a> {
+    fn new(
+        requests: std::borrow::Cow<'a, [Request]>,
+        after: std::borrow::Cow<'a, [Option<After>]>,
+        horizon_us: u64,
+        service: Model<'a>,
+        cfg: SimConfig,
+    ) -> Result<Sim<'a>, InputError> {
+        cfg.validate()?;
+        if !after.is_empty() && after.len() != requests.len() {
+            return Err(InputError::new(
+                "after",
+                Location::File,
+                format!(
+                    "expected one entry per request ({}) or none, found {}",
+                    requests.len(),
+                    after.len()
+                ),
+            ));
         }
-    }
-    // Already sorted by child; sort by parent so a finished request finds its children by binary search.
-    children.sort_unstable();
-    let (slots, initial) = match cfg.autoscale {
-        Some(a) => (
-            a.max_replicas,
-            cfg.replicas.clamp(a.min_replicas, a.max_replicas),
-        ),
-        None => (cfg.replicas, cfg.replicas),
-    };
-    let replicas = (0..slots)
-        .map(|i| {
-            Replica::new(if i < initial {
-                Power::Serving
-            } else {
-                Power::Off
+        let mut children = Vec::new();
+        for (q, a) in after.iter().enumerate() {
+            if let Some(a) = a {
+                if a.parent >= q {
+                    return Err(InputError::field(
+                        "after",
+                        format!("after[{q}].parent"),
+                        format!(
+                            "must name an earlier request (below {q}), found {}",
+                            a.parent
+                        ),
+                    ));
+                }
+                children.push((a.parent, q));
+            }
+        }
+        // Already sorted by child; sort by parent so a finished request finds its children by binary search.
+        children.sort_unstable();
+        let (slots, initial) = match cfg.autoscale {
+            Some(a) => (
+                a.max_replicas,
+                cfg.replicas.clamp(a.min_replicas, a.max_replicas),
+            ),
+            None => (cfg.replicas, cfg.replicas),
+        };
+        let replicas = (0..slots)
+            .map(|i| {
+                Replica::new(if i < initial {
+                    Power::Serving
+                } else {
+                    Power::Off
+                })
             })
-        })
-        .collect();
-    let mut sim = Sim {
-        reqs: requests,
-        service,
-        cfg,
-        capacity: service.kv_capacity_tokens(),
-        block: u64::from(cfg.block_tokens),
-        replicas,
-        out: requests
+            .collect();
+        let out: Vec<RequestOutcome> = requests
             .iter()
             .enumerate()
             .map(|(q, r)| RequestOutcome {
@@ -518,76 +559,92 @@ pub fn simulate_closed_loop(
                 cancelled: after.get(q).is_some_and(Option::is_some),
                 ..RequestOutcome::default()
             })
-            .collect(),
-        progress: requests
-            .iter()
-            .map(|r| Progress {
-                generated: 0,
-                target: r.output_tokens.max(1),
-            })
-            .collect(),
-        heap: BinaryHeap::new(),
-        seq: 0,
-        iterations: 0,
-        rr: 0,
-        timeline: vec![(0, initial)],
-        after,
-        children,
-        horizon_us,
-    };
-    let mut order: Vec<usize> = (0..requests.len())
-        .filter(|&q| !sim.out[q].cancelled)
-        .collect();
-    order.sort_by_key(|&i| (requests[i].arrival_us, i));
-    // Known arrivals come from this sorted list, not the heap (which then holds only what the run
-    // creates): the next event is the smaller (time, event) of the two, the heap's order exactly.
-    let mut next = 0usize;
-    let mut now = 0;
-    loop {
-        let listed = order
-            .get(next)
-            .map(|&q| (requests[q].arrival_us, Event::Arrival(q)));
-        let queued = sim.heap.peek().map(|Reverse((t, ev, _))| (*t, *ev));
-        let (t, ev) = match (listed, queued) {
-            (Some(l), Some(h)) if l < h => {
-                next += 1;
-                l
+            .collect();
+        let mut order: Vec<usize> = (0..requests.len()).filter(|&q| !out[q].cancelled).collect();
+        order.sort_by_key(|&i| (requests[i].arrival_us, i));
+        Ok(Sim {
+            capacity: service.kv_capacity_tokens(),
+            block: u64::from(cfg.block_tokens),
+            progress: requests
+                .iter()
+                .map(|r| Progress {
+                    generated: 0,
+                    target: r.output_tokens.max(1),
+                })
+                .collect(),
+            reqs: requests,
+            service,
+            cfg,
+            replicas,
+            out,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            iterations: 0,
+            rr: 0,
+            timeline: vec![(0, initial)],
+            after,
+            children,
+            horizon_us,
+            order,
+            next: 0,
+            now: 0,
+            drained: Vec::new(),
+        })
+    }
+
+    /// Applies every event at or before `limit`, in order. Known arrivals come from the sorted `order`
+    /// list, not the heap (which holds only what the run creates): the next event is the smaller
+    /// (time, event) of the two, the heap's order exactly.
+    fn run_until(&mut self, limit: u64) {
+        loop {
+            let listed = self
+                .order
+                .get(self.next)
+                .map(|&q| (self.reqs[q].arrival_us, Event::Arrival(q)));
+            let queued = self.heap.peek().map(|Reverse((t, ev, _))| (*t, *ev));
+            let (t, ev) = match (listed, queued) {
+                (Some(l), Some(h)) if l < h => l,
+                (Some(l), None) => l,
+                (_, Some(h)) => h,
+                (None, None) => return,
+            };
+            if t > limit {
+                return;
             }
-            (Some(l), None) => {
-                next += 1;
-                l
+            if matches!(listed, Some(l) if l == (t, ev)) {
+                self.next += 1;
+            } else {
+                self.heap.pop();
             }
-            (_, Some(_)) => {
-                let Some(Reverse((t, ev, _))) = sim.heap.pop() else {
-                    break;
-                };
-                (t, ev)
-            }
-            (None, None) => break,
-        };
-        now = t;
-        match ev {
-            Event::Arrival(q) => sim.arrive(q, t),
-            Event::IterationDone(r, id) => {
-                if sim.replicas[r].iteration_id == id {
-                    sim.iteration_done(r, t)
+            self.now = t;
+            match ev {
+                Event::Arrival(q) => self.arrive(q, t),
+                Event::IterationDone(r, id) => {
+                    if self.replicas[r].iteration_id == id {
+                        self.iteration_done(r, t)
+                    }
                 }
-            }
-            Event::Kick(r) => {
-                sim.replicas[r].kicked = false;
-                sim.start_iteration(r, t);
-            }
-            Event::Ready(r) => {
-                sim.replicas[r].power = Power::Serving;
-                sim.record_active(t);
-                sim.maybe_scale_down(t);
+                Event::Kick(r) => {
+                    self.replicas[r].kicked = false;
+                    self.start_iteration(r, t);
+                }
+                Event::Ready(r) => {
+                    let rep = &mut self.replicas[r];
+                    if rep.power != Power::Starting || rep.ready_at != t {
+                        continue; // cancelled (or restarted later) since
+                    }
+                    rep.power = Power::Serving;
+                    self.record_active(t);
+                    if !self.replicas[r].waiting.is_empty() && !self.replicas[r].kicked {
+                        self.replicas[r].kicked = true;
+                        self.push(t, Event::Kick(r));
+                    }
+                    self.maybe_scale_down(t);
+                }
             }
         }
     }
-    Ok(sim.finish(now))
-}
 
-impl Sim<'_> {
     fn push(&mut self, t: u64, ev: Event) {
         self.heap.push(Reverse((t, ev, self.seq)));
         self.seq += 1;
@@ -637,10 +694,19 @@ impl Sim<'_> {
     }
 
     fn route(&mut self, q: usize) -> usize {
-        let serving: Vec<usize> = (0..self.replicas.len())
+        let mut serving: Vec<usize> = (0..self.replicas.len())
             .filter(|&i| self.replicas[i].power == Power::Serving)
             .collect();
-        // At least one replica always serves (min_replicas >= 1, and scale-down keeps it).
+        // At least one replica serves (min_replicas >= 1, and scale-down keeps it); a live service between
+        // its replicas may have only starting ones: the request waits on one of them.
+        if serving.is_empty() {
+            serving = (0..self.replicas.len())
+                .filter(|&i| self.replicas[i].power != Power::Off)
+                .collect();
+        }
+        if serving.is_empty() {
+            serving.push(0);
+        }
         let load = |i: usize| self.replicas[i].outstanding;
         match self.cfg.router {
             Router::RoundRobin => {
@@ -699,7 +765,9 @@ impl Sim<'_> {
     }
 
     fn start_iteration(&mut self, r: usize, t: u64) {
-        if self.replicas[r].iteration.is_some() {
+        if self.replicas[r].iteration.is_some()
+            || matches!(self.replicas[r].power, Power::Starting | Power::Off)
+        {
             return;
         }
         let max_batch = self.cfg.max_batch as usize;
@@ -850,7 +918,19 @@ impl Sim<'_> {
             None => {}
         }
         self.start_iteration(r, t);
+        self.turn_off_if_drained(r, t);
         self.maybe_scale_down(t);
+    }
+
+    /// A draining replica that has finished everything it held goes off.
+    fn turn_off_if_drained(&mut self, r: usize, t: u64) {
+        let rep = &mut self.replicas[r];
+        if rep.power == Power::Draining && rep.outstanding == 0 && rep.iteration.is_none() {
+            rep.power = Power::Off;
+            rep.stats.powered_us += t - rep.powered_since;
+            rep.cache.clear();
+            self.drained.push((r, t));
+        }
     }
 
     fn complete(&mut self, r: usize, q: usize, t: u64) {
@@ -902,6 +982,7 @@ impl Sim<'_> {
             let rep = &mut self.replicas[i];
             rep.power = Power::Starting;
             rep.powered_since = t;
+            rep.ready_at = t + a.scale_up_delay_us;
             self.push(t + a.scale_up_delay_us, Event::Ready(i));
         }
     }
@@ -966,6 +1047,140 @@ impl Sim<'_> {
             gpus_per_replica: gpus,
             energy_j: energy,
         }
+    }
+}
+
+/// A serving run that the cluster engine advances on its own clock, starting and draining replicas as it
+/// allocates GPUs to them. Times are microseconds from the service start. Advanced in one go, with the
+/// replicas it starts with, it is exactly [`simulate_closed_loop`].
+pub struct LiveSim {
+    sim: Sim<'static>,
+}
+
+impl LiveSim {
+    /// A run of `requests` (with `after` dependencies, as [`simulate_closed_loop`]) starting with
+    /// `cfg.replicas` serving replicas; `cfg.autoscale` must be `None` (the engine scales).
+    pub fn new(
+        requests: Vec<Request>,
+        after: Vec<Option<After>>,
+        horizon_us: u64,
+        service: Box<dyn ServiceModel + Send>,
+        cfg: SimConfig,
+    ) -> Result<LiveSim, InputError> {
+        let cfg = SimConfig {
+            autoscale: None,
+            ..cfg
+        };
+        Ok(LiveSim {
+            sim: Sim::new(
+                std::borrow::Cow::Owned(requests),
+                std::borrow::Cow::Owned(after),
+                horizon_us,
+                Model::Owned(service),
+                cfg,
+            )?,
+        })
+    }
+
+    /// Applies every event at or before `t`.
+    pub fn advance(&mut self, t: u64) {
+        self.sim.run_until(t);
+    }
+
+    /// Requests routed to a replica and not finished.
+    pub fn outstanding(&self) -> u64 {
+        self.sim.replicas.iter().map(|r| r.outstanding).sum()
+    }
+
+    /// Replicas serving or starting (not draining).
+    pub fn up(&self) -> u32 {
+        self.sim
+            .replicas
+            .iter()
+            .filter(|r| matches!(r.power, Power::Serving | Power::Starting))
+            .count() as u32
+    }
+
+    /// Replica slots (on, off or draining).
+    pub fn slots(&self) -> usize {
+        self.sim.replicas.len()
+    }
+
+    /// Whether slot `r` holds GPUs (is not off).
+    pub fn is_on(&self, r: usize) -> bool {
+        self.sim
+            .replicas
+            .get(r)
+            .is_some_and(|x| x.power != Power::Off)
+    }
+
+    /// Starts a replica at `t` that serves from `ready_at`: the lowest off slot, or a new one.
+    pub fn start_replica(&mut self, t: u64, ready_at: u64) -> usize {
+        let s = &mut self.sim;
+        let r = match s.replicas.iter().position(|x| x.power == Power::Off) {
+            Some(r) => r,
+            None => {
+                s.replicas.push(Replica::new(Power::Off));
+                s.replicas.len() - 1
+            }
+        };
+        let rep = &mut s.replicas[r];
+        rep.power = Power::Starting;
+        rep.powered_since = t;
+        rep.ready_at = ready_at;
+        s.push(ready_at, Event::Ready(r));
+        r
+    }
+
+    /// A draining replica serves again (taking new requests); `None` if none drains.
+    pub fn undrain(&mut self, t: u64) -> Option<usize> {
+        let r = self
+            .sim
+            .replicas
+            .iter()
+            .rposition(|x| x.power == Power::Draining)?;
+        self.sim.replicas[r].power = Power::Serving;
+        self.sim.record_active(t);
+        Some(r)
+    }
+
+    /// Takes one replica out at `t`: the starting one that would serve last is cancelled, else the highest
+    /// serving slot drains. Returns the slot and whether it is already off (its GPUs free now); a draining
+    /// replica is reported by [`LiveSim::take_drained`] when it has finished its requests.
+    pub fn stop_one(&mut self, t: u64) -> Option<(usize, bool)> {
+        let s = &mut self.sim;
+        let starting = (0..s.replicas.len())
+            .filter(|&i| s.replicas[i].power == Power::Starting)
+            .max_by_key(|&i| (s.replicas[i].ready_at, i));
+        if let Some(r) = starting {
+            if s.replicas[r].outstanding == 0 {
+                let rep = &mut s.replicas[r];
+                rep.power = Power::Off;
+                rep.stats.powered_us += t - rep.powered_since;
+                return Some((r, true));
+            }
+        }
+        let r = s.replicas.iter().rposition(|x| x.power == Power::Serving)?;
+        s.replicas[r].power = Power::Draining;
+        s.record_active(t);
+        s.turn_off_if_drained(r, t);
+        if s.replicas[r].power == Power::Off {
+            s.drained.retain(|&(x, _)| x != r);
+            return Some((r, true));
+        }
+        Some((r, false))
+    }
+
+    /// Draining replicas that went off since the last call, with when.
+    pub fn take_drained(&mut self) -> Vec<(usize, u64)> {
+        std::mem::take(&mut self.sim.drained)
+    }
+
+    /// Runs what is left (requests in flight finish; nothing new is started) and returns the run.
+    pub fn finish(mut self) -> SimResult {
+        self.sim.run_until(u64::MAX);
+        let now = self.sim.now;
+        self.sim.finish(now)
     }
 }
 

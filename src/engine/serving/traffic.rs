@@ -13,6 +13,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+/// Seed of service `index`'s traffic: distinct per service, fixed by the workload seed.
+pub fn service_seed(seed: u64, index: usize) -> u64 {
+    seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Tokens per prefix block in generated `hash_ids` (Mooncake's; matches `SimConfig::default().block_tokens`).
 pub const BLOCK_TOKENS: u32 = 512;
 /// Generated traffic: requests, their dependencies, and whether a cap cut it short.
@@ -35,52 +40,126 @@ fn gap_us(rng: &mut ChaCha8Rng, rate_per_s: f64) -> f64 {
     -(1.0 - u).ln() / rate_per_s * 1e6
 }
 
-/// Arrivals of a Poisson process in `[start_us, end_us)`, drawn lazily.
-struct Arrivals {
+/// Thinning of candidate arrivals: a rate profile, the absolute time of relative time 0, and the stream
+/// that decides acceptance.
+struct Thinning<'a> {
+    profile: &'a RateProfile,
+    max: f64,
+    origin_us: u64,
+    rng: ChaCha8Rng,
+}
+
+/// Arrivals of a Poisson process in `[start_us, end_us)`, drawn lazily. With `thin`, a non-homogeneous
+/// one by thinning (Lewis and Shedler, 1979): `rate_per_s` is then the peak rate, and a candidate at `t`
+/// is kept with probability `multiplier(origin + t) / max_multiplier`.
+struct Arrivals<'a> {
     rng: ChaCha8Rng,
     rate_per_s: f64,
     t: f64,
     end_us: u64,
+    thin: Option<Thinning<'a>>,
 }
 
-impl Iterator for Arrivals {
+impl Iterator for Arrivals<'_> {
     type Item = u64;
     fn next(&mut self) -> Option<u64> {
-        self.t += gap_us(&mut self.rng, self.rate_per_s);
-        // Floor keeps t < end; a non-finite t (never with a validated rate) ends the stream too.
-        (self.t < self.end_us as f64).then_some(self.t as u64)
+        loop {
+            self.t += gap_us(&mut self.rng, self.rate_per_s);
+            // Floor keeps t < end; a non-finite t (never with a validated rate) ends the stream too.
+            let t = (self.t < self.end_us as f64).then_some(self.t as u64)?;
+            let Some(th) = &mut self.thin else {
+                return Some(t);
+            };
+            let u: f64 = th.rng.random();
+            if u * th.max < th.profile.multiplier(th.origin_us.saturating_add(t)) {
+                return Some(t);
+            }
+        }
     }
+}
+
+/// What a draw keeps: the requests, their count, or the count of the candidates at the peak rate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Store,
+    Count,
+    Bound,
 }
 
 /// Draws `traffic` in `[start_us, end_us)`: deterministic in `seed`. Arrival times come from one ChaCha8
 /// stream and sizes from another, so changing a size distribution keeps the arrival times. Stops (and sets
-/// `truncated`) at [`MAX_REQUESTS`] requests or [`MAX_PROMPT_BLOCKS`] block ids.
+/// `truncated`) at [`MAX_REQUESTS`] requests or [`MAX_PROMPT_BLOCKS`] block ids. A rate profile is read
+/// with relative time 0 at cluster time 0 ([`generate_from`] with `origin_us = 0`).
 pub fn generate(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> Generated {
-    draw(traffic, seed, start_us, end_us, true)
+    generate_from(traffic, seed, 0, start_us, end_us)
+}
+
+/// [`generate`] for traffic whose relative time 0 is absolute cluster time `origin_us`; times in the
+/// result stay relative. Only a rate profile reads the origin: its multiplier is taken at
+/// `origin_us + t`. With a profile, candidates are drawn at the peak rate from the arrival stream and
+/// each is kept or not by a third stream, so the sizes stream is untouched; without one nothing changes
+/// (the draws are those of a flat Poisson process, bit for bit, whatever the origin). Sessions: the
+/// profile thins session starts; later calls follow their sessions.
+pub fn generate_from(
+    traffic: &Traffic,
+    seed: u64,
+    origin_us: u64,
+    start_us: u64,
+    end_us: u64,
+) -> Generated {
+    draw(traffic, seed, origin_us, start_us, end_us, Mode::Store)
 }
 
 /// Whether [`generate`] would stop at a cap, and how many requests it would draw: the same draws, nothing
 /// stored (so a workload's limits are checked before any simulation, in memory that does not grow).
 pub fn volume(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> (u64, bool) {
-    let g = draw(traffic, seed, start_us, end_us, false);
+    let g = draw(traffic, seed, 0, start_us, end_us, Mode::Count);
     (g.counted, g.truncated)
 }
 
-fn draw(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64, store: bool) -> Generated {
+/// [`volume`] at the peak rate: every candidate arrival kept, so an upper bound on what
+/// [`generate_from`] draws at any origin (the same as [`volume`] without a rate profile). Requests are
+/// sized in arrival order from their own stream whatever their times, so thinned traffic is a prefix of
+/// the candidates' requests: its count and its prompt blocks are at most these, and it stops at a cap
+/// only if this does.
+pub fn volume_bound(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> (u64, bool) {
+    let g = draw(traffic, seed, 0, start_us, end_us, Mode::Bound);
+    (g.counted, g.truncated)
+}
+
+fn draw(
+    traffic: &Traffic,
+    seed: u64,
+    origin_us: u64,
+    start_us: u64,
+    end_us: u64,
+    mode: Mode,
+) -> Generated {
     let stream = |s: u64| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(s);
         r
     };
-    let rate = match traffic {
-        Traffic::Poisson(p) => p.rate_per_s,
-        Traffic::Sessions(s) => s.sessions_per_s,
+    let store = mode == Mode::Store;
+    let (rate, thin) = match traffic.profile() {
+        None => (traffic.rate_per_s(), None),
+        Some(p) => {
+            let max = p.max_multiplier();
+            let thin = (mode != Mode::Bound).then(|| Thinning {
+                profile: p,
+                max,
+                origin_us,
+                rng: stream(3),
+            });
+            (traffic.rate_per_s() * max, thin)
+        }
     };
     let arrivals = Arrivals {
         rng: stream(1),
         rate_per_s: rate,
         t: start_us as f64,
         end_us,
+        thin,
     };
     let mut sizes = stream(2);
     let mut g = Generated::default();
@@ -206,7 +285,7 @@ pub struct Latencies {
     pub slo_met: u64,
 }
 
-fn latencies(
+pub(crate) fn latencies(
     res: &crate::engine::serving::sim::SimResult,
     slo: crate::domain::traffic::Slo,
 ) -> Latencies {
@@ -224,11 +303,6 @@ fn latencies(
     l
 }
 
-/// Runs `serve`'s traffic on `replicas` replicas of `tp` x `gpu`, for a service that ran from `start_us`
-/// to `end_us` (cluster time). Traffic is drawn in `[0, end - start)` relative to the service start
-/// (derive `seed` per service, or all services draw the same traffic); session calls that would arrive
-/// after the end are not sent, and requests in flight at the end run to completion. Errors (naming
-/// `serve.file` and `serve.path`) when the weights do not fit, or the traffic is too large to simulate.
 fn too_much_traffic(serve: &Serve, duration: u64) -> InputError {
     serve.error(
         &format!("traffic.{}", serve.traffic.rate_field()),
@@ -241,15 +315,23 @@ fn too_much_traffic(serve: &Serve, duration: u64) -> InputError {
 }
 
 /// The traffic limits of a service that may run for at most `duration_us`, checked before any simulation:
-/// the same draws [`serve`] makes (a shorter run draws a prefix of them), counted, not stored.
+/// the same draws [`serve`] makes (a shorter run draws a prefix of them), counted, not stored. With a
+/// rate profile the service's start (the profile's origin) is not known yet, so the candidates at the
+/// peak rate are counted ([`volume_bound`]): an upper bound on what [`serve`] draws from any start.
 pub fn check_traffic(serve: &Serve, duration_us: u64, seed: u64) -> Result<(), InputError> {
     serve.check_volume(duration_us)?;
-    if volume(&serve.traffic, seed, 0, duration_us).1 {
+    if volume_bound(&serve.traffic, seed, 0, duration_us).1 {
         return Err(too_much_traffic(serve, duration_us));
     }
     Ok(())
 }
 
+/// Runs `serve`'s traffic on `replicas` replicas of `tp` x `gpu`, for a service that ran from `start_us`
+/// to `end_us` (cluster time). Traffic is drawn in `[0, end - start)` relative to the service start, a
+/// rate profile read at cluster time `start_us + t` ([`generate_from`] with origin `start_us`). Derive
+/// `seed` per service, or all services draw the same traffic. Session calls that would arrive after the
+/// end are not sent, and requests in flight at the end run to completion. Errors (naming `serve.file` and
+/// `serve.path`) when the weights do not fit, or the traffic is too large to simulate.
 pub fn serve(
     serve: &Serve,
     gpu: &GpuModel,
@@ -281,7 +363,7 @@ pub fn serve(
     })?;
     let duration = end_us.saturating_sub(start_us);
     serve.check_volume(duration)?;
-    let generated = generate(&serve.traffic, seed, 0, duration);
+    let generated = generate_from(&serve.traffic, seed, start_us, 0, duration);
     if generated.truncated {
         return Err(too_much_traffic(serve, duration));
     }
@@ -310,4 +392,104 @@ pub fn serve(
         latencies: latencies(&res, serve.slo),
         summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(median: f64) -> SizeDist {
+        SizeDist {
+            median,
+            sigma: 0.5,
+            min: 1,
+            max: 100_000,
+        }
+    }
+
+    fn poisson(rate_per_s: f64, profile: Option<RateProfile>) -> Traffic {
+        Traffic::Poisson(PoissonTraffic {
+            rate_per_s,
+            prompt_tokens: size(500.0),
+            output_tokens: size(100.0),
+            profile,
+        })
+    }
+
+    fn sessions(sessions_per_s: f64, profile: Option<RateProfile>) -> Traffic {
+        Traffic::Sessions(SessionTraffic {
+            sessions_per_s,
+            turns: size(4.0),
+            first_prompt_tokens: size(2000.0),
+            tokens_per_turn: size(300.0),
+            output_tokens: size(100.0),
+            tool_wait: WaitDist {
+                median_s: 2.0,
+                sigma: 1.0,
+                min_s: 0.0,
+                max_s: 60.0,
+            },
+            max_context_tokens: 32_768,
+            profile,
+        })
+    }
+
+    const HOUR: u64 = 3_600_000_000;
+
+    /// A profile that is 1 everywhere keeps every candidate, so the draws are the flat ones: thinning
+    /// takes nothing from the arrival or size streams beyond the flat draws.
+    #[test]
+    fn a_flat_profile_draws_exactly_the_flat_traffic() {
+        let one = || {
+            Some(RateProfile::Schedule {
+                points: vec![(0, 1.0)],
+                period_us: None,
+            })
+        };
+        for (flat, profiled) in [
+            (poisson(3.0, None), poisson(3.0, one())),
+            (sessions(0.5, None), sessions(0.5, one())),
+        ] {
+            let a = generate(&flat, 5, 0, HOUR);
+            assert!(a.requests.len() > 1000);
+            assert_eq!(a, generate_from(&profiled, 5, 7 * HOUR, 0, HOUR));
+            assert_eq!(a, generate_from(&flat, 5, 7 * HOUR, 0, HOUR));
+        }
+    }
+
+    #[test]
+    fn thinned_traffic_is_a_prefix_of_the_candidates() {
+        let diurnal = || Some(RateProfile::diurnal(10.0, 3.0));
+        for (t, flat) in [
+            (poisson(2.0, diurnal()), poisson(2.0, None)),
+            (sessions(0.2, diurnal()), sessions(0.2, None)),
+        ] {
+            let sizes = |g: &Generated| -> Vec<(u32, u32, Option<After>)> {
+                let after = |q: usize| g.after.get(q).copied().flatten();
+                g.requests
+                    .iter()
+                    .enumerate()
+                    .map(|(q, r)| (r.prompt_tokens, r.output_tokens, after(q)))
+                    .collect()
+            };
+            let candidates = sizes(&generate(&flat, 9, 0, 12 * HOUR));
+            let (bound, cut) = volume_bound(&t, 9, 0, 6 * HOUR);
+            assert!(!cut);
+            for origin in [0, HOUR, 5 * HOUR, 15 * HOUR] {
+                let g = generate_from(&t, 9, origin, 0, 6 * HOUR);
+                assert!(
+                    g.counted < bound,
+                    "origin {origin}: {} >= {bound}",
+                    g.counted
+                );
+                // Sizes are drawn in arrival order whatever the arrival times.
+                let s = sizes(&g);
+                assert!(s.len() > 100 && s[..] == candidates[..s.len()]);
+            }
+            assert_eq!(
+                volume(&t, 9, 0, 6 * HOUR).0,
+                generate(&t, 9, 0, 6 * HOUR).counted
+            );
+        }
+    }
 }

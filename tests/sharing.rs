@@ -1,0 +1,327 @@
+//! One fleet shared by training and autoscaled inference (issue 12): checkpoint losses, reclaims, elastic
+//! shrinking, autoscaling after a traffic step, live serving equal to post-run serving for fixed replicas,
+//! GPU accounting at every sample, determinism. Expected times are computed by hand in the comments.
+
+mod common;
+
+use common::{from_toml, report_value, run};
+use ultrasched::domain::workload::{JobKind, Workload};
+use ultrasched::engine::cluster::Outcome;
+
+/// (start s, end s) of every segment of job `id`, in start order.
+fn segs(w: &Workload, o: &Outcome, id: &str) -> Vec<(f64, f64)> {
+    let j = w.jobs.iter().position(|j| j.id == id).expect("job exists");
+    o.segments
+        .iter()
+        .filter(|s| s.job as usize == j)
+        .map(|s| (s.start as f64 / 1e6, s.end as f64 / 1e6))
+        .collect()
+}
+
+fn job<'a>(w: &Workload, o: &'a Outcome, id: &str) -> &'a ultrasched::engine::cluster::JobOutcome {
+    &o.jobs[w.jobs.iter().position(|j| j.id == id).expect("job exists")]
+}
+
+/// `domains` NVLink domains of one 8-GPU node each.
+fn nodes8(domains: u32, scheduler: &str, jobs: &str) -> String {
+    format!(
+        "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = {domains}\n\
+         [scheduler]\nplacement = \"first-fit\"\n{scheduler}\n{jobs}"
+    )
+}
+
+#[test]
+fn a_preempted_job_loses_the_work_since_its_last_checkpoint() {
+    // a: 8 GPUs, 10,000 s of compute, a 100 s checkpoint after every 1,000 s; b (higher priority) arrives at
+    // 2,500 s. Cycle 1,100 s: two checkpoints done by 2,200 s, so a keeps 2,000 s and loses 300 s, plus the
+    // 50 s restart cost: lost = 350 s x 8 GPUs = 2,800 GPU-s = 0.7778 GPU-h. a restarts at 2,600 with
+    // 10,000 - 2,000 + 50 = 8,050 s of compute: 8 more checkpoints (ceil(8,050 / 1,000) - 1), 8,850 s, so
+    // it ends at 11,450 s.
+    let text = nodes8(
+        1,
+        "queue = \"priority\"\npreemption = true\nrestart_cost_s = 50",
+        "[[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 10000\ncheckpoint_interval_s = 1000\ncheckpoint_s = 100\n\
+         [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 100\npriority = 10\nsubmit_s = 2500\n",
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert_eq!(segs(&w, &o, "a"), vec![(0.0, 2500.0), (2600.0, 11450.0)]);
+    assert_eq!(segs(&w, &o, "b"), vec![(2500.0, 2600.0)]);
+    let a = job(&w, &o, "a");
+    assert_eq!(a.preemptions, 1);
+    assert_eq!(a.lost_gpu_time, 2_800 * 1_000_000);
+    // Checkpoints written: 2 before the preemption, 8 after: 10 x 100 s x 8 GPUs.
+    assert_eq!(a.checkpoint_gpu_time, 8_000 * 1_000_000);
+    let r = report_value(&w, &o);
+    let sh = &r["sharing"];
+    assert!((sh["lost_gpu_hours"].as_f64().unwrap() - 2800.0 / 3600.0).abs() < 1e-9);
+    // Held: a 2,500 + 8,850 s, b 100 s, on 8 GPUs = 91,600 GPU-s; lost + checkpoints 10,800.
+    let goodput = 1.0 - 10_800.0 / 91_600.0;
+    assert!(
+        (sh["goodput"].as_f64().unwrap() - goodput).abs() < 1e-9,
+        "{sh}"
+    );
+}
+
+#[test]
+fn without_checkpoints_a_preempted_job_keeps_its_work() {
+    // The old rule stays for jobs that do not checkpoint: a keeps 2,500 s, redoes the 50 s restart cost.
+    let text = nodes8(
+        1,
+        "queue = \"priority\"\npreemption = true\nrestart_cost_s = 50",
+        "[[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 10000\n\
+         [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 100\npriority = 10\nsubmit_s = 2500\n",
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert_eq!(segs(&w, &o, "a"), vec![(0.0, 2500.0), (2600.0, 10150.0)]);
+    assert_eq!(job(&w, &o, "a").lost_gpu_time, 50 * 8 * 1_000_000);
+}
+
+/// A chat service on 8-GPU replicas: far more requests than one replica keeps below the target, so it wants
+/// its maximum from the first evaluation on.
+fn busy_service(min: u32, max: u32, lifetime: u32) -> String {
+    format!(
+        "[[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 1\ngpus_per_replica = 8\nlifetime_s = {lifetime}\n\
+         priority = 100\n[jobs.serving]\nmodel = \"llama-3-8b\"\n\
+         autoscale = {{ min_replicas = {min}, max_replicas = {max}, target_outstanding = 1, cold_start_s = 10, \
+         cooldown_s = 600, eval_period_s = 5 }}\n\
+         traffic = {{ kind = \"poisson\", rate_per_s = 50, prompt_tokens = {{ median = 1000 }}, \
+         output_tokens = {{ median = 200 }} }}\n"
+    )
+}
+
+#[test]
+fn loan_reclaims_training_capacity_and_the_replica_starts_after_its_victim_stops() {
+    // Two domains: the service's first replica on domain 0, training job t on domain 1 (submitted at 1 s).
+    // At the first evaluation (5 s) the service wants 2 replicas; nothing is free, so t is preempted at 5 s
+    // and the new replica takes domain 1 from 5 s, serving at 15 s (cold start 10 s). t waits until the
+    // service ends at 100 s and then runs its remaining 1,000 - 4 + 50 (restart) = 1,046 s.
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 1000\nsubmit_s = 1\n",
+        busy_service(1, 2, 100)
+    );
+    let text = nodes8(
+        2,
+        "queue = \"priority\"\nsharing = \"loan\"\nrestart_cost_s = 50",
+        &jobs,
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert_eq!(segs(&w, &o, "t"), vec![(1.0, 5.0), (100.0, 1146.0)]);
+    // The service: one replica from 0 to 5 s, two from 5 s (the new one's gang starts when t's ends).
+    assert_eq!(segs(&w, &o, "svc"), vec![(0.0, 5.0), (5.0, 100.0)]);
+    let svc = o
+        .segments
+        .iter()
+        .filter(|s| w.jobs[s.job as usize].id == "svc")
+        .collect::<Vec<_>>();
+    assert_eq!(svc[1].gangs.len(), 2);
+    assert_eq!(o.reclaims.count, 1);
+    assert_eq!(o.reclaims.preempted, 1);
+    // Wanted at 5 s, serving at 15 s.
+    assert_eq!(o.reclaims.latencies, vec![10_000_000]);
+    assert_eq!(job(&w, &o, "t").preemptions, 1);
+    assert_eq!(job(&w, &o, "svc").resizes, 1);
+}
+
+#[test]
+fn static_sharing_reserves_max_replicas_and_training_waits() {
+    // Static: the service holds both domains (its max_replicas) for its whole lifetime; t starts at 100 s.
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 1000\nsubmit_s = 1\n",
+        busy_service(1, 2, 100)
+    );
+    let text = nodes8(2, "queue = \"priority\"\nsharing = \"static\"", &jobs);
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert_eq!(segs(&w, &o, "t"), vec![(100.0, 1100.0)]);
+    assert_eq!(segs(&w, &o, "svc"), vec![(0.0, 100.0)]);
+    assert_eq!(o.reclaims.count, 0);
+    // It served with 1 replica, then 2 from the first evaluation (5 s) on, out of its reserve.
+    assert_eq!(
+        o.services[0].timeline,
+        vec![(0, 1), (5_000_000, 2), (100_000_000, 0)]
+    );
+}
+
+#[test]
+fn elastic_training_shrinks_before_anything_is_preempted() {
+    // Three domains: the service on domain 0, elastic e (16 GPUs, may shrink to 8) on domains 1 and 2.
+    // At 5 s the service wants a second replica: e gives up domain 1's 8 GPUs (no preemption) and runs on
+    // 8 GPUs at half speed (no training model: throughput in proportion to GPUs). It keeps 5 s of work
+    // (no checkpoints) and pays the 50 s restart: 1,000 - 5 + 50 = 1,045 s of work at 2 s per second of
+    // work = 2,090 s, so it ends at 2,095 s. The service holds 16 GPUs until 3,000 s: no room to grow back.
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n",
+        busy_service(1, 2, 3000)
+    );
+    let text = nodes8(
+        3,
+        "queue = \"priority\"\nsharing = \"elastic\"\nrestart_cost_s = 50",
+        &jobs,
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert_eq!(segs(&w, &o, "e"), vec![(0.0, 5.0), (5.0, 2095.0)]);
+    let e = job(&w, &o, "e");
+    assert_eq!((e.preemptions, e.resizes), (0, 1));
+    assert_eq!(o.reclaims.shrunk, 1);
+    assert_eq!(o.reclaims.preempted, 0);
+    let last = o
+        .segments
+        .iter()
+        .rfind(|s| w.jobs[s.job as usize].id == "e")
+        .unwrap();
+    assert_eq!(last.domains, vec![(2, 8)]);
+}
+
+#[test]
+fn loan_without_elastic_preempts_the_elastic_job_instead() {
+    // The same fleet under loan: e is preempted (it cannot shrink), and restarts when the service ends.
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n",
+        busy_service(1, 2, 3000)
+    );
+    let text = nodes8(
+        3,
+        "queue = \"priority\"\nsharing = \"loan\"\nrestart_cost_s = 50",
+        &jobs,
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    let e = job(&w, &o, "e");
+    assert_eq!((e.preemptions, e.resizes), (1, 0));
+    assert_eq!(segs(&w, &o, "e"), vec![(0.0, 5.0), (3000.0, 4045.0)]);
+}
+
+#[test]
+fn gpus_held_by_inference_and_training_add_up_at_every_sample() {
+    // Recomputed from the segments at each sample instant, not read from the engine's counters.
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 1000\nsubmit_s = 1\n\
+         [[jobs]]\nid = \"u\"\ngpus = 4\nduration_s = 300\nsubmit_s = 2\n",
+        busy_service(1, 2, 400)
+    );
+    for sharing in ["static", "loan", "elastic"] {
+        let text = nodes8(
+            3,
+            &format!("queue = \"priority\"\nsharing = \"{sharing}\"\nbackfill = \"easy\""),
+            &jobs,
+        );
+        let w = from_toml(&text);
+        let o = run(&w);
+        let total = w.cluster.total_gpus;
+        for s in &o.samples {
+            let (mut inf, mut train) = (0u64, 0u64);
+            for seg in o
+                .segments
+                .iter()
+                .filter(|g| g.start <= s.time && s.time < g.end)
+            {
+                let g: u64 = seg.domains.iter().map(|&(_, n)| u64::from(n)).sum();
+                if w.jobs[seg.job as usize].kind == JobKind::Inference {
+                    inf += g;
+                } else {
+                    train += g;
+                }
+            }
+            assert_eq!(s.inference_gpus, inf, "{sharing} at {}", s.time);
+            assert_eq!(
+                s.busy_gpus - s.inference_gpus,
+                train,
+                "{sharing} at {}",
+                s.time
+            );
+            assert!(inf + train <= total, "{sharing} at {}", s.time);
+        }
+    }
+}
+
+#[test]
+fn live_serving_of_fixed_replicas_equals_post_run_serving() {
+    // min = max = 3: the live path (evaluations every 5 s, never a change) against the same service without
+    // autoscale, served after the run: the same requests, the same latencies.
+    let service = |autoscale: &str| {
+        nodes8(
+            4,
+            "queue = \"fifo\"",
+            &format!(
+                "[[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 3\ngpus_per_replica = 8\n\
+                 lifetime_s = 600\nsubmit_s = 30\n[jobs.serving]\nmodel = \"llama-3-8b\"\nrouter = \"least-outstanding\"\n\
+                 {autoscale}traffic = {{ kind = \"sessions\", sessions_per_s = 2, turns = {{ median = 4, sigma = 0.5 }}, \
+                 first_prompt_tokens = {{ median = 2000, sigma = 0.5 }}, tokens_per_turn = {{ median = 300 }}, \
+                 output_tokens = {{ median = 150, sigma = 0.5 }}, tool_wait_s = {{ median_s = 2, sigma = 0.5 }} }}\n"
+            ),
+        )
+    };
+    let serve = |text: &str| {
+        let w = from_toml(text);
+        let o = run(&w);
+        let inf = ultrasched::engine::serving::serve_services(&w, &o)
+            .unwrap()
+            .unwrap();
+        (o.services.len(), inf)
+    };
+    let (live_n, live) = serve(&service(
+        "autoscale = { min_replicas = 3, max_replicas = 3, target_outstanding = 4, eval_period_s = 5 }\n",
+    ));
+    let (post_n, post) = serve(&service(""));
+    assert_eq!((live_n, post_n), (1, 0));
+    assert!(live.requests > 1000, "{}", live.requests);
+    assert_eq!(live.requests, post.requests);
+    assert_eq!(live.completed, post.completed);
+    assert_eq!(live.output_tokens, post.output_tokens);
+    assert_eq!(live.ttft_s, post.ttft_s);
+    assert_eq!(live.tpot_s, post.tpot_s);
+    assert_eq!(live.e2e_s, post.e2e_s);
+    assert_eq!(live.slo_attainment, post.slo_attainment);
+    assert_eq!(live.cost_usd, post.cost_usd);
+}
+
+#[test]
+fn autoscaling_follows_a_traffic_step_within_cold_start_and_one_period() {
+    // Traffic x0.05 until 600 s, then x1 (50 requests/s): from the first evaluation after 600 s (at most one
+    // period, 5 s, later) the service starts replicas, which serve 10 s (cold start) after that.
+    let text = nodes8(
+        4,
+        "queue = \"priority\"\nsharing = \"loan\"",
+        "[[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 1\ngpus_per_replica = 8\nlifetime_s = 900\n\
+         [jobs.serving]\nmodel = \"llama-3-8b\"\n\
+         autoscale = { min_replicas = 1, max_replicas = 4, target_outstanding = 8, cold_start_s = 10, cooldown_s = 600, eval_period_s = 5 }\n\
+         traffic = { kind = \"poisson\", rate_per_s = 50, rate_schedule = [[0, 0.05], [600, 0.05], [600.000001, 1.0]], \
+         prompt_tokens = { median = 1000 }, output_tokens = { median = 200 } }\n",
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    let tl = &o.services[0].timeline;
+    let first_up = tl
+        .iter()
+        .find(|&&(_, n)| n > 1)
+        .map(|&(t, _)| t)
+        .expect("scaled up");
+    assert!(first_up > 600_000_000 && first_up <= 605_000_000, "{tl:?}");
+    // Before the step one replica was enough.
+    assert!(tl.iter().all(|&(t, n)| t > 600_000_000 || n == 1), "{tl:?}");
+}
+
+#[test]
+fn live_serving_is_deterministic() {
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n\
+         [[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 500\nsubmit_s = 3\n",
+        busy_service(1, 3, 1200)
+    );
+    let text = nodes8(4, "queue = \"priority\"\nsharing = \"elastic\"", &jobs);
+    let w = from_toml(&text);
+    let (a, b) = (run(&w), run(&w));
+    assert_eq!(report_value(&w, &a), report_value(&w, &b));
+    let (ia, ib) = (
+        ultrasched::engine::serving::serve_services(&w, &a).unwrap(),
+        ultrasched::engine::serving::serve_services(&w, &b).unwrap(),
+    );
+    assert_eq!(
+        serde_json::to_string(&ia).unwrap(),
+        serde_json::to_string(&ib).unwrap()
+    );
+}
