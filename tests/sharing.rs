@@ -325,3 +325,153 @@ fn live_serving_is_deterministic() {
         serde_json::to_string(&ib).unwrap()
     );
 }
+
+/// A small shared fleet as a file, for the command-line tests.
+fn small_fleet(dir: &std::path::Path) -> std::path::PathBuf {
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n\
+         checkpoint_interval_s = 100\ncheckpoint_s = 5\n\
+         [[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 500\nsubmit_s = 3\n",
+        busy_service(1, 2, 600)
+    );
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, nodes8(3, "queue = \"priority\"", &jobs)).unwrap();
+    path
+}
+
+#[test]
+fn compare_puts_the_sharing_policies_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = small_fleet(dir.path());
+    let out = common::bin()
+        .args([
+            "compare",
+            file.to_str().unwrap(),
+            "--sharing",
+            "static,loan,elastic",
+            "--format",
+            "csv",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    for col in [
+        "sharing",
+        "slo_attainment",
+        "training_wait_mean_s",
+        "goodput",
+        "lost_gpu_hours",
+        "usd_per_million_output_tokens",
+    ] {
+        assert!(header.contains(&col), "{col} missing: {}", lines[0]);
+    }
+    let at = header.iter().position(|&c| c == "sharing").unwrap();
+    let policies: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(at).unwrap())
+        .collect();
+    assert_eq!(policies, ["static", "loan", "elastic"]);
+    // Static makes t wait for the reserve; loan and elastic start it at once and reclaim later.
+    let wait = header
+        .iter()
+        .position(|&c| c == "training_wait_mean_s")
+        .unwrap();
+    let waits: Vec<f64> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(wait).unwrap().parse().unwrap())
+        .collect();
+    assert!(waits[0] > waits[1], "{waits:?}");
+}
+
+#[test]
+fn run_writes_the_sharing_report_and_the_checker_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = small_fleet(dir.path());
+    let out_dir = dir.path().join("out");
+    let trace = dir.path().join("trace.json");
+    let out = common::bin()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--sharing",
+            "elastic",
+            "-q",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .arg("--trace-out")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("sharing    elastic"), "{table}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let sh = &r["sharing"];
+    assert_eq!(sh["policy"], "elastic");
+    // Two 8-GPU replicas at most; the mean runs over the whole run (training outlives the service).
+    assert_eq!(sh["inference_gpus"]["max"], 16.0, "{sh}");
+    assert!(sh["inference_gpus"]["mean"].as_f64().unwrap() > 0.0, "{sh}");
+    assert_eq!(sh["services"][0]["id"], "svc");
+    assert_eq!(sh["services"][0]["replicas"]["max"], 2.0);
+    assert!(sh["shrunk"].as_u64().unwrap() >= 1, "{sh}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("GPUs by use over time"),
+        "sharing section missing"
+    );
+    assert!(html.contains("SLO attainment per hour"));
+    let t = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        t.contains("svc replicas start"),
+        "no replica event in the trace"
+    );
+    let check = common::bin().arg("check").arg(&out_dir).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn bad_sharing_input_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, needle) in [
+        (nodes8(1, "sharing = \"shared\"", ""), "sharing"),
+        (
+            nodes8(1, "", "[[jobs]]\nid = \"s\"\nkind = \"inference\"\nreplicas = 1\ngpus_per_replica = 8\nlifetime_s = 10\nelastic = { min_gpus = 8, max_gpus = 8 }\n"),
+            "jobs[0].elastic",
+        ),
+        (
+            nodes8(1, "", "[[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 10\nelastic = { min_gpus = 16, max_gpus = 8 }\n"),
+            "elastic.min_gpus",
+        ),
+        (
+            nodes8(1, "", "[[jobs]]\nid = \"t\"\ngpus = 8\nduration_s = 10\ncheckpoint_s = 5\n"),
+            "checkpoint_s",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = common::bin().arg("validate").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+}

@@ -660,6 +660,9 @@ pub fn report_html(w: &Workload, o: &Outcome, report: &Report) -> String {
     if let Some(s) = inference_latency_section(report) {
         body += &s;
     }
+    if let Some(s) = sharing_section(w, o) {
+        body += &s;
+    }
     let run = &report.run;
     let _ = writeln!(
         body,
@@ -673,6 +676,138 @@ pub fn report_html(w: &Workload, o: &Outcome, report: &Report) -> String {
         report.engine.kernel_calls
     );
     page(&format!("ultrasched report: {}", report.workload), &body)
+}
+
+/// How the fleet was shared over time: GPUs by use (stacked: inference, then training on top, then free up
+/// to the total), each autoscaled service's replicas and request rate, and its SLO attainment per hour.
+fn sharing_section(w: &Workload, o: &Outcome) -> Option<String> {
+    crate::engine::cluster::metrics::sharing_report(w, o)?;
+    let end_s = time_to_s(horizon(o));
+    let (unit, unit_name) = time_unit(end_s);
+    let x = Axis::linear(0.0, end_s / unit, &format!("simulated time ({unit_name})"));
+    let (mut inf, mut busy) = (vec![(0.0, 0.0)], vec![(0.0, 0.0)]);
+    for s in &o.samples {
+        let t = time_to_s(s.time) / unit;
+        inf.push((t, s.inference_gpus as f64));
+        busy.push((t, s.busy_gpus as f64));
+    }
+    let total = w.cluster.total_gpus as f64;
+    let gpus = LineChart {
+        title: "GPUs by use over time (stacked)".into(),
+        x: x.clone(),
+        y: Axis::linear(0.0, total, "GPUs"),
+        series: vec![
+            series("inference", 3, step_points(&inf, end_s / unit).0, true),
+            series(
+                "inference + training",
+                0,
+                step_points(&busy, end_s / unit).0,
+                true,
+            ),
+            series(
+                "fleet (above the line: free)",
+                7,
+                vec![(0.0, total), (end_s / unit, total)],
+                false,
+            ),
+        ],
+        width: WIDTH,
+        height: 260.0,
+    };
+    let mut replicas = Vec::new();
+    let mut rate = Vec::new();
+    let mut slo = Vec::new();
+    for (k, run) in o.services.iter().enumerate() {
+        let job = &w.jobs[run.job];
+        let name = job.id.as_str();
+        let pts: Vec<(f64, f64)> = run
+            .timeline
+            .iter()
+            .map(|&(t, n)| (time_to_s(t) / unit, f64::from(n)))
+            .collect();
+        replicas.push(series(name, k, pts, true));
+        // Requests sent and SLO attainment per hour of arrival.
+        let hours = ((run.end - run.start) as f64 / 3.6e9).ceil().max(1.0) as usize;
+        let (mut sent, mut met) = (vec![0u64; hours], vec![0u64; hours]);
+        let target = job.serving.as_ref().map(|s| s.slo);
+        for r in run.result.requests.iter().filter(|r| !r.cancelled) {
+            let h = ((r.arrival_us as f64 / 3.6e9) as usize).min(hours - 1);
+            sent[h] += 1;
+            met[h] += u64::from(target.is_some_and(|t| r.meets(t)));
+        }
+        let at = |h: usize| (time_to_s(run.start) + (h as f64 + 0.5) * 3600.0) / unit;
+        rate.push(series(
+            name,
+            k,
+            (0..hours)
+                .map(|h| (at(h), sent[h] as f64 / 3600.0))
+                .collect(),
+            false,
+        ));
+        slo.push(series(
+            name,
+            k,
+            (0..hours)
+                .map(|h| {
+                    let v = if sent[h] > 0 {
+                        met[h] as f64 * 100.0 / sent[h] as f64
+                    } else {
+                        f64::NAN
+                    };
+                    (at(h), v)
+                })
+                .collect(),
+            false,
+        ));
+    }
+    let ymax = |v: &[crate::output::svg::Series]| {
+        v.iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|y| y.is_finite())
+            .fold(1.0, f64::max)
+    };
+    let charts = [
+        LineChart {
+            title: "Replicas per autoscaled service".into(),
+            x: x.clone(),
+            y: Axis::linear(0.0, ymax(&replicas), "replicas (serving or starting)"),
+            series: replicas,
+            width: WIDTH,
+            height: 220.0,
+        },
+        LineChart {
+            title: "Traffic per service (requests sent per second, hourly)".into(),
+            x: x.clone(),
+            y: Axis::linear(0.0, ymax(&rate), "requests / s"),
+            series: rate,
+            width: WIDTH,
+            height: 220.0,
+        },
+        LineChart {
+            title: "SLO attainment per hour of arrival".into(),
+            x,
+            y: Axis::linear(0.0, 100.0, "requests meeting both SLOs (%)"),
+            series: slo,
+            width: WIDTH,
+            height: 220.0,
+        },
+    ];
+    let mut content = gpus.render();
+    for c in &charts {
+        if !c.series.is_empty() {
+            content.push('\n');
+            content += &c.render();
+        }
+    }
+    Some(section(
+        "sharing",
+        "Sharing the fleet between training and inference",
+        &format!(
+            "Policy {}: GPUs held by inference services at the bottom, training and RL jobs on top, free              GPUs above up to the fleet; then each autoscaled service's replicas, its traffic and the share              of its requests that met both SLOs, by hour of arrival.",
+            w.scheduler.sharing.as_str()
+        ),
+        &content,
+    ))
 }
 
 /// Columns of a fragmentation-study table (arrived % of cluster capacity).

@@ -108,6 +108,31 @@ pub fn trace_json(w: &Workload, o: &Outcome) -> String {
             s.time
         ));
     }
+    // Autoscaled services: a counter of replicas and an instant event at every start or stop.
+    for run in &o.services {
+        let Some(job) = w.jobs.get(run.job) else {
+            continue;
+        };
+        let mut last = 0u32;
+        for &(t, n) in &run.timeline {
+            ev.push(format!(
+                r#"{{"name":{},"ph":"C","ts":{t},"pid":0,"tid":0,"args":{{"replicas":{n}}}}}"#,
+                js(&format!("replicas {}", job.id))
+            ));
+            if n != last {
+                let what = if n > last {
+                    "replicas start"
+                } else {
+                    "replicas stop"
+                };
+                ev.push(format!(
+                    r#"{{"name":{},"cat":"autoscale","ph":"i","s":"g","ts":{t},"pid":0,"tid":0,"args":{{"from":{last},"to":{n}}}}}"#,
+                    js(&format!("{} {what}", job.id))
+                ));
+            }
+            last = n;
+        }
+    }
     for (seg, ls) in o.segments.iter().zip(&seg_lanes) {
         let Some(job) = w.jobs.get(seg.job as usize) else {
             continue;
