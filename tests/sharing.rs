@@ -475,3 +475,114 @@ fn bad_sharing_input_is_a_located_error() {
         assert!(err.contains(needle), "{needle} not in {err}");
     }
 }
+
+#[test]
+fn an_slo_target_adds_a_replica_per_evaluation_while_ttft_is_above_it() {
+    // Every TTFT is above 1 us: from the first evaluation (5 s) on, one more replica each period, up to 4.
+    // With a 100 s target every p90 is below half of it: one fewer each period (no cool-down), down to 1.
+    let service = |replicas: u32, target: &str| {
+        nodes8(
+            4,
+            "queue = \"priority\"\nsharing = \"loan\"",
+            &format!(
+                "[[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = {replicas}\ngpus_per_replica = 8\n\
+                 lifetime_s = 40\n[jobs.serving]\nmodel = \"llama-3-8b\"\n\
+                 autoscale = {{ min_replicas = 1, max_replicas = 4, target_ttft_p90_s = {target}, slo_window_s = 60, \
+                 cold_start_s = 10, cooldown_s = 0, eval_period_s = 5 }}\n\
+                 traffic = {{ kind = \"poisson\", rate_per_s = 50, prompt_tokens = {{ median = 1000 }}, \
+                 output_tokens = {{ median = 200 }} }}\n"
+            ),
+        )
+    };
+    let s = |t: u64| t * 1_000_000;
+    let w = from_toml(&service(1, "0.000001"));
+    let o = run(&w);
+    assert_eq!(
+        o.services[0].timeline,
+        vec![(0, 1), (s(5), 2), (s(10), 3), (s(15), 4), (s(40), 0)]
+    );
+    let w = from_toml(&service(4, "100"));
+    let o = run(&w);
+    assert_eq!(
+        o.services[0].timeline,
+        vec![(0, 4), (s(5), 3), (s(10), 2), (s(15), 1), (s(40), 0)]
+    );
+}
+
+#[test]
+fn a_request_trace_is_time_scaled_and_looped_over_the_lifetime() {
+    // The bundled Mooncake sample, at twice its rate (time_scale 0.5), looped over an hour. One pass lasts
+    // (span + mean gap) x 0.5; pass k sends the requests whose scaled arrival, plus k passes, is inside the
+    // hour. Recomputed here from the file itself.
+    let trace = common::repo("workloads/traces/mooncake/synthetic_trace.jsonl");
+    let mut arrivals: Vec<u64> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["timestamp"].as_u64().unwrap() * 1000
+        })
+        .collect();
+    arrivals.sort_unstable();
+    let first = arrivals[0];
+    let rel: Vec<u64> = arrivals.iter().map(|a| a - first).collect();
+    let n = rel.len() as u64;
+    let span = *rel.last().unwrap();
+    let period = (((span + span / (n - 1)) as f64) * 0.5).round() as u64;
+    let lifetime = 3_600_000_000u64;
+    let mut want = 0u64;
+    for k in 0.. {
+        if k * period >= lifetime {
+            break;
+        }
+        want += rel
+            .iter()
+            .filter(|&&a| k * period + ((a as f64 * 0.5).round() as u64) < lifetime)
+            .count() as u64;
+    }
+    assert!(
+        want > 2 * n,
+        "the hour holds more than two passes: {want} of {n}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.toml");
+    let text = nodes8(
+        8,
+        "queue = \"priority\"\nsharing = \"loan\"",
+        &format!(
+            "[[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 2\ngpus_per_replica = 8\nlifetime_s = 3600\n\
+             [jobs.serving]\nmodel = \"llama-3-8b\"\nrouter = \"kv-aware\"\n\
+             autoscale = {{ min_replicas = 2, max_replicas = 8, target_outstanding = 16 }}\n\
+             traffic = {{ kind = \"trace\", file = {:?}, format = \"mooncake\", time_scale = 0.5 }}\n",
+            trace
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    let w = ultrasched::input::workload::load(&path, Default::default()).unwrap();
+    let o = run(&w);
+    let inf = ultrasched::engine::serving::serve_services(&w, &o)
+        .unwrap()
+        .unwrap();
+    assert_eq!(inf.requests, want);
+    // A field of another kind is refused, naming it.
+    std::fs::write(
+        &path,
+        nodes8(
+            1,
+            "",
+            &format!(
+                "[[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 1\ngpus_per_replica = 8\nlifetime_s = 60\n\
+                 [jobs.serving]\nmodel = \"llama-3-8b\"\n\
+                 traffic = {{ kind = \"trace\", file = {:?}, format = \"mooncake\", rate_per_s = 3 }}\n",
+                trace
+            ),
+        ),
+    )
+    .unwrap();
+    let e = ultrasched::input::workload::load(&path, Default::default()).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("jobs[0].serving.traffic.rate_per_s"),
+        "{e:#}"
+    );
+}

@@ -465,7 +465,9 @@ fn autoscale_parses_with_defaults() {
         ServeAutoscale {
             min_replicas: 2,
             max_replicas: 32,
-            target_outstanding: 16,
+            target_outstanding: Some(16),
+            target_ttft_p90_us: None,
+            slo_window_us: 300_000_000,
             cold_start_us: None,
             cooldown_us: 600_000_000,
             eval_period_us: 30_000_000,
@@ -514,5 +516,8 @@ fn bad_autoscale_names_the_field() {
     let e = err(&AUTOSCALED.replace("16 }", "16, warm_pool = 1 }"));
     assert!(e.contains("unknown field `warm_pool`"), "{e}");
     let e = err(&AUTOSCALED.replace(", target_outstanding = 16", ""));
-    assert!(e.contains("missing field `target_outstanding`"), "{e}");
+    assert!(
+        e.contains("target_outstanding") && e.contains("is required unless target_ttft_p90_s"),
+        "{e}"
+    );
 }

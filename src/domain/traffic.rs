@@ -23,6 +23,56 @@ pub enum TrafficKind {
     Poisson,
     /// Agentic sessions: chains of calls, each waiting for the previous one and a tool.
     Sessions,
+    /// A request trace (Azure LLM 2023 CSV or Mooncake JSONL), time-scaled and looped over the lifetime.
+    Trace,
+}
+
+/// One request of an imported trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRequest {
+    /// Arrival after the trace's first request, microseconds.
+    pub arrival_us: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// Prompt block ids (Mooncake), empty otherwise.
+    pub hash_ids: Vec<u64>,
+}
+
+/// Validated trace traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceTraffic {
+    /// The requests, arrivals from 0, in arrival order (shared by every service that replays the file).
+    pub requests: std::sync::Arc<Vec<TraceRequest>>,
+    /// Arrival times are multiplied by this (2: half the rate).
+    pub time_scale: f64,
+    /// Replay the trace again after it ends, until the service's lifetime ends.
+    pub looped: bool,
+    /// The file, for messages.
+    pub source: String,
+}
+
+impl TraceTraffic {
+    /// Length of one pass, microseconds: the scaled span plus one mean gap, so a loop does not put two
+    /// requests at one instant.
+    pub fn period_us(&self) -> u64 {
+        let n = self.requests.len() as u64;
+        let span = self.requests.last().map_or(0, |r| r.arrival_us);
+        let gap = if n > 1 { span / (n - 1) } else { 1_000_000 };
+        (((span + gap.max(1)) as f64) * self.time_scale)
+            .round()
+            .max(1.0) as u64
+    }
+
+    /// Requests over `duration_us`.
+    pub fn requests_over(&self, duration_us: u64) -> u64 {
+        let n = self.requests.len() as u64;
+        if !self.looped {
+            return n;
+        }
+        n.saturating_mul(duration_us.div_ceil(self.period_us()))
+    }
 }
 
 /// How arrivals are spread over replicas.
@@ -233,6 +283,8 @@ pub enum Traffic {
     Poisson(PoissonTraffic),
     /// Agentic sessions.
     Sessions(SessionTraffic),
+    /// An imported trace.
+    Trace(TraceTraffic),
 }
 
 /// `path.field`, or `field` at the top level.
@@ -254,6 +306,7 @@ impl Traffic {
         match self {
             Traffic::Poisson(_) => starts,
             Traffic::Sessions(s) => starts * s.turns.mean(),
+            Traffic::Trace(t) => t.requests_over(duration_us) as f64,
         }
     }
 
@@ -262,6 +315,7 @@ impl Traffic {
         match self {
             Traffic::Poisson(p) => p.rate_per_s,
             Traffic::Sessions(s) => s.sessions_per_s,
+            Traffic::Trace(t) => t.requests.len() as f64 / (t.period_us() as f64 / 1e6),
         }
     }
 
@@ -270,6 +324,7 @@ impl Traffic {
         match self {
             Traffic::Poisson(p) => p.profile.as_ref(),
             Traffic::Sessions(s) => s.profile.as_ref(),
+            Traffic::Trace(_) => None,
         }
     }
 
@@ -294,6 +349,7 @@ impl Traffic {
         match self {
             Traffic::Poisson(_) => "rate_per_s",
             Traffic::Sessions(_) => "sessions_per_s",
+            Traffic::Trace(_) => "time_scale",
         }
     }
 }
@@ -311,8 +367,13 @@ pub struct ServeAutoscale {
     pub min_replicas: u32,
     /// Most replicas (`min_replicas..=100000`).
     pub max_replicas: u32,
-    /// Outstanding (waiting or running) requests per replica it aims at (>= 1).
-    pub target_outstanding: u32,
+    /// Outstanding (waiting or running) requests per replica it aims at (>= 1), if set.
+    pub target_outstanding: Option<u32>,
+    /// TTFT p90 target over the sliding window, microseconds, if set: above it the service adds a replica
+    /// per evaluation; at or below half of it (with the outstanding target, if any, agreeing) it may remove one.
+    pub target_ttft_p90_us: Option<u64>,
+    /// The window of the TTFT target: requests whose first token came in the last `slo_window_us`.
+    pub slo_window_us: u64,
     /// Stated time from a replica's placement until it serves, microseconds (`None`: see
     /// [`ServeAutoscale::cold_start_or`]).
     pub cold_start_us: Option<u64>,
@@ -435,7 +496,9 @@ mod tests {
         let mut a = ServeAutoscale {
             min_replicas: 1,
             max_replicas: 4,
-            target_outstanding: 8,
+            target_outstanding: Some(8),
+            target_ttft_p90_us: None,
+            slo_window_us: 300_000_000,
             cold_start_us: None,
             cooldown_us: 600_000_000,
             eval_period_us: 30_000_000,

@@ -28,7 +28,8 @@
 //! [jobs.serving.autoscale]       # optional, in a service's `[jobs.serving]`
 //! min_replicas = 2
 //! max_replicas = 32
-//! target_outstanding = 16        # outstanding requests per replica it aims at
+//! target_outstanding = 16        # outstanding requests per replica it aims at, and/or
+//! # target_ttft_p90_s = 1.0      # TTFT p90 over the last slo_window_s (default 300): +1 replica above it
 //! cold_start_s = 120             # default: 30 s + weights / (tp x 2 GB/s)
 //! cooldown_s = 600               # default 600
 //! eval_period_s = 30             # default 30, at least 1
@@ -136,6 +137,28 @@ pub struct TrafficSpec {
     pub rate_schedule: Option<Vec<(Seconds, Finite)>>,
     /// Both: the period `rate_schedule` repeats with, seconds.
     pub rate_schedule_period_s: Option<Seconds>,
+    /// Trace: the request trace, relative to the workload file.
+    pub file: Option<String>,
+    /// Trace: `azure` (LLM inference 2023 CSV) or `mooncake` (JSONL).
+    pub format: Option<TraceFormatName>,
+    /// Trace: arrival times are multiplied by this (default 1; 2 halves the rate).
+    pub time_scale: Option<Finite>,
+    /// Trace: replay it again when it ends, until the lifetime ends (default true).
+    #[serde(rename = "loop")]
+    pub looped: Option<bool>,
+    /// Trace: the requests, read by `input::workload::load` (not a field of the file).
+    #[serde(skip)]
+    pub loaded: Option<std::sync::Arc<Vec<TraceRequest>>>,
+}
+
+/// Trace formats as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceFormatName {
+    /// Azure LLM inference trace 2023 CSV.
+    Azure,
+    /// Mooncake JSONL.
+    Mooncake,
 }
 
 impl SizeSpec {
@@ -266,6 +289,7 @@ impl TrafficSpec {
         let kind = match self.kind {
             TrafficKind::Poisson => "poisson",
             TrafficKind::Sessions => "sessions",
+            TrafficKind::Trace => "trace",
         };
         let need = |f: &str| {
             InputError::field(
@@ -287,7 +311,76 @@ impl TrafficSpec {
         let size = |s: Option<SizeSpec>, f: &str| -> Result<SizeDist, InputError> {
             s.ok_or_else(|| need(f))?.build(&join(path, f), file)
         };
+        if self.kind != TrafficKind::Trace {
+            forbid(
+                &[
+                    (self.file.is_some(), "file"),
+                    (self.format.is_some(), "format"),
+                    (self.time_scale.is_some(), "time_scale"),
+                    (self.looped.is_some(), "loop"),
+                ],
+                "trace",
+            )?;
+        }
         match self.kind {
+            TrafficKind::Trace => {
+                for (set, f) in [
+                    (self.rate_per_s.is_some(), "rate_per_s"),
+                    (self.prompt_tokens.is_some(), "prompt_tokens"),
+                    (self.output_tokens.is_some(), "output_tokens"),
+                    (self.sessions_per_s.is_some(), "sessions_per_s"),
+                    (self.turns.is_some(), "turns"),
+                    (self.first_prompt_tokens.is_some(), "first_prompt_tokens"),
+                    (self.tokens_per_turn.is_some(), "tokens_per_turn"),
+                    (self.tool_wait_s.is_some(), "tool_wait_s"),
+                    (self.max_context_tokens.is_some(), "max_context_tokens"),
+                    (self.diurnal.is_some(), "diurnal"),
+                    (self.rate_schedule.is_some(), "rate_schedule"),
+                    (
+                        self.rate_schedule_period_s.is_some(),
+                        "rate_schedule_period_s",
+                    ),
+                ] {
+                    if set {
+                        return Err(InputError::field(
+                            file,
+                            join(path, f),
+                            "does not apply to kind = \"trace\": arrivals and sizes come from the trace \
+                             (time_scale and loop shape it)",
+                        ));
+                    }
+                }
+                let name = self.file.clone().ok_or_else(|| need("file"))?;
+                self.format.ok_or_else(|| need("format"))?;
+                let scale = self.time_scale.map_or(1.0, |f| f.0);
+                if !(scale > 0.0 && scale <= 1e6) {
+                    return Err(InputError::field(
+                        file,
+                        join(path, "time_scale"),
+                        format!("{scale}: allowed above 0 and at most 1e6"),
+                    ));
+                }
+                let requests = self.loaded.clone().ok_or_else(|| {
+                    InputError::field(
+                        file,
+                        join(path, "file"),
+                        "trace traffic is read with its workload file (`ultrasched run|validate FILE`)",
+                    )
+                })?;
+                if requests.is_empty() {
+                    return Err(InputError::field(
+                        file,
+                        join(path, "file"),
+                        format!("`{name}` holds no requests"),
+                    ));
+                }
+                Ok(Traffic::Trace(TraceTraffic {
+                    requests,
+                    time_scale: scale,
+                    looped: self.looped.unwrap_or(true),
+                    source: name,
+                }))
+            }
             TrafficKind::Poisson => {
                 forbid(
                     &[
@@ -377,7 +470,11 @@ pub struct AutoscaleSpec {
     /// Most replicas (`min_replicas` to 100000).
     pub max_replicas: Count,
     /// Outstanding requests per replica it aims at (>= 1).
-    pub target_outstanding: Count,
+    pub target_outstanding: Option<Count>,
+    /// Or (and) an SLO target: TTFT p90 over the last `slo_window_s`, seconds.
+    pub target_ttft_p90_s: Option<Seconds>,
+    /// Window of `target_ttft_p90_s`, seconds (default 300).
+    pub slo_window_s: Option<Seconds>,
     /// Time from a replica's placement until it serves, seconds (default: 30 s plus the weights over
     /// 2 GB/s per GPU, see [`ServeAutoscale::cold_start_or`]).
     pub cold_start_s: Option<Seconds>,
@@ -412,10 +509,31 @@ impl AutoscaleSpec {
                 format!("must be at least 1 s, found {} s", eval as f64 / 1e6),
             ));
         }
+        if self.target_outstanding.is_none() && self.target_ttft_p90_s.is_none() {
+            return Err(err(
+                "target_outstanding",
+                "is required unless target_ttft_p90_s is set: the service needs a target to scale by".into(),
+            ));
+        }
+        if self.slo_window_s.is_some() && self.target_ttft_p90_s.is_none() {
+            return Err(err(
+                "slo_window_s",
+                "needs target_ttft_p90_s (the target it is the window of)".into(),
+            ));
+        }
+        let window = self.slo_window_s.map_or(300_000_000, us);
+        if window < 1_000_000 {
+            return Err(err(
+                "slo_window_s",
+                format!("must be at least 1 s, found {} s", window as f64 / 1e6),
+            ));
+        }
         Ok(ServeAutoscale {
             min_replicas: min,
             max_replicas: max,
-            target_outstanding: self.target_outstanding.0,
+            target_outstanding: self.target_outstanding.map(|c| c.0),
+            target_ttft_p90_us: self.target_ttft_p90_s.map(us),
+            slo_window_us: window,
             cold_start_us: self.cold_start_s.map(us),
             cooldown_us: self.cooldown_s.map_or(600_000_000, us),
             eval_period_us: eval,
@@ -572,7 +690,9 @@ mod tests {
             Some(ServeAutoscale {
                 min_replicas: 2,
                 max_replicas: 32,
-                target_outstanding: 16,
+                target_outstanding: Some(16),
+                target_ttft_p90_us: None,
+                slo_window_us: 300_000_000,
                 cold_start_us: None,
                 cooldown_us: 600_000_000,
                 eval_period_us: 30_000_000,

@@ -32,6 +32,67 @@ pub struct Overrides {
     pub sharing: Option<crate::domain::workload::Sharing>,
 }
 
+/// Reads the request traces that services' `traffic = { kind = "trace", file, format }` name, relative to
+/// the workload file, into their specs (each file once). Errors name the field and the file.
+fn load_request_traces(spec: &mut WorkloadFile, dir: &Path, file: &str) -> Result<(), InputError> {
+    use crate::domain::traffic::TraceRequest;
+    use crate::input::traffic::TraceFormatName;
+    let mut cache: std::collections::HashMap<(String, bool), std::sync::Arc<Vec<TraceRequest>>> =
+        Default::default();
+    let jobs = spec
+        .jobs
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, j)| j.serving.as_mut().map(|s| (format!("jobs[{i}]"), s)));
+    let gens = spec
+        .generators
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, g)| g.serving.as_mut().map(|s| (format!("generators[{i}]"), s)));
+    for (at, serving) in jobs.chain(gens) {
+        let t = &mut serving.traffic;
+        let (Some(name), Some(format)) = (t.file.clone(), t.format) else {
+            continue;
+        };
+        let key = (name.clone(), format == TraceFormatName::Azure);
+        if let Some(r) = cache.get(&key) {
+            t.loaded = Some(r.clone());
+            continue;
+        }
+        let p = dir.join(&name);
+        let label = p.display().to_string();
+        let field = format!("{at}.serving.traffic.file");
+        let text = std::fs::read(&p)
+            .map_err(|e| InputError::field(file, &field, format!("cannot read `{label}`: {e}")))
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    InputError::field(file, &field, format!("`{label}` is not UTF-8 text"))
+                })
+            })?;
+        let fmt = match format {
+            TraceFormatName::Azure => super::requests::TraceFormat::Azure,
+            TraceFormatName::Mooncake => super::requests::TraceFormat::Mooncake,
+        };
+        let mut reqs = super::requests::parse(&text, &label, fmt)?;
+        // Arrival order (stable), times from the first request.
+        reqs.sort_by_key(|r| r.arrival_us);
+        let first = reqs.first().map_or(0, |r| r.arrival_us);
+        let loaded: Vec<TraceRequest> = reqs
+            .into_iter()
+            .map(|r| TraceRequest {
+                arrival_us: r.arrival_us - first,
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                hash_ids: r.hash_ids,
+            })
+            .collect();
+        let loaded = std::sync::Arc::new(loaded);
+        cache.insert(key, loaded.clone());
+        t.loaded = Some(loaded);
+    }
+    Ok(())
+}
+
 /// Parses a workload file's text.
 pub fn parse_str(text: &str, file: &str, format: Format) -> Result<WorkloadFile, InputError> {
     if text.trim().is_empty() {
@@ -88,7 +149,9 @@ pub fn load(path: &Path, ov: Overrides) -> anyhow::Result<Workload> {
             ),
         )
     })?;
-    let spec = parse_str(&text, &file, Format::of(path))?;
+    let mut spec = parse_str(&text, &file, Format::of(path))?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    load_request_traces(&mut spec, dir, &file)?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())

@@ -3,8 +3,9 @@
 //! An inference service with `[jobs.serving] autoscale` is served request by request *inside* the run: its
 //! [`LiveSim`] advances with the cluster, and every `eval_period_s` the service looks at its load:
 //!
-//! - **desired replicas** = outstanding requests / `target_outstanding`, rounded up, within
-//!   `[min_replicas, max_replicas]`;
+//! - **desired replicas** = outstanding requests / `target_outstanding`, rounded up; with
+//!   `target_ttft_p90_s`, one more than now while the TTFT p90 of the last `slo_window_s` is above it (one
+//!   fewer at half of it); the larger of the two, within `[min_replicas, max_replicas]`;
 //! - **scale up**: a draining replica is taken back first; otherwise a new replica gang is placed by the
 //!   placement kernel (the service's GPU models, one domain) and serves after its cold start. Under `static`
 //!   it comes from the service's own reserve (it was placed with `max_replicas` gangs, idle or not); under
@@ -61,6 +62,26 @@ pub fn initial_replicas(replicas: u32, a: &ServeAutoscale) -> u32 {
 
 /// The cheapest domain to free so far: (lost GPU-time, jobs touched, domain) and what to do there.
 type Best<T> = Option<((u128, usize, u32), Vec<T>)>;
+
+/// Replicas a service wants now (`up` serve or start): the larger of what its targets ask, within its range.
+/// Outstanding target: ceil(outstanding / target). TTFT target: one more replica while the window's p90 is
+/// above it, one fewer when it is at most half of it, else as many as now (no requests in the window: as
+/// many as now).
+fn desired(sim: &mut LiveSim, a: &ServeAutoscale, now: u64, up: u32) -> u32 {
+    let mut want = 0u64;
+    if let Some(t) = a.target_outstanding {
+        want = sim.outstanding().div_ceil(u64::from(t.max(1)));
+    }
+    if let Some(target) = a.target_ttft_p90_us {
+        let slo = match sim.ttft_p90(now, a.slo_window_us) {
+            Some((p90, _)) if p90 > target => u64::from(up) + 1,
+            Some((p90, _)) if 2 * p90 <= target => u64::from(up).saturating_sub(1),
+            _ => u64::from(up),
+        };
+        want = want.max(slo);
+    }
+    want.clamp(u64::from(a.min_replicas), u64::from(a.max_replicas)) as u32
+}
 
 /// A live service while it runs.
 pub struct ServiceLive {
@@ -166,7 +187,7 @@ impl Engine<'_> {
             max_batch: spec.max_batch,
             ..SimConfig::default()
         };
-        let Ok(sim) = LiveSim::new(
+        let Ok(mut sim) = LiveSim::new(
             generated.requests,
             generated.after.clone(),
             duration,
@@ -175,6 +196,9 @@ impl Engine<'_> {
         ) else {
             return;
         };
+        if a.target_ttft_p90_us.is_some() {
+            sim.track_ttft();
+        }
         let mut unit = job.clone();
         unit.replicas = 1;
         unit.serving = None;
@@ -265,11 +289,7 @@ impl Engine<'_> {
         }
         let a = svc.autoscale;
         let up = svc.sim.up();
-        let want = svc
-            .sim
-            .outstanding()
-            .div_ceil(u64::from(a.target_outstanding.max(1)))
-            .clamp(u64::from(a.min_replicas), u64::from(a.max_replicas)) as u32;
+        let want = desired(&mut svc.sim, &a, rel, up);
         if want > up {
             for _ in up..want {
                 if svc.sim.undrain(rel).is_some() {

@@ -459,6 +459,8 @@ struct Sim<'a> {
     now: u64,
     /// Draining replicas that went off, with when: the cluster engine collects them ([`LiveSim`]).
     drained: Vec<(usize, u64)>,
+    /// Recent (first token time, TTFT), kept only for a live run with an SLO target ([`LiveSim::ttft_p90`]).
+    ttfts: Option<VecDeque<(u64, u64)>>,
 }
 
 /// Simulates `requests` (any order; served by arrival, ties in input order) on replicas whose speed is
@@ -589,6 +591,7 @@ impl<'a> Sim<'a> {
             next: 0,
             now: 0,
             drained: Vec::new(),
+            ttfts: None,
         })
     }
 
@@ -895,6 +898,9 @@ impl<'a> Sim<'a> {
                 for q in batch {
                     self.progress[q].generated = 1;
                     self.out[q].first_token_us = Some(t);
+                    if let Some(ttfts) = &mut self.ttfts {
+                        ttfts.push_back((t, t - self.out[q].arrival_us));
+                    }
                     if self.progress[q].generated >= self.progress[q].target {
                         self.complete(r, q, t);
                     } else {
@@ -1085,6 +1091,27 @@ impl LiveSim {
     /// Applies every event at or before `t`.
     pub fn advance(&mut self, t: u64) {
         self.sim.run_until(t);
+    }
+
+    /// Keeps the time to first token of every request from now on, for [`LiveSim::ttft_p90`].
+    pub fn track_ttft(&mut self) {
+        self.sim.ttfts.get_or_insert_with(VecDeque::new);
+    }
+
+    /// TTFT p90 (nearest rank) of the requests whose first token came in `(now - window, now]`, and how
+    /// many there were; `None` when none did (or TTFTs are not tracked). Older records are dropped.
+    pub fn ttft_p90(&mut self, now: u64, window: u64) -> Option<(u64, usize)> {
+        let ttfts = self.sim.ttfts.as_mut()?;
+        while ttfts.front().is_some_and(|&(t, _)| t + window <= now) {
+            ttfts.pop_front();
+        }
+        let mut v: Vec<u64> = ttfts.iter().map(|&(_, x)| x).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let rank = (v.len() * 9).div_ceil(10).clamp(1, v.len());
+        Some((v[rank - 1], v.len()))
     }
 
     /// Requests routed to a replica and not finished.

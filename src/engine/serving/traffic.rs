@@ -164,6 +164,47 @@ fn draw(
     let mut sizes = stream(2);
     let mut g = Generated::default();
     match traffic {
+        Traffic::Trace(tr) => {
+            // Pass k replays the trace from start + k x period (times scaled); its prompt blocks get ids
+            // of their own, so a loop is new text, not a cache hit on the previous pass.
+            let period = tr.period_us();
+            let id_span = tr
+                .requests
+                .iter()
+                .flat_map(|r| r.hash_ids.iter())
+                .max()
+                .map_or(0, |m| m + 1);
+            let mut blocks = 0u64;
+            'passes: for k in 0u64.. {
+                let base = start_us.saturating_add(k.saturating_mul(period));
+                if base >= end_us || (k > 0 && !tr.looped) {
+                    break;
+                }
+                for r in tr.requests.iter() {
+                    let t =
+                        base.saturating_add((r.arrival_us as f64 * tr.time_scale).round() as u64);
+                    if t >= end_us {
+                        break 'passes;
+                    }
+                    if g.counted >= MAX_REQUESTS
+                        || blocks + r.hash_ids.len() as u64 > MAX_PROMPT_BLOCKS
+                    {
+                        g.truncated = true;
+                        break 'passes;
+                    }
+                    g.counted += 1;
+                    blocks += r.hash_ids.len() as u64;
+                    if store {
+                        g.requests.push(Request {
+                            arrival_us: t,
+                            prompt_tokens: r.prompt_tokens,
+                            output_tokens: r.output_tokens,
+                            hash_ids: r.hash_ids.iter().map(|h| h + k * id_span).collect(),
+                        });
+                    }
+                }
+            }
+        }
         Traffic::Poisson(p) => {
             for t in arrivals {
                 if g.counted >= MAX_REQUESTS {
