@@ -99,7 +99,8 @@ pub fn generate(traffic: &Traffic, seed: u64, start_us: u64, end_us: u64) -> Gen
 /// `origin_us + t`. With a profile, candidates are drawn at the peak rate from the arrival stream and
 /// each is kept or not by a third stream, so the sizes stream is untouched; without one nothing changes
 /// (the draws are those of a flat Poisson process, bit for bit, whatever the origin). Sessions: the
-/// profile thins session starts; later calls follow their sessions.
+/// profile thins session starts; later calls follow their sessions. A request trace ignores the origin: it
+/// replays from relative time 0, pass after pass (`TraceTraffic::period_us`) while passes are looped.
 pub fn generate_from(
     traffic: &Traffic,
     seed: u64,
