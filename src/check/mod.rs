@@ -397,7 +397,6 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
                         job.id, a.max_replicas
                     ));
                 }
-                expected.truncate(1);
                 expected = vec![expected[0]; held];
             }
             if let (Some(e), Some(rows)) = (job.elastic, gangs.get(&(j, k as u32, 0))) {

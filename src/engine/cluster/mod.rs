@@ -230,14 +230,19 @@ pub fn simulate_with(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, KernelError> {
     // Autoscaled services are placed with the replicas the sharing policy gives them at start.
+    // Replicas each autoscaled service starts serving with, as the workload asks (the placed copy may
+    // hold the static reserve instead).
+    let initial: std::collections::BTreeMap<usize, u32> = w
+        .jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| {
+            sharing::autoscale_of(j).map(|a| (i, sharing::initial_replicas(j.replicas, &a)))
+        })
+        .collect();
     match sharing::placed_workload(w) {
-        Some(placed) => {
-            let mut e = Engine::new(&placed, backend);
-            // As the workload asks (the placed copy may hold the static reserve instead).
-            e.initial_replicas = Engine::new_initial(w);
-            e.run(progress)
-        }
-        None => Engine::new(w, backend).run(progress),
+        Some(placed) => Engine::new(&placed, backend, initial).run(progress),
+        None => Engine::new(w, backend, initial).run(progress),
     }
 }
 
@@ -376,7 +381,11 @@ impl Fair {
 }
 
 impl<'a> Engine<'a> {
-    fn new(w: &'a Workload, backend: &'a mut dyn CostBackend) -> Self {
+    fn new(
+        w: &'a Workload,
+        backend: &'a mut dyn CostBackend,
+        initial_replicas: std::collections::BTreeMap<usize, u32>,
+    ) -> Self {
         let n = w.jobs.len();
         Engine {
             w,
@@ -438,20 +447,9 @@ impl<'a> Engine<'a> {
             served: Vec::new(),
             reclaims: Default::default(),
             shrunk: Default::default(),
-            initial_replicas: Engine::new_initial(w),
+            initial_replicas,
             scaling: None,
         }
-    }
-
-    /// Replicas each autoscaled service of `w` starts serving with.
-    fn new_initial(w: &Workload) -> std::collections::BTreeMap<usize, u32> {
-        w.jobs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, j)| {
-                sharing::autoscale_of(j).map(|a| (i, sharing::initial_replicas(j.replicas, &a)))
-            })
-            .collect()
     }
 
     fn push(&mut self, t: Time, e: Event) {
@@ -1300,16 +1298,11 @@ impl<'a> Engine<'a> {
         self.live[v].remaining = remaining;
         self.out[v].resizes += 1;
         self.out[v].lost_gpu_time += lost;
+        self.start(v, gangs);
         if service {
-            // A service keeps its clock: its end and its scale ticks stay (the epoch does not change).
-            let end = self.live[v].end;
-            self.start(v, gangs);
-            self.by_end.remove(&(self.live[v].end, v as u32));
-            self.live[v].end = end;
-            self.by_end.insert((end, v as u32));
+            // A service keeps its clock: its remaining lifetime gives the same end, and with its epoch
+            // back, its pending `Finish` and scale ticks stay valid (the one `start` pushed is stale).
             self.live[v].epoch = epoch;
-        } else {
-            self.start(v, gangs);
         }
     }
 

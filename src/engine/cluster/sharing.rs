@@ -413,7 +413,8 @@ impl Engine<'_> {
         out
     }
 
-    /// GPUs each running job of `kinds` holds per domain: domain -> [(job, GPUs there)].
+    /// GPUs each running training or RL job (only elastic ones with `elastic_only`) holds per domain:
+    /// domain -> [(job, GPUs there)].
     fn holders(&self, elastic_only: bool) -> BTreeMap<u32, Vec<(usize, u32)>> {
         let c = &self.w.cluster;
         let mut by: BTreeMap<u32, Vec<(usize, u32)>> = BTreeMap::new();
@@ -434,41 +435,63 @@ impl Engine<'_> {
         by
     }
 
-    /// `loan`/`elastic`: preempts the training jobs of the domain where freeing `unit.gpus` costs least
-    /// (lost GPU-time, then fewest jobs, then lowest domain). False when no domain can be freed.
-    fn preempt_training_for(&mut self, unit: &crate::domain::workload::Job) -> bool {
-        let holders = self.holders(false);
-        let mut best: Best<usize> = None;
+    /// The domain where `unit.gpus` can be freed at least cost, and what to take there: `take(job, GPUs it
+    /// holds in the domain, GPUs still missing)` gives the (cost, GPUs freed) of using that job, or `None`.
+    /// Jobs are used cheapest first until the domain's free GPUs and theirs hold the replica; domains
+    /// compare by (total cost, jobs used, index).
+    fn cheapest_domain(
+        &self,
+        unit: &crate::domain::workload::Job,
+        elastic_only: bool,
+        take: impl Fn(usize, u32, u32) -> Option<(u128, u32)>,
+    ) -> Option<(u32, Vec<(usize, u32)>)> {
+        let holders = self.holders(elastic_only);
+        let mut best: Best<(usize, u32)> = None;
         for (d, free) in self.unit_domains(unit) {
             let Some(list) = holders.get(&d) else {
                 continue;
             };
             let mut list: Vec<(u128, usize, u32)> = list
                 .iter()
-                .map(|&(v, g)| (self.stop_cost(v).1, v, g))
+                .filter_map(|&(v, g)| {
+                    let (cost, _) = take(v, g, unit.gpus)?;
+                    Some((cost, v, g))
+                })
                 .collect();
             list.sort_unstable();
-            let (mut have, mut cost, mut victims) = (free, 0u128, Vec::new());
-            for (c, v, g) in list {
+            let (mut have, mut cost, mut used) = (free, 0u128, Vec::new());
+            for (_, v, g) in list {
                 if have >= unit.gpus {
                     break;
                 }
-                have += g;
+                let Some((c, freed)) = take(v, g, unit.gpus - have) else {
+                    continue;
+                };
+                have += freed;
                 cost += c;
-                victims.push(v);
+                used.push((v, freed));
             }
             if have < unit.gpus {
                 continue;
             }
-            let key = (cost, victims.len(), d);
+            let key = (cost, used.len(), d);
             if best.as_ref().is_none_or(|b| key < b.0) {
-                best = Some((key, victims));
+                best = Some((key, used));
             }
         }
-        let Some((_, victims)) = best else {
+        best.map(|((_, _, d), used)| (d, used))
+    }
+
+    /// `loan`/`elastic`: preempts the training jobs of the domain where freeing `unit.gpus` costs least
+    /// (lost GPU-time, then fewest jobs, then lowest domain). False when no domain can be freed.
+    fn preempt_training_for(&mut self, unit: &crate::domain::workload::Job) -> bool {
+        // A preempted job frees everything it holds in the domain.
+        let Some((_, victims)) =
+            self.cheapest_domain(unit, false, |v, g, _| Some((self.stop_cost(v).1, g)))
+        else {
             return false;
         };
-        for v in victims {
+        for (v, _) in victims {
             self.evict(v);
             self.reclaims.preempted += 1;
         }
@@ -478,43 +501,15 @@ impl Engine<'_> {
     /// `elastic`: shrinks elastic training jobs in the domain where `unit.gpus` can be freed at least cost,
     /// by whole tensor-parallel groups and not below their `min_gpus`. False when no domain can be freed so.
     fn shrink_for(&mut self, unit: &crate::domain::workload::Job) -> bool {
-        let holders = self.holders(true);
-        let mut best: Best<(usize, u32)> = None;
-        for (d, free) in self.unit_domains(unit) {
-            let Some(list) = holders.get(&d) else {
-                continue;
-            };
-            let mut list: Vec<(u128, usize, u32)> = list
-                .iter()
-                .filter_map(|&(v, g)| {
-                    let e = self.w.jobs[v].elastic?;
-                    let spare = self.live[v].held.saturating_sub(u64::from(e.min_gpus));
-                    let can = (g.min(spare as u32) / e.step) * e.step;
-                    (can > 0).then(|| (self.stop_cost(v).1, v, can))
-                })
-                .collect();
-            list.sort_unstable();
-            let (mut have, mut cost, mut cuts) = (free, 0u128, Vec::new());
-            for (c, v, can) in list {
-                if have >= unit.gpus {
-                    break;
-                }
-                let step = self.w.jobs[v].elastic.map_or(1, |e| e.step);
-                let cut = (unit.gpus - have).div_ceil(step) * step;
-                let cut = cut.min(can);
-                have += cut;
-                cost += c;
-                cuts.push((v, cut));
-            }
-            if have < unit.gpus {
-                continue;
-            }
-            let key = (cost, cuts.len(), d);
-            if best.as_ref().is_none_or(|b| key < b.0) {
-                best = Some((key, cuts));
-            }
-        }
-        let Some(((_, _, d), cuts)) = best else {
+        // A shrunk job gives what is missing, rounded up to its step, at most what it may give there.
+        let cut = |v: usize, g: u32, missing: u32| {
+            let e = self.w.jobs[v].elastic?;
+            let spare = self.live[v].held.saturating_sub(u64::from(e.min_gpus));
+            let can = (g.min(spare as u32) / e.step) * e.step;
+            let cut = (missing.div_ceil(e.step) * e.step).min(can);
+            (cut > 0).then(|| (self.stop_cost(v).1, cut))
+        };
+        let Some((d, cuts)) = self.cheapest_domain(unit, true, cut) else {
             return false;
         };
         let c = &self.w.cluster;

@@ -13,8 +13,7 @@ use crate::domain::workload::{time_to_s, Workload};
 use crate::engine::cluster::metrics::Stats;
 use crate::engine::cluster::sharing::{autoscale_of, ServiceRun};
 use crate::engine::cluster::Outcome;
-use crate::engine::serving::sim::{summarize, summarize_sessions};
-use crate::engine::serving::traffic::{check_traffic, latencies, serve, ServeOutcome};
+use crate::engine::serving::traffic::{check_traffic, outcome, serve, ServeOutcome};
 use crate::error::InputError;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -93,7 +92,6 @@ fn live_report(w: &Workload, o: &Outcome, run: &ServiceRun) -> Option<ServiceRep
     let spec = job.serving.as_deref()?;
     let gpu = crate::domain::catalog::GPU_MODELS.get(run.gpu_model)?;
     let res = &run.result;
-    let summary = summarize(res, spec.slo);
     // What its GPUs cost while held, and their idle power whenever held but not powered by a replica.
     let (mut gpu_us, mut usd) = (0u128, 0.0);
     for seg in o.segments.iter().filter(|s| s.job as usize == run.job) {
@@ -113,7 +111,6 @@ fn live_report(w: &Workload, o: &Outcome, run: &ServiceRun) -> Option<ServiceRep
         * gpu_us.saturating_sub(powered) as f64
         / 1e6;
     let peak = run.timeline.iter().map(|&(_, n)| n).max().unwrap_or(0);
-    let sent = res.requests.iter().filter(|r| !r.cancelled);
     Some(ServiceReport {
         id: job.id.clone(),
         model: spec.model.name.clone(),
@@ -123,20 +120,7 @@ fn live_report(w: &Workload, o: &Outcome, run: &ServiceRun) -> Option<ServiceRep
         start_s: time_to_s(run.start),
         end_s: time_to_s(run.end),
         cost_usd: usd,
-        outcome: ServeOutcome {
-            requests: summary.requests,
-            completed: summary.completed,
-            output_tokens: sent
-                .filter(|r| r.done_us.is_some())
-                .map(|r| u64::from(r.output_tokens))
-                .sum(),
-            energy_j: res.energy_j + idle_j,
-            end_us: res.end_us,
-            sessions: matches!(spec.traffic, crate::domain::traffic::Traffic::Sessions(_))
-                .then(|| summarize_sessions(&run.after, res)),
-            latencies: latencies(res, spec.slo),
-            summary,
-        },
+        outcome: outcome(spec, res, &run.after, idle_j),
     })
 }
 

@@ -327,7 +327,7 @@ pub struct Latencies {
     pub slo_met: u64,
 }
 
-pub(crate) fn latencies(
+fn latencies(
     res: &crate::engine::serving::sim::SimResult,
     slo: crate::domain::traffic::Slo,
 ) -> Latencies {
@@ -416,24 +416,35 @@ pub fn serve(
         ..SimConfig::default()
     };
     let res = simulate_closed_loop(&generated.requests, &generated.after, duration, &roof, &cfg)?;
-    let summary = summarize(&res, serve.slo);
     let tail_s = duration.saturating_sub(res.end_us) as f64 / 1e6;
     let idle_w = cfg.power.idle * roof.board_power_w() * f64::from(tp) * f64::from(replicas);
+    Ok(outcome(serve, &res, &generated.after, idle_w * tail_s))
+}
+
+/// A service's results from its run (`after`: its session dependencies), with `extra_energy_j` of idle
+/// power outside the run's powered replicas: the post-run path and the engine's live services share it.
+pub fn outcome(
+    serve: &Serve,
+    res: &crate::engine::serving::sim::SimResult,
+    after: &[Option<After>],
+    extra_energy_j: f64,
+) -> ServeOutcome {
+    let summary = summarize(res, serve.slo);
     let sent = res.requests.iter().filter(|o| !o.cancelled);
-    Ok(ServeOutcome {
+    ServeOutcome {
         requests: summary.requests,
         completed: summary.completed,
         output_tokens: sent
             .filter(|o| o.done_us.is_some())
             .map(|o| u64::from(o.output_tokens))
             .sum(),
-        energy_j: res.energy_j + idle_w * tail_s,
+        energy_j: res.energy_j + extra_energy_j,
         end_us: res.end_us,
         sessions: matches!(serve.traffic, Traffic::Sessions(_))
-            .then(|| summarize_sessions(&generated.after, &res)),
-        latencies: latencies(&res, serve.slo),
+            .then(|| summarize_sessions(after, res)),
+        latencies: latencies(res, serve.slo),
         summary,
-    })
+    }
 }
 
 #[cfg(test)]
