@@ -429,7 +429,7 @@ fn serve_poisson_requests_apart_cost_one_prefill_each() {
     // llama-3-8b on one H100: prefill 512 tokens = 2 * 8,030,261,248 * 512 / (989e12 * 0.5) s = 16,629 us.
     // At 0.01 requests/s the requests never overlap, so each TTFT is exactly that prefill.
     let s = spec(
-        "model = \"llama-3-8b\"\n[traffic]\nkind = \"poisson\"\nrate_per_s = 0.01\n\
+        "model = \"llama-3-8b\"\ncost_model = \"roofline\"\n[traffic]\nkind = \"poisson\"\nrate_per_s = 0.01\n\
          prompt_tokens = { median = 512 }\noutput_tokens = { median = 1 }\n",
     );
     let out = serve(&s, &h100(), 1, 1, 5_000_000, 2_005_000_000, 9).unwrap();
@@ -454,7 +454,7 @@ fn serve_sessions_reuse_the_previous_turn_by_hand() {
     // Two turns: 512 prompt tokens, one output token, then 511 new tokens: the second prompt has
     // 512 + 1 + 511 = 1,024 tokens, its first block cached, so it also prefills 512 tokens (16,629 us).
     let s = spec(
-        "model = \"llama-3-8b\"\n[traffic]\nkind = \"sessions\"\nsessions_per_s = 0.01\n\
+        "model = \"llama-3-8b\"\ncost_model = \"roofline\"\n[traffic]\nkind = \"sessions\"\nsessions_per_s = 0.01\n\
          turns = { median = 2 }\nfirst_prompt_tokens = { median = 512 }\ntokens_per_turn = { median = 511 }\n\
          output_tokens = { median = 1 }\ntool_wait_s = { median_s = 1.5 }\n",
     );

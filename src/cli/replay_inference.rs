@@ -3,11 +3,11 @@
 
 use crate::domain::catalog::{gpu_model_index, gpu_model_names, GPU_MODELS};
 use crate::domain::llm::ModelSpec;
-use crate::domain::traffic::{Router, Slo};
+use crate::domain::traffic::{Admission, CostModel, ReplicaSetup, Router, Slo};
 use crate::engine::serving::sim::{self, Autoscale, SimConfig, Summary};
 use crate::error::{InputError, Location};
 use crate::input::requests::{self as trace, TraceFormat};
-use crate::perf::inference::{Efficiency, Roofline};
+use crate::perf::inference::Efficiency;
 use serde::Serialize;
 use std::io::Write;
 use std::time::Instant;
@@ -42,19 +42,39 @@ pub struct ReplayArgs {
     /// How requests are spread over replicas.
     #[arg(long, value_enum, default_value_t = Router::RoundRobin)]
     pub router: Router,
-    /// Most requests in one replica's running batch.
-    #[arg(long, default_value_t = 256)]
+    /// Most requests in one replica's batch (vLLM's batch cap; 128 as Vidur runs vLLM).
+    #[arg(long, default_value_t = ReplicaSetup::default().max_batch)]
     pub max_batch: u32,
+    /// What an iteration costs: the per-operator model, measured operator times (bundled Vidur profile:
+    /// llama-2-70b on h100), or the first-order roofline.
+    #[arg(long, value_enum, default_value_t = CostModel::Operators)]
+    pub cost_model: CostModel,
+    /// KV allocation: vLLM's paged KV with preemption and recomputation, or the whole footprint reserved
+    /// at admission.
+    #[arg(long, value_enum, default_value_t = Admission::Paged)]
+    pub admission: Admission,
+    /// Most prompt tokens prefilled in one iteration (vLLM's max_num_batched_tokens).
+    #[arg(long, default_value_t = ReplicaSetup::default().max_tokens_in_batch)]
+    pub max_tokens_in_batch: u32,
+    /// Tokens per KV page.
+    #[arg(long, default_value_t = ReplicaSetup::default().block_size)]
+    pub block_size: u32,
+    /// Fraction of KV pages a new request must leave free (vLLM's watermark).
+    #[arg(long, default_value_t = SimConfig::default().watermark)]
+    pub watermark: f64,
+    /// Chunked prefill (Sarathi): tokens per iteration, decodes and prompt chunks together.
+    #[arg(long)]
+    pub chunk_size: Option<u32>,
     /// Time-to-first-token target, seconds.
     #[arg(long, default_value_t = 2.0)]
     pub ttft_slo_s: f64,
     /// Time-per-output-token target, seconds.
     #[arg(long, default_value_t = 0.1)]
     pub tpot_slo_s: f64,
-    /// Prefill model-FLOPs utilisation (fraction of BF16 peak).
+    /// Roofline only: prefill model-FLOPs utilisation (fraction of BF16 peak).
     #[arg(long, default_value_t = Efficiency::default().prefill_mfu)]
     pub prefill_mfu: f64,
-    /// Fraction of HBM bandwidth a decode step reaches.
+    /// Roofline only: fraction of HBM bandwidth a decode step reaches.
     #[arg(long, default_value_t = Efficiency::default().decode_bw_eff)]
     pub decode_bw_eff: f64,
     /// Do not keep prompt blocks for reuse (the prefix cache).
@@ -84,6 +104,12 @@ struct ReplayReport<'a> {
     replicas: u32,
     router: Router,
     max_batch: u32,
+    /// Which model produced the iteration times.
+    cost_model: String,
+    admission: Admission,
+    max_tokens_in_batch: u32,
+    block_size: u32,
+    chunk_size: Option<u32>,
     kv_budget_tokens: u64,
     #[serde(flatten)]
     summary: &'a Summary,
@@ -128,7 +154,28 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         prefill_mfu: args.prefill_mfu,
         decode_bw_eff: args.decode_bw_eff,
     };
-    let roof = Roofline::new(model, gpu, args.tp, eff)?;
+    for (flag, v) in [
+        ("--prefill-mfu", eff.prefill_mfu),
+        ("--decode-bw-eff", eff.decode_bw_eff),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            return Err(InputError::new(
+                flag,
+                Location::File,
+                format!("expected a fraction in (0, 1], found {v}"),
+            )
+            .into());
+        }
+    }
+    let domains = args
+        .tp
+        .div_ceil(crate::perf::cost_model::default_domain_gpus(&gpu));
+    let service =
+        crate::perf::cost_model::build(args.cost_model, &model, &gpu, args.tp, domains, eff)
+            .map_err(|e| match e.file.as_str() {
+                "cost_model" => InputError::new("--cost-model", e.location, e.message),
+                _ => e,
+            })?;
     let slo = Slo {
         ttft_us: seconds_to_us("--ttft-slo-s", args.ttft_slo_s)?,
         tpot_us: seconds_to_us("--tpot-slo-s", args.tpot_slo_s)?,
@@ -148,12 +195,17 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         max_batch: args.max_batch,
         prefix_caching: !args.no_prefix_cache,
         autoscale,
+        admission: args.admission,
+        max_tokens_in_batch: args.max_tokens_in_batch,
+        block_size: args.block_size,
+        watermark: args.watermark,
+        chunk_size: args.chunk_size,
         ..SimConfig::default()
     };
     cfg.validate()?;
     let requests = trace::load(&trace_arg)?;
     let sim_started = Instant::now();
-    let result = sim::simulate_replicas(&requests, &roof, &cfg)?;
+    let result = sim::simulate_replicas(&requests, service.as_ref(), &cfg)?;
     let summary = sim::summarize(&result, slo);
     let run = RunInfo {
         version: env!("CARGO_PKG_VERSION"),
@@ -162,13 +214,18 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     };
     let report = ReplayReport {
         trace: &args.trace,
-        model: &roof.model.name,
-        gpu: roof.gpu.id,
+        model: &model.name,
+        gpu: gpu.id,
         tp: args.tp,
         replicas: args.replicas,
         router: args.router,
         max_batch: args.max_batch,
-        kv_budget_tokens: roof.kv_budget_tokens(),
+        cost_model: service.describe(),
+        admission: args.admission,
+        max_tokens_in_batch: args.max_tokens_in_batch,
+        block_size: args.block_size,
+        chunk_size: args.chunk_size,
+        kv_budget_tokens: service.kv_capacity_tokens(),
         summary: &summary,
         run,
     };
@@ -205,8 +262,19 @@ fn table(r: &ReplayReport, format: TraceFormat) -> String {
         r.kv_budget_tokens
     );
     t += &format!(
-        "requests   {} ({} completed, {} rejected) over {:.1} s\n\n",
-        s.requests, s.completed, s.rejected, s.duration_s
+        "scheduler  {}, {} prompt tokens per iteration{}\ncost model {}\n",
+        match r.admission {
+            Admission::Paged => format!("vLLM, paged KV ({}-token pages)", r.block_size),
+            Admission::Reserve => "KV reserved whole at admission".to_string(),
+        },
+        r.max_tokens_in_batch,
+        r.chunk_size
+            .map_or_else(String::new, |c| format!(", chunked prefill of {c} tokens")),
+        r.cost_model
+    );
+    t += &format!(
+        "requests   {} ({} completed, {} rejected, {} preemptions) over {:.1} s\n\n",
+        s.requests, s.completed, s.rejected, s.preemptions, s.duration_s
     );
     t += &format!(
         "{:<8} {:>10} {:>10} {:>10} {:>10} {:>10}\n",

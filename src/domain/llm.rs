@@ -24,6 +24,10 @@ pub struct ModelSpec {
     pub head_dim: u32,
     /// Bytes per weight and per KV element (2 for BF16/FP16, 1 for FP8).
     pub bytes_per_element: u32,
+    /// Intermediate (MLP) dimension of the gated MLP (up, gate: hidden -> ffn_hidden; down: back).
+    pub ffn_hidden: u32,
+    /// Vocabulary size (embedding and LM head rows).
+    pub vocab: u32,
 }
 
 impl ModelSpec {
@@ -62,6 +66,8 @@ impl ModelSpec {
             ("kv_heads", self.kv_heads),
             ("head_dim", self.head_dim),
             ("bytes_per_element", self.bytes_per_element),
+            ("ffn_hidden", self.ffn_hidden),
+            ("vocab", self.vocab),
         ] {
             if v == 0 {
                 return bad(field, "must be at least 1".into());
@@ -92,7 +98,7 @@ impl ModelSpec {
 /// Meta-Llama-3-8B, Meta-Llama-3-70B); parameter counts are the exact totals those configs give
 /// (embeddings + layers + untied LM head), e.g. Llama-3-8B: 2*128256*4096 + 32*218,112,000 + 4096.
 pub fn builtin_models() -> Vec<ModelSpec> {
-    let llama = |name: &str, params: f64, layers, hidden, heads| ModelSpec {
+    let llama = |name: &str, params: f64, layers, hidden, heads, ffn_hidden, vocab| ModelSpec {
         name: name.to_string(),
         params,
         layers,
@@ -102,11 +108,29 @@ pub fn builtin_models() -> Vec<ModelSpec> {
         kv_heads: 8,
         head_dim: 128,
         bytes_per_element: 2,
+        ffn_hidden,
+        vocab,
     };
     vec![
-        llama("llama-2-70b", 68_976_648_192.0, 80, 8192, 64),
-        llama("llama-3-8b", 8_030_261_248.0, 32, 4096, 32),
-        llama("llama-3-70b", 70_553_706_496.0, 80, 8192, 64),
+        llama(
+            "llama-2-70b",
+            68_976_648_192.0,
+            80,
+            8192,
+            64,
+            28_672,
+            32_000,
+        ),
+        llama("llama-3-8b", 8_030_261_248.0, 32, 4096, 32, 14_336, 128_256),
+        llama(
+            "llama-3-70b",
+            70_553_706_496.0,
+            80,
+            8192,
+            64,
+            28_672,
+            128_256,
+        ),
     ]
 }
 

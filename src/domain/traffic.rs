@@ -398,6 +398,106 @@ impl ServeAutoscale {
     }
 }
 
+/// How a replica admits requests and holds their KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Admission {
+    /// vLLM's scheduler: KV allocated in pages of `block_size` tokens as tokens are produced; a request is
+    /// admitted when its prompt's pages fit above the watermark; when a running request needs a page and
+    /// none is free, the newest request is preempted and recomputed later.
+    #[default]
+    Paged,
+    /// Reserve a request's whole final KV footprint (prompt + output) at admission: no preemption.
+    Reserve,
+}
+
+impl Admission {
+    /// The name used in files and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admission::Paged => "paged",
+            Admission::Reserve => "reserve",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Admission> {
+        match s {
+            "paged" => Some(Admission::Paged),
+            "reserve" => Some(Admission::Reserve),
+            _ => None,
+        }
+    }
+}
+
+/// What a serving iteration costs ([`crate::perf::cost_model`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum CostModel {
+    /// Per-operator model: linear layers, attention, small kernels, TP all-reduces
+    /// ([`crate::perf::operators`]).
+    #[default]
+    Operators,
+    /// The operator model with measured operator times from a bundled Vidur profile where one exists for
+    /// the model and GPU (else an input error).
+    Profile,
+    /// The first-order roofline of weights and KV bytes with two efficiency factors
+    /// ([`crate::perf::inference::Roofline`]).
+    Roofline,
+}
+
+impl CostModel {
+    /// The name used in files and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostModel::Operators => "operators",
+            CostModel::Profile => "profile",
+            CostModel::Roofline => "roofline",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<CostModel> {
+        match s {
+            "operators" => Some(CostModel::Operators),
+            "profile" => Some(CostModel::Profile),
+            "roofline" => Some(CostModel::Roofline),
+            _ => None,
+        }
+    }
+}
+
+/// How every replica of a service schedules its iterations and what they cost.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReplicaSetup {
+    /// The cost model.
+    pub cost_model: CostModel,
+    /// KV allocation and admission rule.
+    pub admission: Admission,
+    /// Most requests in one batch.
+    pub max_batch: u32,
+    /// Most prompt tokens per prefill iteration.
+    pub max_tokens_in_batch: u32,
+    /// Tokens per KV page.
+    pub block_size: u32,
+    /// Chunked prefill budget, tokens per iteration.
+    pub chunk_size: Option<u32>,
+}
+
+impl Default for ReplicaSetup {
+    /// The operator model and vLLM's scheduler as Vidur configures it.
+    fn default() -> Self {
+        ReplicaSetup {
+            cost_model: CostModel::Operators,
+            admission: Admission::Paged,
+            max_batch: 128,
+            max_tokens_in_batch: 4096,
+            block_size: 16,
+            chunk_size: None,
+        }
+    }
+}
+
 /// A validated [`ServeSpec`]; `file` and `path` label later errors (the GPU it lands on is known only then).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Serve {
@@ -405,8 +505,8 @@ pub struct Serve {
     pub model: ModelSpec,
     /// Routing policy.
     pub router: Router,
-    /// Most requests in one replica's batch.
-    pub max_batch: u32,
+    /// Scheduler and cost model of every replica (its `max_batch` is the batch cap).
+    pub setup: ReplicaSetup,
     /// Latency targets.
     pub slo: Slo,
     /// The requests.

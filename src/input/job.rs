@@ -290,12 +290,15 @@ pub(crate) fn serving(
     let serve = spec.build(path, file)?;
     let mut ok = 0u32;
     for p in pools_in(cluster, job.model_mask) {
-        let fits = crate::perf::inference::Roofline::new(
-            serve.model.clone(),
-            *p.preset.model(),
-            job.gpus,
-            crate::perf::inference::Efficiency::default(),
-        );
+        let fits =
+            crate::engine::serving::traffic::service_model(&serve, p.preset.model(), job.gpus);
+        if let Err(e) = &fits {
+            if e.location
+                == crate::error::Location::Field(crate::domain::traffic::join(path, "cost_model"))
+            {
+                return Err(e.clone());
+            }
+        }
         if fits.is_ok() {
             ok |= 1 << p.preset.gpu_model;
         }

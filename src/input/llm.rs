@@ -26,10 +26,39 @@ pub struct ModelFile {
     pub head_dim: u32,
     /// Bytes per weight and per KV element (2 for BF16/FP16, 1 for FP8).
     pub bytes_per_element: u32,
+    /// MLP intermediate dimension; absent: derived from `params` (see [`derived_ffn_hidden`]).
+    #[serde(default)]
+    pub ffn_hidden: Option<u32>,
+    /// Vocabulary size; absent: 32,000 (Llama 2's).
+    #[serde(default)]
+    pub vocab: Option<u32>,
+}
+
+/// Vocabulary assumed when a model file gives none (Llama 2's).
+pub const DEFAULT_VOCAB: u32 = 32_000;
+
+/// The gated-MLP intermediate size that makes a Llama-style model of these dimensions have `params`
+/// parameters: `params = 2 * vocab * h + layers * (2 h (heads + kv_heads) head_dim + 3 h ffn + 2 h) + h`,
+/// solved for `ffn` (at least 1).
+pub fn derived_ffn_hidden(f: &ModelFile, vocab: u32) -> u32 {
+    let h = f64::from(f.hidden);
+    let attn =
+        2.0 * h * f64::from(f.attention_heads + f.kv_heads) * f64::from(f.head_dim) + 2.0 * h;
+    let per_layer = (f.params - 2.0 * f64::from(vocab) * h - h) / f64::from(f.layers.max(1));
+    let ffn = (per_layer - attn) / (3.0 * h.max(1.0));
+    if ffn.is_finite() && ffn >= 1.0 {
+        ffn.round().min(f64::from(u32::MAX)) as u32
+    } else {
+        1
+    }
 }
 
 impl From<ModelFile> for ModelSpec {
     fn from(f: ModelFile) -> ModelSpec {
+        let vocab = f.vocab.unwrap_or(DEFAULT_VOCAB);
+        let ffn_hidden = f
+            .ffn_hidden
+            .unwrap_or_else(|| derived_ffn_hidden(&f, vocab));
         ModelSpec {
             name: f.name,
             params: f.params,
@@ -39,6 +68,8 @@ impl From<ModelFile> for ModelSpec {
             kv_heads: f.kv_heads,
             head_dim: f.head_dim,
             bytes_per_element: f.bytes_per_element,
+            ffn_hidden,
+            vocab,
         }
     }
 }
@@ -90,7 +121,7 @@ pub fn resolve(arg: &str) -> anyhow::Result<ModelSpec> {
             Location::File,
             format!(
                 "unknown model `{arg}`; built in: {}, or a .toml/.json file with name, params, layers, \
-                 hidden, attention_heads, kv_heads, head_dim, bytes_per_element",
+                 hidden, attention_heads, kv_heads, head_dim, bytes_per_element (and optionally ffn_hidden, vocab)",
                 builtin_names()
             ),
         )

@@ -549,8 +549,19 @@ pub struct ServeSpec {
     pub model: BuiltinModel,
     /// `round-robin` (default), `least-outstanding` or `kv-aware` (keeps sessions on their cached prefix).
     pub router: Option<Router>,
-    /// Most requests in one replica's batch (default 256).
+    /// Most requests in one replica's batch (default 128, vLLM's scheduler as Vidur runs it).
     pub max_batch: Option<Count>,
+    /// `operators` (default: per-operator model), `profile` (measured operator times, bundled for
+    /// llama-2-70b on h100) or `roofline` (the first-order model).
+    pub cost_model: Option<CostModel>,
+    /// `paged` (default: vLLM's paged KV with preemption) or `reserve` (whole KV reserved at admission).
+    pub admission: Option<Admission>,
+    /// Most prompt tokens per prefill iteration (default 4096).
+    pub max_tokens_in_batch: Option<Count>,
+    /// Tokens per KV page (default 16).
+    pub block_size: Option<Count>,
+    /// Chunked prefill: tokens per iteration, decodes included (default: off).
+    pub chunk_size: Option<Count>,
     /// Time-to-first-token target, seconds (default 2).
     pub ttft_slo_s: Option<Seconds>,
     /// Time-per-output-token target, seconds (default 0.1).
@@ -569,7 +580,27 @@ impl ServeSpec {
         Ok(Serve {
             model: self.model.0.clone(),
             router: self.router.unwrap_or(Router::RoundRobin),
-            max_batch: self.max_batch.map_or(256, |c| c.0),
+            setup: {
+                let d = ReplicaSetup::default();
+                let setup = ReplicaSetup {
+                    cost_model: self.cost_model.unwrap_or(d.cost_model),
+                    admission: self.admission.unwrap_or(d.admission),
+                    max_batch: self.max_batch.map_or(d.max_batch, |c| c.0),
+                    max_tokens_in_batch: self
+                        .max_tokens_in_batch
+                        .map_or(d.max_tokens_in_batch, |c| c.0),
+                    block_size: self.block_size.map_or(d.block_size, |c| c.0),
+                    chunk_size: self.chunk_size.map(|c| c.0),
+                };
+                if setup.chunk_size.is_some() && setup.admission == Admission::Reserve {
+                    return Err(InputError::field(
+                        file,
+                        join(path, "chunk_size"),
+                        "chunked prefill needs admission = \"paged\"",
+                    ));
+                }
+                setup
+            },
             slo: Slo {
                 ttft_us: us(self.ttft_slo_s, 2.0),
                 tpot_us: us(self.tpot_slo_s, 0.1),

@@ -160,12 +160,42 @@ pub fn s_to_us(s: f64) -> u64 {
     ((s * 1e6).round() as u64).max(1)
 }
 
+/// One prefill chunk of an iteration: `new` prompt tokens computed after `ctx` tokens already in the KV
+/// cache (a prefix-cache hit, or earlier chunks of the same prompt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Chunk {
+    /// Tokens computed in this iteration.
+    pub new: u64,
+    /// Tokens of the same request already in the KV cache.
+    pub ctx: u64,
+    /// The chunk ends its prompt (its last token produces logits: the first output token).
+    pub last: bool,
+}
+
 /// What the simulator asks of a replica's hardware. [`Roofline`] is the real one; tests inject others.
 pub trait ServiceModel {
     /// Microseconds to prefill a batch: `new_tokens` uncached prompt tokens of `requests` requests.
     fn prefill_us(&self, new_tokens: u64, requests: usize) -> u64;
     /// Microseconds of one decode step for `batch` sequences holding `kv_tokens` tokens of KV cache.
     fn decode_step_us(&self, kv_tokens: u64, batch: usize) -> u64;
+    /// Microseconds of one iteration mixing prefill chunks with `decodes` decoding requests that hold
+    /// `decode_kv` KV tokens in all (chunked prefill). The default runs the two parts one after the other:
+    /// [`ServiceModel::prefill_us`] of all new tokens, then [`ServiceModel::decode_step_us`]; models that
+    /// know the operators ([`crate::perf::operators::Operators`]) cost the mixed batch as one pass.
+    fn iteration_us(&self, prefills: &[Chunk], decodes: u64, decode_kv: u64) -> u64 {
+        let mut us = 0;
+        if !prefills.is_empty() {
+            us += self.prefill_us(prefills.iter().map(|c| c.new).sum(), prefills.len());
+        }
+        if decodes > 0 {
+            us += self.decode_step_us(decode_kv, decodes as usize);
+        }
+        us
+    }
+    /// Which model produced the times, for reports.
+    fn describe(&self) -> String {
+        "custom".to_string()
+    }
     /// Decode steps back to back from `kv` KV tokens with `batch` sequences (the KV grows by `batch` per
     /// step): at most `max_steps` (at least one), stopping after the first step whose cumulative end
     /// reaches `until` microseconds. Returns (microseconds, steps). Each step costs exactly its own
@@ -298,6 +328,12 @@ impl ServiceModel for Roofline {
     }
     fn board_power_w(&self) -> f64 {
         self.gpu.power_w
+    }
+    fn describe(&self) -> String {
+        format!(
+            "roofline (prefill MFU {}, decode bandwidth efficiency {})",
+            self.eff.prefill_mfu, self.eff.decode_bw_eff
+        )
     }
 }
 

@@ -165,13 +165,7 @@ impl Engine<'_> {
             0,
             duration,
         );
-        let roof = crate::perf::inference::Roofline::new(
-            spec.model.clone(),
-            *gpu,
-            job.gpus,
-            crate::perf::inference::Efficiency::default(),
-        );
-        let Ok(roof) = roof else {
+        let Ok(roof) = crate::engine::serving::traffic::service_model(spec, gpu, job.gpus) else {
             return; // the model fits every acceptable pool (checked when the workload was built)
         };
         let initial = self
@@ -184,14 +178,14 @@ impl Engine<'_> {
         let cfg = SimConfig {
             replicas: initial,
             router: spec.router,
-            max_batch: spec.max_batch,
             ..SimConfig::default()
-        };
+        }
+        .with_setup(&spec.setup);
         let Ok(mut sim) = LiveSim::new(
             generated.requests,
             generated.after.clone(),
             duration,
-            Box::new(roof),
+            roof,
             cfg,
         ) else {
             return;

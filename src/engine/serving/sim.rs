@@ -29,9 +29,10 @@
 //! Determinism: time is integer microseconds, events are ordered by (time, insertion sequence), ties in
 //! routing go to the lowest replica index. Same input, same output, bit for bit.
 
-use crate::domain::traffic::{Router, Slo};
+use crate::domain::traffic::{Admission, Router, Slo};
 use crate::engine::cluster::metrics::Stats;
 use crate::error::{InputError, Location};
+use crate::perf::inference::Chunk;
 use crate::perf::inference::{PowerFractions, ServiceModel};
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -97,25 +98,55 @@ pub struct SimConfig {
     pub autoscale: Option<Autoscale>,
     /// Power while idle / in prefill / in decode, as fractions of board power.
     pub power: PowerFractions,
+    /// KV allocation and admission rule.
+    pub admission: Admission,
+    /// Most prompt tokens prefilled in one iteration (vLLM's `max_num_batched_tokens`); a longer prompt
+    /// is prefilled alone. With `chunk_size`, the chunk budget replaces it.
+    pub max_tokens_in_batch: u32,
+    /// Tokens per KV page under paged admission (vLLM's `block_size`).
+    pub block_size: u32,
+    /// Fraction of KV pages a new request must leave free when admitted (vLLM's watermark).
+    pub watermark: f64,
+    /// Sarathi-style chunked prefill: every iteration carries all decodes plus prefill chunks, at most
+    /// this many tokens in all. Paged admission only.
+    pub chunk_size: Option<u32>,
 }
 
 impl Default for SimConfig {
-    /// One replica, round-robin, batches of 256 (vLLM's default), 512-token blocks, caching on.
+    /// One replica, round-robin, vLLM's scheduler as Vidur configures it (batches of 128, 4,096 prompt
+    /// tokens per iteration, 16-token pages, 1 % watermark, no chunking), 512-token prefix blocks, caching on.
     fn default() -> Self {
         SimConfig {
             replicas: 1,
             router: Router::RoundRobin,
-            max_batch: 256,
+            max_batch: 128,
             block_tokens: 512,
             prefix_caching: true,
             kv_load_slack: 8,
             autoscale: None,
             power: PowerFractions::default(),
+            admission: Admission::Paged,
+            max_tokens_in_batch: 4096,
+            block_size: 16,
+            watermark: 0.01,
+            chunk_size: None,
         }
     }
 }
 
 impl SimConfig {
+    /// These settings with a service's scheduler (`max_batch`, admission, token budget, pages, chunks).
+    pub fn with_setup(self, s: &crate::domain::traffic::ReplicaSetup) -> SimConfig {
+        SimConfig {
+            max_batch: s.max_batch,
+            admission: s.admission,
+            max_tokens_in_batch: s.max_tokens_in_batch,
+            block_size: s.block_size,
+            chunk_size: s.chunk_size,
+            ..self
+        }
+    }
+
     /// Checks the settings; errors name the flag to change.
     pub fn validate(&self) -> Result<(), InputError> {
         let flag = |f: &str, m: &str| Err(InputError::new(f, Location::File, m));
@@ -124,6 +155,24 @@ impl SimConfig {
         }
         if self.block_tokens == 0 {
             return flag("block_tokens", "must be at least 1");
+        }
+        if self.max_tokens_in_batch == 0 {
+            return flag("--max-tokens-in-batch", "must be at least 1");
+        }
+        if self.block_size == 0 {
+            return flag("--block-size", "must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.watermark) {
+            return flag("--watermark", "must be a fraction in [0, 1)");
+        }
+        if self.chunk_size == Some(0) {
+            return flag("--chunk-size", "must be at least 1");
+        }
+        if self.chunk_size.is_some() && self.admission == Admission::Reserve {
+            return flag(
+                "--chunk-size",
+                "chunked prefill needs paged admission (--admission paged)",
+            );
         }
         match self.autoscale {
             None if self.replicas == 0 => flag("--replicas", "must be at least 1"),
@@ -157,6 +206,8 @@ pub struct RequestOutcome {
     pub prompt_tokens: u32,
     /// Prompt tokens whose KV came from the prefix cache (not prefilled).
     pub cached_tokens: u32,
+    /// Times it was preempted (its KV freed) and recomputed.
+    pub preemptions: u32,
     /// Never sent: a session call whose parent was rejected or never sent, or that would have arrived at or
     /// after the horizon. Not counted in summaries.
     pub cancelled: bool,
@@ -205,6 +256,10 @@ pub struct ReplicaStats {
     pub prefill_tokens: u64,
     /// Prompt tokens served from its prefix cache.
     pub cached_tokens: u64,
+    /// Requests it preempted (paged admission).
+    pub preemptions: u64,
+    /// Most KV pages in use at once (paged admission).
+    pub peak_pages: u64,
 }
 
 /// Everything a run produced.
@@ -222,6 +277,8 @@ pub struct SimResult {
     pub gpus_per_replica: u32,
     /// Energy of all powered replicas, joules.
     pub energy_j: f64,
+    /// KV pages still held by requests when the run ended (0 unless requests were left unfinished).
+    pub kv_pages_held_at_end: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -264,6 +321,12 @@ impl<'a> std::ops::Deref for Model<'a> {
 #[derive(Debug)]
 enum Iteration {
     Prefill(Vec<usize>),
+    /// Paged admission: prefill chunks (request, tokens) and, when `decodes`, one decode step of every
+    /// running request.
+    Batch {
+        chunks: Vec<(usize, u64)>,
+        decodes: bool,
+    },
     /// Decode steps back to back (see `start_iteration`): `steps` of them, from `start`, with `kv` KV tokens
     /// and `n` sequences at the first; `max_steps` bounded the run when it started; `us` is its length.
     Decode {
@@ -387,6 +450,10 @@ struct Replica {
     powered_since: u64,
     waiting: VecDeque<usize>,
     running: Vec<usize>,
+    /// Paged admission: admitted requests whose prompt is not all computed yet (admission order).
+    prefilling: Vec<usize>,
+    /// Paged admission: KV pages held by requests (outside the prefix cache's blocks).
+    pages: u64,
     iteration: Option<Iteration>,
     /// Id of the current iteration's `IterationDone` event.
     iteration_id: u64,
@@ -409,6 +476,8 @@ impl Replica {
             powered_since: 0,
             waiting: VecDeque::new(),
             running: Vec::new(),
+            prefilling: Vec::new(),
+            pages: 0,
             iteration: None,
             iteration_id: u64::MAX,
             kicked: false,
@@ -426,6 +495,12 @@ struct Progress {
     generated: u32,
     /// Output tokens it will produce (at least 1).
     target: u32,
+    /// Paged admission: tokens the current prefill must cover (the prompt, plus the output so far when
+    /// recomputing after a preemption), and how many of them are in the KV cache (cached or computed).
+    todo: u64,
+    prefilled: u64,
+    /// Paged admission: KV pages it holds.
+    pages: u64,
 }
 
 struct Sim<'a> {
@@ -570,8 +645,8 @@ impl<'a> Sim<'a> {
             progress: requests
                 .iter()
                 .map(|r| Progress {
-                    generated: 0,
                     target: r.output_tokens.max(1),
+                    ..Progress::default()
                 })
                 .collect(),
             reqs: requests,
@@ -773,6 +848,9 @@ impl<'a> Sim<'a> {
         {
             return;
         }
+        if self.cfg.admission == Admission::Paged {
+            return self.start_paged(r, t);
+        }
         let max_batch = self.cfg.max_batch as usize;
         let mut batch = Vec::new();
         let mut new_tokens = 0u64;
@@ -793,7 +871,18 @@ impl<'a> Sim<'a> {
         }
         let rep = &mut self.replicas[r];
         let dur = if !batch.is_empty() {
-            let d = self.service.prefill_us(new_tokens, batch.len());
+            let chunks: Vec<Chunk> = batch
+                .iter()
+                .map(|&q| {
+                    let cached = u64::from(self.out[q].cached_tokens);
+                    Chunk {
+                        new: u64::from(self.reqs[q].prompt_tokens) - cached,
+                        ctx: cached,
+                        last: true,
+                    }
+                })
+                .collect();
+            let d = self.service.iteration_us(&chunks, 0, 0);
             rep.stats.prefill_us += d;
             rep.stats.prefill_tokens += new_tokens;
             rep.stats.cached_tokens += batch
@@ -803,6 +892,24 @@ impl<'a> Sim<'a> {
             rep.iteration = Some(Iteration::Prefill(batch));
             d
         } else if !rep.running.is_empty() {
+            return self.start_decode_run(r, t);
+        } else {
+            return;
+        };
+        self.iterations += 1;
+        let id = self.iterations;
+        self.replicas[r].iteration_id = id;
+        self.push(t + dur, Event::IterationDone(r, id));
+    }
+
+    /// Starts decode steps back to back on replica `r` (see below); under paged admission the run is also
+    /// bounded by the free KV pages, preempting the newest requests when not even one step fits.
+    fn start_decode_run(&mut self, r: usize, t: u64) {
+        let rep = &self.replicas[r];
+        if rep.running.is_empty() {
+            return;
+        }
+        {
             let kv: u64 = rep
                 .running
                 .iter()
@@ -827,12 +934,29 @@ impl<'a> Sim<'a> {
                 .min()
                 .unwrap_or(1)
                 .max(1);
-            let max_steps = if self.cfg.autoscale.is_some() {
+            let mut max_steps = if self.cfg.autoscale.is_some() {
                 1
             } else {
                 until_done
             };
+            if self.cfg.admission == Admission::Paged {
+                max_steps = self.fit_decode(r, max_steps);
+                if max_steps == 0 {
+                    return; // everything was preempted (cannot happen: one request alone always fits)
+                }
+            }
+            // Preemption may have shrunk the batch.
+            let rep = &self.replicas[r];
+            let (kv, n) = if self.cfg.admission == Admission::Paged {
+                (self.context(&rep.running), rep.running.len())
+            } else {
+                (kv, n)
+            };
             let (d, steps) = self.service.decode_run_us(kv, n, max_steps, None);
+            if self.cfg.admission == Admission::Paged && steps < max_steps {
+                self.trim_pages(r, steps);
+            }
+            let rep = &mut self.replicas[r];
             rep.stats.decode_us += d;
             rep.iteration = Some(Iteration::Decode {
                 steps,
@@ -842,14 +966,274 @@ impl<'a> Sim<'a> {
                 max_steps,
                 us: d,
             });
-            d
-        } else {
+            self.iterations += 1;
+            let id = self.iterations;
+            self.replicas[r].iteration_id = id;
+            self.push(t + d, Event::IterationDone(r, id));
+        }
+    }
+
+    /// KV context (prompt + output so far) of `qs`, tokens.
+    fn context(&self, qs: &[usize]) -> u64 {
+        qs.iter()
+            .map(|&q| u64::from(self.reqs[q].prompt_tokens) + u64::from(self.progress[q].generated))
+            .sum()
+    }
+
+    /// KV tokens of `q` outside the shared prefix blocks once it has `generated` output tokens (the slot
+    /// of the token a decode step processes included).
+    fn own_kv(&self, q: usize, generated: u32) -> u64 {
+        let in_blocks = self.ids(q).len() as u64 * self.block;
+        u64::from(self.reqs[q].prompt_tokens).saturating_sub(in_blocks) + u64::from(generated)
+    }
+
+    /// Pages `q` needs to hold when it has `generated` output tokens.
+    fn need_pages(&self, q: usize, generated: u32) -> u64 {
+        self.own_kv(q, generated)
+            .div_ceil(u64::from(self.cfg.block_size))
+    }
+
+    /// Tokens of replica `r`'s KV cache free now, and how many more evicting idle prefix blocks frees.
+    fn free_tokens(&self, r: usize) -> (u64, u64) {
+        let rep = &self.replicas[r];
+        let used =
+            rep.pages * u64::from(self.cfg.block_size) + rep.cache.blocks.len() as u64 * self.block;
+        (
+            self.capacity.saturating_sub(used),
+            rep.cache.idle * self.block,
+        )
+    }
+
+    /// Sets `q`'s pages to `pages` (growing evicts idle prefix blocks as needed; the caller checked room).
+    fn set_pages(&mut self, r: usize, q: usize, pages: u64) {
+        let held = self.progress[q].pages;
+        if pages > held {
+            let (free, _) = self.free_tokens(r);
+            let need = (pages - held) * u64::from(self.cfg.block_size);
+            if need > free {
+                self.replicas[r]
+                    .cache
+                    .evict((need - free).div_ceil(self.block));
+            }
+        }
+        let rep = &mut self.replicas[r];
+        rep.pages = rep.pages + pages - held;
+        rep.stats.peak_pages = rep.stats.peak_pages.max(rep.pages);
+        self.progress[q].pages = pages;
+    }
+
+    /// Largest number of decode steps (at most `max_steps`) whose pages fit replica `r`, allocating them;
+    /// while not even one fits, the newest request is preempted. Returns 0 only if nothing is left running.
+    fn fit_decode(&mut self, r: usize, max_steps: u32) -> u32 {
+        let page = u64::from(self.cfg.block_size);
+        loop {
+            let running = self.replicas[r].running.clone();
+            if running.is_empty() {
+                return 0;
+            }
+            let (free, evictable) = self.free_tokens(r);
+            let avail = (free + evictable) / page;
+            let extra = |k: u32| -> u64 {
+                running
+                    .iter()
+                    .map(|&q| {
+                        let g = self.progress[q].generated + k - 1;
+                        self.need_pages(q, g).saturating_sub(self.progress[q].pages)
+                    })
+                    .sum()
+            };
+            if extra(1) <= avail {
+                // Largest k in [1, max_steps] with extra(k) <= avail (extra grows with k).
+                let (mut lo, mut hi) = (1u32, max_steps.max(1));
+                while lo < hi {
+                    let mid = lo + (hi - lo).div_ceil(2);
+                    if extra(mid) <= avail {
+                        lo = mid;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+                for &q in &running {
+                    let want = self.need_pages(q, self.progress[q].generated + lo - 1);
+                    if want > self.progress[q].pages {
+                        self.set_pages(r, q, want);
+                    }
+                }
+                return lo;
+            }
+            self.preempt_newest(r);
+        }
+    }
+
+    /// After a decode run of `steps` was cut short, frees the pages of the steps not run.
+    fn trim_pages(&mut self, r: usize, steps: u32) {
+        let running = self.replicas[r].running.clone();
+        for q in running {
+            let want = self
+                .need_pages(q, self.progress[q].generated + steps.max(1) - 1)
+                .max(self.need_pages(q, self.progress[q].generated));
+            if want < self.progress[q].pages {
+                self.set_pages(r, q, want);
+            }
+        }
+    }
+
+    /// Preempts the newest (latest arrival, then highest index) admitted request of replica `r`: its pages
+    /// and prefix pins are released and it waits at the front of the queue to be recomputed.
+    fn preempt_newest(&mut self, r: usize) {
+        let rep = &self.replicas[r];
+        let Some(&q) = rep
+            .running
+            .iter()
+            .chain(rep.prefilling.iter())
+            .max_by_key(|&&q| (self.out[q].arrival_us, q))
+        else {
             return;
         };
+        self.set_pages(r, q, 0);
+        let keep = self.cfg.prefix_caching;
+        let ids: Vec<u64> = self.ids(q).to_vec();
+        let rep = &mut self.replicas[r];
+        rep.cache.unpin(&ids, keep);
+        rep.running.retain(|&x| x != q);
+        rep.prefilling.retain(|&x| x != q);
+        rep.waiting.push_front(q);
+        rep.stats.preemptions += 1;
+        self.out[q].preemptions += 1;
+        self.progress[q].prefilled = 0;
+        self.progress[q].todo = 0;
+    }
+
+    /// Paged admission: admits `q` on replica `r` if its prompt's pages (and new prefix blocks) fit while
+    /// leaving the watermark free; returns the prompt tokens found in the prefix cache.
+    fn try_admit_paged(&mut self, r: usize, q: usize) -> Option<u64> {
+        let page = u64::from(self.cfg.block_size);
+        let ids: Vec<u64> = self.ids(q).to_vec();
+        let unique = distinct(&ids);
+        let rep = &self.replicas[r];
+        let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
+        for h in &unique {
+            match rep.cache.blocks.get(h) {
+                None => new_blocks += 1,
+                Some(b) if b.refs == 0 => idle_hits += 1,
+                Some(_) => {}
+            }
+        }
+        let pages = self.need_pages(q, self.progress[q].generated);
+        let (free, evictable) = self.free_tokens(r);
+        let avail = free + evictable.saturating_sub(idle_hits * self.block);
+        let need = pages * page + new_blocks * self.block;
+        let watermark = ((self.capacity / page) as f64 * self.cfg.watermark) as u64 * page;
+        if need + watermark > avail {
+            return None;
+        }
+        let hits = rep.cache.prefix_hits(&ids) as u64;
+        let rep = &mut self.replicas[r];
+        rep.cache.pin(&ids);
+        if need > free {
+            // New blocks and pages need more than is free: evict idle blocks (never the ones just pinned).
+            rep.cache.evict((need - free).div_ceil(self.block));
+        }
+        self.set_pages(r, q, pages);
+        Some(hits * self.block)
+    }
+
+    /// One iteration under paged admission (vLLM's scheduler). Without chunking: a prefill of the waiting
+    /// requests admitted now (first come first served, up to `max_batch` admitted requests and
+    /// `max_tokens_in_batch` new tokens), else decode steps of the running batch. With `chunk_size`: every
+    /// iteration carries one decode step of every running request plus prefill chunks (unfinished prompts
+    /// first, then new admissions) up to `chunk_size` tokens in all.
+    fn start_paged(&mut self, r: usize, t: u64) {
+        let chunked = self.cfg.chunk_size.map(u64::from);
+        let budget = chunked.unwrap_or(u64::from(self.cfg.max_tokens_in_batch));
+        let mut decodes = false;
+        let mut used = 0u64;
+        let mut chunks: Vec<(usize, u64)> = Vec::new();
+        let preempted = self.replicas[r].stats.preemptions;
+        if chunked.is_some() {
+            if !self.replicas[r].running.is_empty() && self.fit_decode(r, 1) > 0 {
+                decodes = true;
+                used = self.replicas[r].running.len() as u64;
+            }
+            if self.replicas[r].stats.preemptions > preempted {
+                used = budget; // as vLLM: no new prefills in an iteration that had to preempt
+            }
+            for q in self.replicas[r].prefilling.clone() {
+                if used >= budget {
+                    break;
+                }
+                let left = self.progress[q].todo - self.progress[q].prefilled;
+                let take = left.min(budget - used);
+                chunks.push((q, take));
+                used += take;
+            }
+        }
+        let max_batch = self.cfg.max_batch as usize;
+        while let Some(&q) = self.replicas[r].waiting.front() {
+            let rep = &self.replicas[r];
+            if rep.running.len() + rep.prefilling.len() >= max_batch || used >= budget {
+                break;
+            }
+            // Tokens to compute: the prompt, plus the output so far when recomputing after a preemption;
+            // the last one always (it yields the next token).
+            let todo =
+                u64::from(self.reqs[q].prompt_tokens) + u64::from(self.progress[q].generated);
+            let hits = rep.cache.prefix_hits(self.ids(q)) as u64 * self.block;
+            let cached = hits
+                .min(u64::from(self.reqs[q].prompt_tokens))
+                .min(todo.saturating_sub(1));
+            let new = todo - cached;
+            if chunked.is_none() && !chunks.is_empty() && used + new > budget {
+                break; // the token budget is full (a longer prompt runs alone)
+            }
+            if self.try_admit_paged(r, q).is_none() {
+                break; // first come first served: nobody overtakes a request that does not fit yet
+            }
+            let rep = &mut self.replicas[r];
+            rep.waiting.pop_front();
+            rep.prefilling.push(q);
+            rep.stats.cached_tokens += cached;
+            if self.progress[q].generated == 0 {
+                self.out[q].cached_tokens = cached as u32;
+            }
+            self.progress[q].todo = todo;
+            self.progress[q].prefilled = cached;
+            let take = if chunked.is_some() {
+                new.min(budget - used)
+            } else {
+                new
+            };
+            chunks.push((q, take));
+            used += take;
+        }
+        if chunks.is_empty() {
+            // Nothing to prefill: decode steps back to back (in chunked mode the first step's pages are
+            // already held).
+            return self.start_decode_run(r, t);
+        }
+        let shape: Vec<Chunk> = chunks
+            .iter()
+            .map(|&(q, n)| Chunk {
+                new: n,
+                ctx: self.progress[q].prefilled,
+                last: self.progress[q].prefilled + n >= self.progress[q].todo,
+            })
+            .collect();
+        let (n, kv) = if decodes {
+            let running = &self.replicas[r].running;
+            (running.len() as u64, self.context(running))
+        } else {
+            (0, 0)
+        };
+        let d = self.service.iteration_us(&shape, n, kv);
+        let rep = &mut self.replicas[r];
+        rep.stats.prefill_us += d;
+        rep.stats.prefill_tokens += shape.iter().map(|c| c.new).sum::<u64>();
+        rep.iteration = Some(Iteration::Batch { chunks, decodes });
         self.iterations += 1;
         let id = self.iterations;
         self.replicas[r].iteration_id = id;
-        self.push(t + dur, Event::IterationDone(r, id));
+        self.push(t + d, Event::IterationDone(r, id));
     }
 
     /// A request routed to replica `r` at `t` joins at the first decode step boundary at or after `t`: a
@@ -876,6 +1260,9 @@ impl<'a> Sim<'a> {
         if s >= steps {
             return;
         }
+        if self.cfg.admission == Admission::Paged {
+            self.trim_pages(r, s);
+        }
         let rep = &mut self.replicas[r];
         rep.stats.decode_us -= us - d;
         rep.iteration = Some(Iteration::Decode {
@@ -900,6 +1287,41 @@ impl<'a> Sim<'a> {
                     self.out[q].first_token_us = Some(t);
                     if let Some(ttfts) = &mut self.ttfts {
                         ttfts.push_back((t, t - self.out[q].arrival_us));
+                    }
+                    if self.progress[q].generated >= self.progress[q].target {
+                        self.complete(r, q, t);
+                    } else {
+                        self.replicas[r].running.push(q);
+                    }
+                }
+            }
+            Some(Iteration::Batch { chunks, decodes }) => {
+                if decodes {
+                    let running = std::mem::take(&mut self.replicas[r].running);
+                    let mut still = Vec::with_capacity(running.len());
+                    for q in running {
+                        self.progress[q].generated += 1;
+                        if self.progress[q].generated >= self.progress[q].target {
+                            self.complete(r, q, t);
+                        } else {
+                            still.push(q);
+                        }
+                    }
+                    self.replicas[r].running = still;
+                }
+                for (q, n) in chunks {
+                    let p = &mut self.progress[q];
+                    p.prefilled += n;
+                    if p.prefilled < p.todo {
+                        continue; // more chunks to come
+                    }
+                    p.generated += 1;
+                    self.replicas[r].prefilling.retain(|&x| x != q);
+                    if self.out[q].first_token_us.is_none() {
+                        self.out[q].first_token_us = Some(t);
+                        if let Some(ttfts) = &mut self.ttfts {
+                            ttfts.push_back((t, t - self.out[q].arrival_us));
+                        }
                     }
                     if self.progress[q].generated >= self.progress[q].target {
                         self.complete(r, q, t);
@@ -945,8 +1367,13 @@ impl<'a> Sim<'a> {
         let own = self.own_tokens(q);
         let keep = self.cfg.prefix_caching;
         let ids: Vec<u64> = self.ids(q).to_vec();
+        if self.cfg.admission == Admission::Paged {
+            self.set_pages(r, q, 0);
+        }
         let rep = &mut self.replicas[r];
-        rep.own_tokens -= own;
+        if self.cfg.admission == Admission::Reserve {
+            rep.own_tokens -= own;
+        }
         rep.cache.unpin(&ids, keep);
         rep.outstanding -= 1;
         rep.stats.requests += 1;
@@ -1052,6 +1479,7 @@ impl<'a> Sim<'a> {
             active_timeline: self.timeline,
             gpus_per_replica: gpus,
             energy_j: energy,
+            kv_pages_held_at_end: self.replicas.iter().map(|r| r.pages).sum(),
         }
     }
 }
@@ -1220,6 +1648,8 @@ pub struct Summary {
     pub completed: u64,
     /// Requests whose KV cache could never fit one replica.
     pub rejected: u64,
+    /// Preemptions (a request's KV freed, to be recomputed), all requests together.
+    pub preemptions: u64,
     /// Time to first token, seconds.
     pub ttft_s: Stats,
     /// Time per output token, seconds (requests with more than one output token).
@@ -1283,6 +1713,7 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
         requests: n,
         completed: done.len() as u64,
         rejected: sent.iter().filter(|o| o.replica.is_none()).count() as u64,
+        preemptions: sent.iter().map(|o| u64::from(o.preemptions)).sum(),
         ttft_s: Stats::of(&mut ttft),
         tpot_s: Stats::of(&mut tpot),
         e2e_s: Stats::of(&mut e2e),

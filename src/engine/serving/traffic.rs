@@ -8,7 +8,7 @@ use super::sim::{
 use crate::domain::catalog::GpuModel;
 use crate::domain::traffic::*;
 use crate::error::{InputError, Location};
-use crate::perf::inference::{Efficiency, Roofline, ServiceModel};
+use crate::perf::inference::{Efficiency, ServiceModel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -390,19 +390,7 @@ pub fn serve(
             format!("needs at least 1 replica of at least 1 GPU, found {replicas} x {tp}"),
         ));
     }
-    let roof = Roofline::new(serve.model.clone(), *gpu, tp, Efficiency::default()).map_err(|_| {
-        serve.error(
-            "model",
-            format!(
-                "{} weights ({:.1} GB) do not fit {tp} x {} ({:.0} GB HBM) with room for KV cache: give the \
-                 service more GPUs per replica or a GPU with more memory",
-                serve.model.name,
-                serve.model.weight_bytes() / 1e9,
-                gpu.id,
-                f64::from(tp) * gpu.hbm_gb
-            ),
-        )
-    })?;
+    let roof = service_model(serve, gpu, tp)?;
     let duration = end_us.saturating_sub(start_us);
     serve.check_volume(duration)?;
     let generated = generate_from(&serve.traffic, seed, start_us, 0, duration);
@@ -412,13 +400,53 @@ pub fn serve(
     let cfg = SimConfig {
         replicas,
         router: serve.router,
-        max_batch: serve.max_batch,
         ..SimConfig::default()
-    };
-    let res = simulate_closed_loop(&generated.requests, &generated.after, duration, &roof, &cfg)?;
+    }
+    .with_setup(&serve.setup);
+    let res = simulate_closed_loop(
+        &generated.requests,
+        &generated.after,
+        duration,
+        roof.as_ref(),
+        &cfg,
+    )?;
     let tail_s = duration.saturating_sub(res.end_us) as f64 / 1e6;
     let idle_w = cfg.power.idle * roof.board_power_w() * f64::from(tp) * f64::from(replicas);
     Ok(outcome(serve, &res, &generated.after, idle_w * tail_s))
+}
+
+/// The replica model of `serve` on `tp` GPUs of `gpu` inside one NVLink domain (the engine places a
+/// replica in one domain), by its cost model; an error naming the service when the weights do not fit.
+pub fn service_model(
+    serve: &Serve,
+    gpu: &GpuModel,
+    tp: u32,
+) -> Result<Box<dyn ServiceModel + Send>, InputError> {
+    crate::perf::cost_model::build(
+        serve.setup.cost_model,
+        &serve.model,
+        gpu,
+        tp,
+        1,
+        Efficiency::default(),
+    )
+    .map_err(|e| {
+        if e.file != "cost_model" {
+            serve.error(
+                "model",
+                format!(
+                    "{} weights ({:.1} GB) do not fit {tp} x {} ({:.0} GB HBM) with room for KV cache: give \
+                     the service more GPUs per replica or a GPU with more memory",
+                    serve.model.name,
+                    serve.model.weight_bytes() / 1e9,
+                    gpu.id,
+                    f64::from(tp) * gpu.hbm_gb
+                ),
+            )
+        } else {
+            serve.error("cost_model", e.message)
+        }
+    })
 }
 
 /// A service's results from its run (`after`: its session dependencies), with `extra_energy_j` of idle
