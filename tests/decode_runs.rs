@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use ultrasched::domain::catalog::GPU_MODELS;
 use ultrasched::domain::llm::builtin_models;
 use ultrasched::perf::inference::{decode_run_monotone, Efficiency, Roofline, ServiceModel};
+use ultrasched::perf::operators::{OperatorConstants, Operators};
 
 /// The definition: steps one by one, at least one, until `max_steps` or the end reaches `until`.
 fn looped(step: impl Fn(u64) -> u64, max_steps: u32, until: Option<u64>) -> (u64, u32) {
@@ -82,6 +83,56 @@ fn the_roofline_decode_run_equals_its_step_by_step_loop() {
                 ] {
                     assert_eq!(
                         r.decode_run_us(kv, batch, max, until),
+                        plain.decode_run_us(kv, batch, max, until),
+                        "{} on {} x{tp}: kv {kv} batch {batch} max {max} until {until:?}",
+                        m.name,
+                        g.id
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 100, "{checked} cases");
+}
+
+/// The operator model behind the default loop.
+struct OpsStepByStep<'a>(&'a Operators);
+
+impl ServiceModel for OpsStepByStep<'_> {
+    fn prefill_us(&self, t: u64, r: usize) -> u64 {
+        self.0.prefill_us(t, r)
+    }
+    fn decode_step_us(&self, kv: u64, b: usize) -> u64 {
+        self.0.decode_step_us(kv, b)
+    }
+    fn kv_capacity_tokens(&self) -> u64 {
+        self.0.kv_capacity_tokens()
+    }
+}
+
+#[test]
+fn the_operator_model_decode_run_equals_its_step_by_step_loop() {
+    let mut checked = 0;
+    for m in builtin_models() {
+        for g in GPU_MODELS.iter() {
+            for (tp, domains) in [(1u32, 1u32), (2, 1), (4, 1), (8, 1), (16, 2)] {
+                let Ok(o) =
+                    Operators::new(m.clone(), *g, tp, domains, OperatorConstants::default())
+                else {
+                    continue;
+                };
+                let plain = OpsStepByStep(&o);
+                for (kv, batch, max, until) in [
+                    (0u64, 1usize, 4096u32, None),
+                    (3000, 1, 250, Some(1_000_000u64)),
+                    (120_000, 64, 900, None),
+                    (512, 7, 2000, Some(12_345)),
+                    (1, 128, 1, Some(0)),
+                    (50_000, 3, 4000, Some(40_000_000)),
+                ] {
+                    assert_eq!(
+                        o.decode_run_us(kv, batch, max, until),
                         plain.decode_run_us(kv, batch, max, until),
                         "{} on {} x{tp}: kv {kv} batch {batch} max {max} until {until:?}",
                         m.name,

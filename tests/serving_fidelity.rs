@@ -330,3 +330,51 @@ fn chunked_prefill_bounds_every_iteration_and_mixes_decodes() {
     assert!(res.requests.iter().all(|o| o.done_us.is_some()));
     assert_eq!(res.requests[1].output_tokens, 5);
 }
+
+#[test]
+fn service_fields_choose_the_scheduler_and_cost_model_and_bad_ones_are_located() {
+    use ultrasched::domain::traffic::CostModel;
+    use ultrasched::input::traffic::parse_serve;
+    let base = "model = \"llama-2-70b\"\n[traffic]\nkind = \"poisson\"\nrate_per_s = 1\n\
+                prompt_tokens = { median = 512 }\noutput_tokens = { median = 8 }\n";
+    let build = |extra: &str| {
+        parse_serve(&format!("{extra}{base}"), "s.toml").and_then(|s| s.build("", "s.toml"))
+    };
+    let d = build("").unwrap().setup;
+    assert_eq!(d.cost_model, CostModel::Operators);
+    assert_eq!(d.admission, Admission::Paged);
+    assert_eq!(
+        (
+            d.max_batch,
+            d.max_tokens_in_batch,
+            d.block_size,
+            d.chunk_size
+        ),
+        (128, 4096, 16, None)
+    );
+    let s = build(
+        "cost_model = \"profile\"\nadmission = \"paged\"\nchunk_size = 512\nmax_tokens_in_batch = 8192\n\
+         block_size = 32\n",
+    )
+    .unwrap()
+    .setup;
+    assert_eq!(s.cost_model, CostModel::Profile);
+    assert_eq!(
+        (s.chunk_size, s.max_tokens_in_batch, s.block_size),
+        (Some(512), 8192, 32)
+    );
+    let e = build("cost_model = \"magic\"\n").unwrap_err().to_string();
+    assert!(
+        e.starts_with("s.toml:1:14:") && e.contains("operators"),
+        "{e}"
+    );
+    let e = build("admission = \"reserve\"\nchunk_size = 256\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("field `chunk_size`") && e.contains("paged"),
+        "{e}"
+    );
+    let e = build("block_size = 0\n").unwrap_err().to_string();
+    assert!(e.starts_with("s.toml:1:14:"), "{e}");
+}

@@ -456,11 +456,34 @@ impl ServiceModel for Operators {
         max_steps: u32,
         until: Option<u64>,
     ) -> (u64, u32) {
-        // The step time only grows with the KV (the attention bytes term): exact run search.
+        // The step time only grows with the KV, and affinely (the attention bytes term): `slope` us per KV
+        // token. The guess finds where the time reaches the next whole microsecond; the search checks it.
         let n = batch as u64;
+        let m = &self.model;
+        let kv_token_bytes = 2.0 * f64::from(m.kv_heads) / f64::from(self.tp)
+            * f64::from(m.head_dim)
+            * f64::from(m.bytes_per_element);
+        let slope =
+            f64::from(m.layers) * kv_token_bytes / (self.hbm() * self.c.attention_bw_eff) * 1e6;
+        let base = self
+            .breakdown(&Shape {
+                prefills: &[],
+                decodes: n,
+                decode_kv: kv,
+            })
+            .total_us();
+        let guess = |i: u64, c: u64| -> u64 {
+            let kv_next = (c as f64 + 0.5 - base) / slope + kv as f64;
+            let steps = (kv_next - (kv + n * i) as f64) / n.max(1) as f64;
+            if steps.is_finite() && steps > 1.0 {
+                i + steps.ceil() as u64 - 1
+            } else {
+                i
+            }
+        };
         decode_run_monotone(
             |i| self.decode_step_us(kv + n * i, batch),
-            |i, _| i,
+            guess,
             max_steps,
             until,
         )

@@ -269,6 +269,9 @@ struct Engine<'a> {
     jobs_done: u64,
     /// Capacity was released since the last round (a job ended or was preempted).
     freed: bool,
+    /// A preemption this round freed GPUs that jobs walked earlier in the round may now use: the round runs
+    /// again at the same instant.
+    repeat_round: bool,
     /// Jobs queued since the last round.
     arrived: Vec<usize>,
     /// Reused buffers of `round`.
@@ -437,6 +440,7 @@ impl<'a> Engine<'a> {
             makespan: 0,
             jobs_done: 0,
             freed: false,
+            repeat_round: false,
             arrived: Vec::new(),
             order: Vec::new(),
             started: Vec::new(),
@@ -509,6 +513,13 @@ impl<'a> Engine<'a> {
                 self.next_arrival += 1;
             }
             self.round()?;
+            // After a preemption, jobs the walk had passed may fit in what the victims left over (bounded:
+            // each repeat needs a further preemption to repeat again).
+            let mut repeats = 0;
+            while std::mem::take(&mut self.repeat_round) && repeats < 8 {
+                self.round()?;
+                repeats += 1;
+            }
             self.grow_shrunk()?;
             self.sample();
             instants += 1;
@@ -1124,6 +1135,7 @@ impl<'a> Engine<'a> {
             if !blocked {
                 if self.preemptive() && self.preempt_for(j)? {
                     fresh = false;
+                    self.repeat_round = i > 0;
                     started.push(j);
                     i += 1;
                     continue;
