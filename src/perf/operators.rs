@@ -187,6 +187,8 @@ pub struct Operators {
     pub c: OperatorConstants,
     /// Measured operator times replacing the analytic ones, when set.
     pub profile: Option<&'static Bundled>,
+    /// Decode step time with an empty KV, us, by batch size (memo of [`Operators::decode_base_us`]).
+    decode_base: std::cell::RefCell<Vec<f64>>,
 }
 
 impl Operators {
@@ -212,6 +214,7 @@ impl Operators {
             domains: domains.max(1),
             c,
             profile: None,
+            decode_base: Default::default(),
         };
         if o.kv_budget_bytes() < o.model.kv_bytes_per_token() as f64 {
             return Err(InputError::new(
@@ -414,6 +417,41 @@ impl Operators {
         s_to_us(self.breakdown(s).total_us() * 1e-6)
     }
 
+    /// KV-read time of one decode context token over all layers, us: a decode step's only term that
+    /// depends on the KV size.
+    pub fn decode_us_per_kv_token(&self) -> f64 {
+        let m = &self.model;
+        let kv_token_bytes = 2.0 * f64::from(m.kv_heads) / f64::from(self.tp)
+            * f64::from(m.head_dim)
+            * f64::from(m.bytes_per_element);
+        f64::from(m.layers) * kv_token_bytes / (self.hbm() * self.c.attention_bw_eff) * 1e6
+    }
+
+    /// A decode step of `n` requests with no KV read, us (memoised per `n`).
+    pub fn decode_base_us(&self, n: u64) -> f64 {
+        let i = n as usize;
+        if let Some(&v) = self.decode_base.borrow().get(i) {
+            if v >= 0.0 {
+                return v;
+            }
+        }
+        let v = self
+            .breakdown(&Shape {
+                prefills: &[],
+                decodes: n,
+                decode_kv: 0,
+            })
+            .total_us();
+        let mut memo = self.decode_base.borrow_mut();
+        if memo.len() <= i && i < 1 << 16 {
+            memo.resize(i + 1, -1.0);
+        }
+        if let Some(x) = memo.get_mut(i) {
+            *x = v;
+        }
+        v
+    }
+
     /// Which times this model uses, for reports.
     pub fn describe(&self) -> String {
         match self.profile {
@@ -437,8 +475,12 @@ impl ServiceModel for Operators {
         self.iteration_us(&chunks, 0, 0)
     }
 
+    /// A decode step: its time is affine in the KV size (only attention reads it), so it is computed as
+    /// the step with no KV plus the KV-read time; equal to [`Operators::breakdown`]'s total up to float
+    /// rounding.
     fn decode_step_us(&self, kv_tokens: u64, batch: usize) -> u64 {
-        self.iteration_us(&[], batch as u64, kv_tokens)
+        let base = self.decode_base_us(batch as u64);
+        s_to_us((base + self.decode_us_per_kv_token() * kv_tokens as f64) * 1e-6)
     }
 
     fn iteration_us(&self, prefills: &[Chunk], decodes: u64, decode_kv: u64) -> u64 {
@@ -459,19 +501,8 @@ impl ServiceModel for Operators {
         // The step time only grows with the KV, and affinely (the attention bytes term): `slope` us per KV
         // token. The guess finds where the time reaches the next whole microsecond; the search checks it.
         let n = batch as u64;
-        let m = &self.model;
-        let kv_token_bytes = 2.0 * f64::from(m.kv_heads) / f64::from(self.tp)
-            * f64::from(m.head_dim)
-            * f64::from(m.bytes_per_element);
-        let slope =
-            f64::from(m.layers) * kv_token_bytes / (self.hbm() * self.c.attention_bw_eff) * 1e6;
-        let base = self
-            .breakdown(&Shape {
-                prefills: &[],
-                decodes: n,
-                decode_kv: kv,
-            })
-            .total_us();
+        let slope = self.decode_us_per_kv_token();
+        let base = self.decode_base_us(n) + slope * kv as f64;
         let guess = |i: u64, c: u64| -> u64 {
             let kv_next = (c as f64 + 0.5 - base) / slope + kv as f64;
             let steps = (kv_next - (kv + n * i) as f64) / n.max(1) as f64;
@@ -481,8 +512,9 @@ impl ServiceModel for Operators {
                 i
             }
         };
+        let zero = self.decode_base_us(n);
         decode_run_monotone(
-            |i| self.decode_step_us(kv + n * i, batch),
+            |i| s_to_us((zero + slope * (kv + n * i) as f64) * 1e-6),
             guess,
             max_steps,
             until,
