@@ -134,6 +134,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn derived_ffn_hidden_recovers_the_built_in_models() {
+        // A model file without ffn_hidden gets the MLP size that makes its parameter count add up: for the
+        // built-ins (given their vocabulary) that is their published intermediate size.
+        for m in crate::domain::llm::builtin_models() {
+            let f = ModelFile {
+                name: m.name.clone(),
+                params: m.params,
+                layers: m.layers,
+                hidden: m.hidden,
+                attention_heads: m.attention_heads,
+                kv_heads: m.kv_heads,
+                head_dim: m.head_dim,
+                bytes_per_element: m.bytes_per_element,
+                ffn_hidden: None,
+                vocab: Some(m.vocab),
+            };
+            assert_eq!(derived_ffn_hidden(&f, m.vocab), m.ffn_hidden, "{}", m.name);
+            assert_eq!(ModelSpec::from(f), m);
+        }
+    }
+
+    #[test]
     fn spec_files_parse_and_bad_ones_are_located() {
         let good =
             "name = \"tiny\"\nparams = 1e9\nlayers = 16\nhidden = 2048\nattention_heads = 16\n\
