@@ -154,19 +154,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         prefill_mfu: args.prefill_mfu,
         decode_bw_eff: args.decode_bw_eff,
     };
-    for (flag, v) in [
-        ("--prefill-mfu", eff.prefill_mfu),
-        ("--decode-bw-eff", eff.decode_bw_eff),
-    ] {
-        if !(v > 0.0 && v <= 1.0) {
-            return Err(InputError::new(
-                flag,
-                Location::File,
-                format!("expected a fraction in (0, 1], found {v}"),
-            )
-            .into());
-        }
-    }
+    eff.validate()?;
     let domains = args
         .tp
         .div_ceil(crate::perf::cost_model::default_domain_gpus(&gpu));

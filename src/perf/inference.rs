@@ -25,6 +25,25 @@ pub struct Efficiency {
     pub decode_bw_eff: f64,
 }
 
+impl Efficiency {
+    /// Both factors must be fractions in (0, 1]; the error names the flag.
+    pub fn validate(&self) -> Result<(), InputError> {
+        for (name, v) in [
+            ("--prefill-mfu", self.prefill_mfu),
+            ("--decode-bw-eff", self.decode_bw_eff),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(InputError::new(
+                    name,
+                    Location::File,
+                    format!("expected a fraction in (0, 1], found {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Efficiency {
     /// Prefill MFU 0.5 and decode bandwidth efficiency 0.6: typical of tuned serving stacks on H100.
     fn default() -> Self {
@@ -86,18 +105,7 @@ impl Roofline {
                 "must be at least 1",
             ));
         }
-        for (name, v) in [
-            ("--prefill-mfu", eff.prefill_mfu),
-            ("--decode-bw-eff", eff.decode_bw_eff),
-        ] {
-            if !(v > 0.0 && v <= 1.0) {
-                return Err(InputError::new(
-                    name,
-                    Location::File,
-                    format!("expected a fraction in (0, 1], found {v}"),
-                ));
-            }
-        }
+        eff.validate()?;
         let r = Roofline {
             model,
             gpu,

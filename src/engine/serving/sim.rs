@@ -952,10 +952,8 @@ impl<'a> Sim<'a> {
             } else {
                 (kv, n)
             };
+            // Without `until` the run has exactly `max_steps` steps: the pages `fit_decode` took are all used.
             let (d, steps) = self.service.decode_run_us(kv, n, max_steps, None);
-            if self.cfg.admission == Admission::Paged && steps < max_steps {
-                self.trim_pages(r, steps);
-            }
             let rep = &mut self.replicas[r];
             rep.stats.decode_us += d;
             rep.iteration = Some(Iteration::Decode {
@@ -1284,30 +1282,12 @@ impl<'a> Sim<'a> {
             Some(Iteration::Prefill(batch)) => {
                 for q in batch {
                     self.progress[q].generated = 1;
-                    self.out[q].first_token_us = Some(t);
-                    if let Some(ttfts) = &mut self.ttfts {
-                        ttfts.push_back((t, t - self.out[q].arrival_us));
-                    }
-                    if self.progress[q].generated >= self.progress[q].target {
-                        self.complete(r, q, t);
-                    } else {
-                        self.replicas[r].running.push(q);
-                    }
+                    self.prefilled(r, q, t);
                 }
             }
             Some(Iteration::Batch { chunks, decodes }) => {
                 if decodes {
-                    let running = std::mem::take(&mut self.replicas[r].running);
-                    let mut still = Vec::with_capacity(running.len());
-                    for q in running {
-                        self.progress[q].generated += 1;
-                        if self.progress[q].generated >= self.progress[q].target {
-                            self.complete(r, q, t);
-                        } else {
-                            still.push(q);
-                        }
-                    }
-                    self.replicas[r].running = still;
+                    self.decoded(r, 1, t);
                 }
                 for (q, n) in chunks {
                     let p = &mut self.progress[q];
@@ -1317,37 +1297,46 @@ impl<'a> Sim<'a> {
                     }
                     p.generated += 1;
                     self.replicas[r].prefilling.retain(|&x| x != q);
-                    if self.out[q].first_token_us.is_none() {
-                        self.out[q].first_token_us = Some(t);
-                        if let Some(ttfts) = &mut self.ttfts {
-                            ttfts.push_back((t, t - self.out[q].arrival_us));
-                        }
-                    }
-                    if self.progress[q].generated >= self.progress[q].target {
-                        self.complete(r, q, t);
-                    } else {
-                        self.replicas[r].running.push(q);
-                    }
+                    self.prefilled(r, q, t);
                 }
             }
-            Some(Iteration::Decode { steps, .. }) => {
-                let running = std::mem::take(&mut self.replicas[r].running);
-                let mut still = Vec::with_capacity(running.len());
-                for q in running {
-                    self.progress[q].generated += steps;
-                    if self.progress[q].generated >= self.progress[q].target {
-                        self.complete(r, q, t);
-                    } else {
-                        still.push(q);
-                    }
-                }
-                self.replicas[r].running = still;
-            }
+            Some(Iteration::Decode { steps, .. }) => self.decoded(r, steps, t),
             None => {}
         }
         self.start_iteration(r, t);
         self.turn_off_if_drained(r, t);
         self.maybe_scale_down(t);
+    }
+
+    /// `q`'s prompt is in the KV cache and its next token out (at `t`): its first token unless it was
+    /// recomputed after a preemption; it finishes or joins the running batch.
+    fn prefilled(&mut self, r: usize, q: usize, t: u64) {
+        if self.out[q].first_token_us.is_none() {
+            self.out[q].first_token_us = Some(t);
+            if let Some(ttfts) = &mut self.ttfts {
+                ttfts.push_back((t, t - self.out[q].arrival_us));
+            }
+        }
+        if self.progress[q].generated >= self.progress[q].target {
+            self.complete(r, q, t);
+        } else {
+            self.replicas[r].running.push(q);
+        }
+    }
+
+    /// Every running request of replica `r` produced `steps` more tokens by `t`; the finished ones complete.
+    fn decoded(&mut self, r: usize, steps: u32, t: u64) {
+        let running = std::mem::take(&mut self.replicas[r].running);
+        let mut still = Vec::with_capacity(running.len());
+        for q in running {
+            self.progress[q].generated += steps;
+            if self.progress[q].generated >= self.progress[q].target {
+                self.complete(r, q, t);
+            } else {
+                still.push(q);
+            }
+        }
+        self.replicas[r].running = still;
     }
 
     /// A draining replica that has finished everything it held goes off.
