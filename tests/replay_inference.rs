@@ -260,3 +260,101 @@ fn bad_inputs_exit_2_with_a_located_message() {
             .stderr(predicate::str::contains(want));
     }
 }
+
+#[test]
+fn disaggregated_pools_report_their_kv_copies_and_write_one_row_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("requests.csv");
+    let trace = format!("azure:{}", repo(AZURE));
+    let base = [
+        "--trace",
+        trace.as_str(),
+        "--model",
+        "llama-2-70b",
+        "--gpu",
+        "h100",
+        "--tp",
+        "4",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--prefill-replicas", "3", "--decode-replicas", "5"]);
+    args.extend(["--requests-csv", csv.to_str().unwrap()]);
+    let together = replay_json(&args);
+    sane(&together, 8819);
+    let pools = &together["disaggregation"];
+    assert_eq!(pools["prefill_replicas"], 3);
+    assert_eq!(pools["decode_replicas"], 5);
+    assert_eq!(pools["placement"], "together");
+    // 8 replicas of 4 GPUs packed p d p d ... onto 8-GPU H100 domains: every prefill replica has a decode
+    // replica beside it.
+    assert_eq!(pools["prefill_replicas_beside_decode"], 3);
+    let copy_p50 = together["kv_transfer_s"]["p50"].as_f64().unwrap();
+    assert!(copy_p50 > 0.0 && copy_p50 < 1.0, "{copy_p50}");
+    // One row per request: the decode replica is one of 3..8, the prefill replica one of 0..3.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (rep, pre) = (col("replica"), col("prefill_replica"));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows.len(), 8819);
+    for row in &rows {
+        let p: u32 = row[pre].parse().unwrap();
+        assert!(p < 3, "{row:?}");
+        let r: u32 = row[rep].parse().unwrap();
+        assert!(r < 8, "{row:?}");
+    }
+    // Apart, the pools sit in different domains: every copy crosses EFA and takes longer.
+    let mut args = base.to_vec();
+    args.extend(["--prefill-replicas", "3", "--decode-replicas", "5"]);
+    args.extend(["--pd-placement", "apart"]);
+    let apart = replay_json(&args);
+    assert_eq!(apart["disaggregation"]["prefill_replicas_beside_decode"], 0);
+    assert!(apart["kv_transfer_s"]["p50"].as_f64().unwrap() > copy_p50);
+}
+
+#[test]
+fn disaggregation_flags_that_contradict_each_other_exit_2() {
+    let trace = format!("azure:{}", repo(AZURE));
+    for extra in [
+        vec![
+            "--prefill-replicas",
+            "2",
+            "--decode-replicas",
+            "2",
+            "--replicas",
+            "4",
+        ],
+        vec!["--prefill-replicas", "2"],
+        vec!["--prefill-replicas", "0", "--decode-replicas", "2"],
+        vec![
+            "--prefill-replicas",
+            "1",
+            "--decode-replicas",
+            "1",
+            "--admission",
+            "reserve",
+        ],
+    ] {
+        bin()
+            .arg("replay-inference")
+            .args([
+                "--trace",
+                trace.as_str(),
+                "--model",
+                "llama-2-70b",
+                "--gpu",
+                "h100",
+            ])
+            .args(&extra)
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains("prefill")
+                    .or(predicate::str::contains("decode"))
+                    .or(predicate::str::contains("disaggregat")),
+            );
+    }
+}

@@ -378,3 +378,220 @@ fn service_fields_choose_the_scheduler_and_cost_model_and_bad_ones_are_located()
     let e = build("block_size = 0\n").unwrap_err().to_string();
     assert!(e.starts_with("s.toml:1:14:"), "{e}");
 }
+
+// ---- Prefill/decode disaggregation ----
+
+use ultrasched::domain::traffic::PdPlacement;
+use ultrasched::engine::serving::sim::{simulate_disaggregated, Disaggregation};
+use ultrasched::perf::kv_transfer::{KvLink, KvTransfer};
+
+/// 1,000 B of KV per token over one link: NVLink 1 GB/s + 10 us, EFA 0.5 GB/s + 60 us, so 1,000 tokens
+/// copy in 1,010 us inside a domain and 2,060 us across.
+fn slow_link() -> KvTransfer {
+    KvTransfer {
+        bytes_per_token: 1000,
+        links: 1,
+        link: KvLink {
+            nvlink_gbps_per_gpu: 1.0,
+            nvlink_latency_us: 10.0,
+            efa_gbps_per_gpu: 0.5,
+            efa_latency_us: 60.0,
+            bw_eff: 1.0,
+        },
+    }
+}
+
+fn split(prefill: u32, decode: u32, domains: Vec<u32>) -> SimConfig {
+    SimConfig {
+        replicas: prefill + decode,
+        disaggregation: Some(Disaggregation {
+            prefill_replicas: prefill,
+            decode_replicas: decode,
+            domains,
+            transfer: slow_link(),
+        }),
+        ..paged(16)
+    }
+}
+
+fn recorder() -> Recorder {
+    Recorder {
+        capacity: 1 << 20,
+        log: RefCell::new(vec![]),
+    }
+}
+
+#[test]
+fn a_disaggregated_request_waits_for_its_kv_copy_by_hand() {
+    // Prompt 1,000, 10 outputs. Colocated: the prefill iteration takes 1,000 us and yields the first
+    // token; 9 decode steps of 100 us follow: TTFT 1,000 us, done at 1,900 us.
+    let colocated = simulate_replicas(&[req(0, 1000, 10)], &recorder(), &paged(16)).unwrap();
+    assert_eq!(colocated.requests[0].first_token_us, Some(1000));
+    assert_eq!(colocated.requests[0].done_us, Some(1900));
+    // Disaggregated, one domain: the prompt's 1,000 KV tokens copy in 1,010 us, the decode replica then
+    // streams the first token (TTFT 2,010 us) and runs the same 9 steps: done at 2,910 us.
+    let (p, d) = (recorder(), recorder());
+    let res = simulate_disaggregated(
+        &[req(0, 1000, 10)],
+        &[],
+        u64::MAX,
+        &p,
+        &d,
+        &split(1, 1, vec![0, 0]),
+    )
+    .unwrap();
+    let r = res.requests[0];
+    assert_eq!((r.prefill_replica, r.replica), (Some(0), Some(1)));
+    assert_eq!(r.kv_transfer_us, Some(1010));
+    assert_eq!(r.first_token_us, Some(2010));
+    assert_eq!(r.done_us, Some(2910));
+    assert_eq!(r.output_tokens, 10);
+    assert_eq!(res.replicas[0].kv_sent, 1);
+    assert_eq!(res.replicas[1].requests, 1);
+    assert_eq!(res.kv_pages_held_at_end, 0);
+    // The prefill replica ran the prompt alone; the decode replica ran only the 9 decode steps.
+    assert_eq!(*p.log.borrow(), vec![(1000, 0)]);
+    assert_eq!(
+        (res.replicas[0].prefill_us, res.replicas[0].decode_us),
+        (1000, 0)
+    );
+    assert_eq!(
+        (res.replicas[1].prefill_us, res.replicas[1].decode_us),
+        (0, 900)
+    );
+    // Across domains the copy goes over EFA: 2,060 us, TTFT 3,060 us.
+    let (p, d) = (recorder(), recorder());
+    let res = simulate_disaggregated(
+        &[req(0, 1000, 10)],
+        &[],
+        u64::MAX,
+        &p,
+        &d,
+        &split(1, 1, vec![0, 1]),
+    )
+    .unwrap();
+    assert_eq!(res.requests[0].kv_transfer_us, Some(2060));
+    assert_eq!(res.requests[0].first_token_us, Some(3060));
+    assert_eq!(res.requests[0].done_us, Some(3960));
+}
+
+#[test]
+fn a_prefill_replica_sends_one_copy_at_a_time() {
+    // Two 1,000-token prompts arrive together on one prefill replica and are prefilled in one 2,000 us
+    // iteration; their copies share its link: the first lands at 2,000 + 1,010, the second waits for it
+    // and lands 1,010 us later (its kv_transfer_us counts the wait).
+    let (p, d) = (recorder(), recorder());
+    let cfg = split(1, 2, vec![0, 0, 0]);
+    let res = simulate_disaggregated(
+        &[req(0, 1000, 2), req(0, 1000, 2)],
+        &[],
+        u64::MAX,
+        &p,
+        &d,
+        &cfg,
+    )
+    .unwrap();
+    let (a, b) = (res.requests[0], res.requests[1]);
+    assert_eq!(*p.log.borrow(), vec![(2000, 0)]);
+    assert_eq!(
+        (a.kv_transfer_us, b.kv_transfer_us),
+        (Some(1010), Some(2020))
+    );
+    assert_eq!(
+        (a.first_token_us, b.first_token_us),
+        (Some(3010), Some(4020))
+    );
+    // Each goes to the decode replica with fewer outstanding requests: one each.
+    assert_eq!((a.replica, b.replica), (Some(1), Some(2)));
+    assert_eq!((a.done_us, b.done_us), (Some(3110), Some(4120)));
+    assert_eq!(res.kv_pages_held_at_end, 0);
+}
+
+#[test]
+fn a_one_token_output_finishes_on_its_prefill_replica() {
+    let (p, d) = (recorder(), recorder());
+    let res = simulate_disaggregated(
+        &[req(0, 500, 1)],
+        &[],
+        u64::MAX,
+        &p,
+        &d,
+        &split(1, 1, vec![0, 0]),
+    )
+    .unwrap();
+    let r = res.requests[0];
+    assert_eq!((r.prefill_replica, r.replica), (Some(0), Some(0)));
+    assert_eq!(r.kv_transfer_us, None);
+    assert_eq!((r.first_token_us, r.done_us), (Some(500), Some(500)));
+    assert_eq!(res.replicas[0].kv_sent, 0);
+    assert!(d.log.borrow().is_empty());
+    assert_eq!(res.kv_pages_held_at_end, 0);
+}
+
+#[test]
+fn the_decode_replica_nearest_the_prefill_replica_wins_a_tie() {
+    // Decode replicas 1 (domain 1) and 2 (domain 0); prefill replica 0 is in domain 0: with both idle,
+    // the copy goes to replica 2 over NVLink.
+    let (p, d) = (recorder(), recorder());
+    let res = simulate_disaggregated(
+        &[req(0, 1000, 3)],
+        &[],
+        u64::MAX,
+        &p,
+        &d,
+        &split(1, 2, vec![0, 1, 0]),
+    )
+    .unwrap();
+    assert_eq!(res.requests[0].replica, Some(2));
+    assert_eq!(res.requests[0].kv_transfer_us, Some(1010));
+}
+
+#[test]
+fn disaggregated_pools_are_packed_onto_domains_by_hand() {
+    // 72-GPU domains. Together: p0 d0 p1 d1 p2 d2 ... with TP 16 prefill and TP 8 decode: a domain holds
+    // p(16) d(8) p(16) d(8) p(16) = 64, then d(8) = 72; the next domain starts with p3.
+    let t = Disaggregation::packed((4, 16), (4, 8), 72, PdPlacement::Together, slow_link());
+    // replicas: p0 p1 p2 p3 d0 d1 d2 d3
+    assert_eq!(t.domains, vec![0, 0, 0, 1, 0, 0, 0, 1]);
+    // Apart: prefill replicas fill domains first (4 x 16 = 64 in domain 0), decode replicas start a new
+    // domain (4 x 8 = 32 in domain 1).
+    let a = Disaggregation::packed((4, 16), (4, 8), 72, PdPlacement::Apart, slow_link());
+    assert_eq!(a.domains, vec![0, 0, 0, 0, 1, 1, 1, 1]);
+    // A replica larger than a domain takes whole domains: TP 144 takes domains 0-1, the next starts at 2.
+    let big = Disaggregation::packed((2, 144), (1, 8), 72, PdPlacement::Apart, slow_link());
+    assert_eq!(big.domains, vec![0, 2, 4]);
+}
+
+#[test]
+fn disaggregation_is_refused_where_it_has_no_meaning() {
+    let (p, d) = (recorder(), recorder());
+    let one = [req(0, 10, 2)];
+    let err = |cfg: SimConfig| {
+        simulate_disaggregated(&one, &[], u64::MAX, &p, &d, &cfg)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        err(reserve_cfg()).contains("paged"),
+        "{}",
+        err(reserve_cfg())
+    );
+    let no_decode = split(1, 0, vec![0]);
+    assert!(err(no_decode).contains("decode"));
+    let miscounted = SimConfig {
+        replicas: 3,
+        ..split(1, 1, vec![0, 0])
+    };
+    assert!(err(miscounted).contains("replicas"));
+    let short_domains = split(1, 1, vec![0]);
+    assert!(err(short_domains).contains("domain"));
+    // A disaggregated config on the colocated entry point is refused too, not silently colocated.
+    assert!(simulate_replicas(&one, &p, &split(1, 1, vec![0, 0])).is_err());
+}
+
+fn reserve_cfg() -> SimConfig {
+    SimConfig {
+        admission: Admission::Reserve,
+        ..split(1, 1, vec![0, 0])
+    }
+}

@@ -5,8 +5,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
-
 use crate::error::{InputError, Location};
 
 use crate::engine::fgd::engine::Draws;
@@ -102,22 +100,6 @@ fn workload_name(pods: &Path) -> String {
     pods.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "workload".into())
-}
-
-/// Writes `text` to a temporary file next to `path` (creating its directory), then renames it over `path`.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 /// Runs the study the arguments describe, writes the CSVs and prints a per-policy summary to stdout.
@@ -235,12 +217,12 @@ pub fn run(args: &FragStudyArgs) -> anyhow::Result<()> {
             reference.as_deref(),
         )
     });
-    write_atomically(&args.csv, &alloc)?;
+    super::write_atomically(&args.csv, &alloc)?;
     if let (Some(path), Some(text)) = (&args.frag_csv, &frag) {
-        write_atomically(path, text)?;
+        super::write_atomically(path, text)?;
     }
     if let (Some(path), Some(text)) = (&args.html, &html) {
-        write_atomically(path, text)?;
+        super::write_atomically(path, text)?;
     }
 
     let mut out = std::io::stdout().lock();

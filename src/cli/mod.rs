@@ -254,6 +254,22 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `text` to a temporary file next to `path` (creating its directory), then renames it over `path`.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
 /// Writes each file to a temporary name first, then renames, so a failure leaves no partial report.
 pub fn write_outputs(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)

@@ -430,6 +430,19 @@ impl Admission {
     }
 }
 
+/// Where a disaggregated service's prefill and decode replicas sit on NVLink domains when nothing else
+/// places them (`replay-inference`): replicas fill domains in order, a replica never split while it fits one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PdPlacement {
+    /// Prefill and decode replicas alternate (p0 d0 p1 d1 ..., the rest after), so pairs share a domain
+    /// and KV moves over NVLink where they fit one.
+    #[default]
+    Together,
+    /// All prefill replicas, then the decode replicas from a fresh domain: every KV copy crosses EFA.
+    Apart,
+}
+
 /// What a serving iteration costs ([`crate::perf::cost_model`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

@@ -34,6 +34,7 @@ use crate::engine::cluster::metrics::Stats;
 use crate::error::{InputError, Location};
 use crate::perf::inference::Chunk;
 use crate::perf::inference::{PowerFractions, ServiceModel};
+use crate::perf::kv_transfer::KvTransfer;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -110,6 +111,100 @@ pub struct SimConfig {
     /// Sarathi-style chunked prefill: every iteration carries all decodes plus prefill chunks, at most
     /// this many tokens in all. Paged admission only.
     pub chunk_size: Option<u32>,
+    /// Prefill/decode disaggregation (paged admission, no autoscaling): the first replicas only prefill,
+    /// the rest only decode.
+    pub disaggregation: Option<Disaggregation>,
+}
+
+/// Prefill/decode disaggregation (Splitwise, DistServe): replicas `0..prefill_replicas` run prompts only;
+/// when a prompt is done its KV moves to one of the next `decode_replicas` replicas, which produce every
+/// output token. A one-token output finishes on its prefill replica.
+///
+/// - **Routing**: arrivals go to prefill replicas by the service's router; a finished prompt goes to the
+///   decode replica with the fewest outstanding requests, ties to one in the prefill replica's NVLink
+///   domain, then the lowest index.
+/// - **KV copy**: `transfer` gives its time, over NVLink when both replicas are in one domain
+///   (`domains`), else over EFA. A prefill replica sends one copy at a time (its links are shared), in the
+///   order prompts finish; its pages are freed when the copy starts (the prefix cache keeps the prompt
+///   blocks as usual).
+/// - **First token**: when the KV has arrived (the decode replica streams every token), so TTFT includes
+///   the copy; `RequestOutcome::kv_transfer_us` is the wait for the link plus the copy.
+/// - **Decode replicas** admit arrived KV first come first served into the running batch, no prefill,
+///   under the same page rule as any replica; a request they preempt is recomputed on them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Disaggregation {
+    /// Replicas that only prefill (the first ones).
+    pub prefill_replicas: u32,
+    /// Replicas that only decode (the rest).
+    pub decode_replicas: u32,
+    /// NVLink domain of every replica, prefill replicas first.
+    pub domains: Vec<u32>,
+    /// The KV copy's cost.
+    pub transfer: KvTransfer,
+}
+
+/// Most replicas of a disaggregated service (both pools together).
+pub const MAX_DISAGGREGATED_REPLICAS: u64 = 100_000;
+
+impl Disaggregation {
+    /// `prefill` replicas of `prefill_tp` GPUs and `decode` of `decode_tp`, laid onto NVLink domains of
+    /// `domain_gpus` GPUs by `placement` (a replica starts a new domain when the current one has no room
+    /// for it; one larger than a domain takes whole domains and counts as in its first).
+    pub fn packed(
+        (prefill, prefill_tp): (u32, u32),
+        (decode, decode_tp): (u32, u32),
+        domain_gpus: u32,
+        placement: crate::domain::traffic::PdPlacement,
+        transfer: KvTransfer,
+    ) -> Disaggregation {
+        use crate::domain::traffic::PdPlacement;
+        let dg = domain_gpus.max(1);
+        let n = (prefill + decode) as usize;
+        // Replica indices in packing order.
+        let order: Vec<usize> = match placement {
+            PdPlacement::Apart => (0..n).collect(),
+            PdPlacement::Together => {
+                let (p, d) = (prefill as usize, decode as usize);
+                let mut o = Vec::with_capacity(n);
+                for k in 0..p.max(d) {
+                    if k < p {
+                        o.push(k);
+                    }
+                    if k < d {
+                        o.push(p + k);
+                    }
+                }
+                o
+            }
+        };
+        let mut domains = vec![0u32; n];
+        let (mut domain, mut used) = (0u32, 0u32);
+        for (k, &i) in order.iter().enumerate() {
+            let is_decode = i >= prefill as usize;
+            if placement == PdPlacement::Apart && is_decode && k == prefill as usize && used > 0 {
+                domain += 1;
+                used = 0;
+            }
+            let tp = if is_decode { decode_tp } else { prefill_tp }.max(1);
+            if used > 0 && used + tp > dg {
+                domain += 1;
+                used = 0;
+            }
+            domains[i] = domain;
+            if tp >= dg {
+                domain += tp.div_ceil(dg);
+                used = 0;
+            } else {
+                used += tp;
+            }
+        }
+        Disaggregation {
+            prefill_replicas: prefill,
+            decode_replicas: decode,
+            domains,
+            transfer,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -130,6 +225,7 @@ impl Default for SimConfig {
             block_size: 16,
             watermark: 0.01,
             chunk_size: None,
+            disaggregation: None,
         }
     }
 }
@@ -174,6 +270,44 @@ impl SimConfig {
                 "chunked prefill needs paged admission (--admission paged)",
             );
         }
+        if let Some(d) = &self.disaggregation {
+            if d.prefill_replicas == 0 || d.decode_replicas == 0 {
+                return flag(
+                    "--prefill-replicas",
+                    "disaggregated serving needs at least 1 prefill and 1 decode replica",
+                );
+            }
+            if self.admission == Admission::Reserve {
+                return flag(
+                    "--admission",
+                    "disaggregated serving needs paged admission (--admission paged)",
+                );
+            }
+            if self.autoscale.is_some() {
+                return flag(
+                    "--max-replicas",
+                    "disaggregated serving runs fixed pools; autoscaling is not available with it",
+                );
+            }
+            let n = u64::from(d.prefill_replicas) + u64::from(d.decode_replicas);
+            if n > MAX_DISAGGREGATED_REPLICAS {
+                return flag(
+                    "--decode-replicas",
+                    &format!("prefill + decode replicas must be at most {MAX_DISAGGREGATED_REPLICAS}, found {n}"),
+                );
+            }
+            if u64::from(self.replicas) != n || d.domains.len() as u64 != n {
+                return flag(
+                    "--replicas",
+                    &format!(
+                        "with disaggregation, replicas ({}) and replica domains ({}) must both equal \
+                         prefill + decode replicas ({n})",
+                        self.replicas,
+                        d.domains.len()
+                    ),
+                );
+            }
+        }
         match self.autoscale {
             None if self.replicas == 0 => flag("--replicas", "must be at least 1"),
             Some(a) if a.min_replicas == 0 => flag("--replicas", "must be at least 1"),
@@ -208,6 +342,11 @@ pub struct RequestOutcome {
     pub cached_tokens: u32,
     /// Times it was preempted (its KV freed) and recomputed.
     pub preemptions: u32,
+    /// Disaggregated serving: the replica that ran its prompt (`replica` is the one that decoded it).
+    pub prefill_replica: Option<u32>,
+    /// Disaggregated serving: from the end of its prompt until its KV was on the decode replica (the wait
+    /// for the prefill replica's link plus the copy), microseconds.
+    pub kv_transfer_us: Option<u64>,
     /// Never sent: a session call whose parent was rejected or never sent, or that would have arrived at or
     /// after the horizon. Not counted in summaries.
     pub cancelled: bool,
@@ -260,6 +399,10 @@ pub struct ReplicaStats {
     pub preemptions: u64,
     /// Most KV pages in use at once (paged admission).
     pub peak_pages: u64,
+    /// GPUs of the replica.
+    pub gpus: u32,
+    /// Disaggregated serving: KV copies it sent (prefill replicas).
+    pub kv_sent: u64,
 }
 
 /// Everything a run produced.
@@ -273,7 +416,7 @@ pub struct SimResult {
     pub replicas: Vec<ReplicaStats>,
     /// (time, serving replicas) at the start and at every change.
     pub active_timeline: Vec<(u64, u32)>,
-    /// GPUs per replica.
+    /// GPUs per replica (of a prefill replica when disaggregated; [`ReplicaStats::gpus`] has each).
     pub gpus_per_replica: u32,
     /// Energy of all powered replicas, joules.
     pub energy_j: f64,
@@ -285,6 +428,8 @@ pub struct SimResult {
 enum Event {
     /// Request (index) arrives.
     Arrival(usize),
+    /// A request's KV (first index) has reached its decode replica (second).
+    KvArrive(usize, usize),
     /// Replica's iteration ends (stale unless the id is the replica's current iteration).
     IterationDone(usize, u64),
     /// Replica may start an iteration (queued behind same-instant arrivals so they batch together).
@@ -444,9 +589,23 @@ impl PrefixCache {
     }
 }
 
+/// What a replica runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Prompts and output tokens (no disaggregation).
+    Both,
+    /// Prompts only; finished prompts' KV goes to a decode replica.
+    Prefill,
+    /// Output tokens of prompts prefilled elsewhere (and recomputations of its own preempted requests).
+    Decode,
+}
+
 #[derive(Debug)]
 struct Replica {
     power: Power,
+    role: Role,
+    /// Disaggregated prefill replica: when its link is free for the next KV copy.
+    link_free_at: u64,
     powered_since: u64,
     waiting: VecDeque<usize>,
     running: Vec<usize>,
@@ -469,9 +628,11 @@ struct Replica {
 }
 
 impl Replica {
-    fn new(power: Power) -> Replica {
+    fn new(power: Power, role: Role) -> Replica {
         Replica {
             power,
+            role,
+            link_free_at: 0,
             ready_at: 0,
             powered_since: 0,
             waiting: VecDeque::new(),
@@ -501,13 +662,19 @@ struct Progress {
     prefilled: u64,
     /// Paged admission: KV pages it holds.
     pages: u64,
+    /// Disaggregated serving: its KV has arrived at a decode replica and waits to join the running batch.
+    kv_ready: bool,
 }
 
 struct Sim<'a> {
     reqs: std::borrow::Cow<'a, [Request]>,
     service: Model<'a>,
+    /// Disaggregated serving: the decode replicas' model (the prefill ones use `service`).
+    decode_service: Option<Model<'a>>,
     cfg: SimConfig,
     capacity: u64,
+    /// KV capacity of a decode replica (disaggregated serving; else `capacity`).
+    decode_capacity: u64,
     block: u64,
     replicas: Vec<Replica>,
     out: Vec<RequestOutcome>,
@@ -565,6 +732,37 @@ pub fn simulate_closed_loop(
         std::borrow::Cow::Borrowed(after),
         horizon_us,
         Model::Borrowed(service),
+        None,
+        cfg.clone(),
+    )?;
+    sim.run_until(u64::MAX);
+    let now = sim.now;
+    Ok(sim.finish(now))
+}
+
+/// Like [`simulate_closed_loop`], disaggregated ([`Disaggregation`], required in `cfg`): prefill replicas
+/// run on `prefill`, decode replicas on `decode`.
+pub fn simulate_disaggregated(
+    requests: &[Request],
+    after: &[Option<After>],
+    horizon_us: u64,
+    prefill: &dyn ServiceModel,
+    decode: &dyn ServiceModel,
+    cfg: &SimConfig,
+) -> Result<SimResult, InputError> {
+    if cfg.disaggregation.is_none() {
+        return Err(InputError::new(
+            "--prefill-replicas",
+            Location::File,
+            "a disaggregated run needs prefill and decode replicas",
+        ));
+    }
+    let mut sim = Sim::new(
+        std::borrow::Cow::Borrowed(requests),
+        std::borrow::Cow::Borrowed(after),
+        horizon_us,
+        Model::Borrowed(prefill),
+        Some(Model::Borrowed(decode)),
         cfg.clone(),
     )?;
     sim.run_until(u64::MAX);
@@ -578,9 +776,17 @@ impl<'a> Sim<'a> {
         after: std::borrow::Cow<'a, [Option<After>]>,
         horizon_us: u64,
         service: Model<'a>,
+        decode_service: Option<Model<'a>>,
         cfg: SimConfig,
     ) -> Result<Sim<'a>, InputError> {
         cfg.validate()?;
+        if cfg.disaggregation.is_some() != decode_service.is_some() {
+            return Err(InputError::new(
+                "--decode-replicas",
+                Location::File,
+                "disaggregated serving needs a decode model, and only it has one",
+            ));
+        }
         if !after.is_empty() && after.len() != requests.len() {
             return Err(InputError::new(
                 "after",
@@ -617,15 +823,26 @@ impl<'a> Sim<'a> {
             ),
             None => (cfg.replicas, cfg.replicas),
         };
+        let prefill = cfg.disaggregation.as_ref().map(|d| d.prefill_replicas);
+        let decode_model = decode_service.as_deref().unwrap_or(&*service);
         let replicas = (0..slots)
             .map(|i| {
-                Replica::new(if i < initial {
+                let power = if i < initial {
                     Power::Serving
                 } else {
                     Power::Off
-                })
+                };
+                let (role, gpus) = match prefill {
+                    None => (Role::Both, service.gpus()),
+                    Some(p) if i < p => (Role::Prefill, service.gpus()),
+                    Some(_) => (Role::Decode, decode_model.gpus()),
+                };
+                let mut r = Replica::new(power, role);
+                r.stats.gpus = gpus;
+                r
             })
             .collect();
+        let decode_capacity = decode_model.kv_capacity_tokens();
         let out: Vec<RequestOutcome> = requests
             .iter()
             .enumerate()
@@ -641,6 +858,8 @@ impl<'a> Sim<'a> {
         order.sort_by_key(|&i| (requests[i].arrival_us, i));
         Ok(Sim {
             capacity: service.kv_capacity_tokens(),
+            decode_capacity,
+            decode_service,
             block: u64::from(cfg.block_tokens),
             progress: requests
                 .iter()
@@ -697,6 +916,7 @@ impl<'a> Sim<'a> {
             self.now = t;
             match ev {
                 Event::Arrival(q) => self.arrive(q, t),
+                Event::KvArrive(q, r) => self.kv_arrive(q, r, t),
                 Event::IterationDone(r, id) => {
                     if self.replicas[r].iteration_id == id {
                         self.iteration_done(r, t)
@@ -720,6 +940,22 @@ impl<'a> Sim<'a> {
                     self.maybe_scale_down(t);
                 }
             }
+        }
+    }
+
+    /// The speed model of replica `r`.
+    fn model(&self, r: usize) -> &dyn ServiceModel {
+        match (&self.decode_service, self.replicas[r].role) {
+            (Some(m), Role::Decode) => &**m,
+            _ => &*self.service,
+        }
+    }
+
+    /// KV capacity of replica `r`, tokens.
+    fn capacity(&self, r: usize) -> u64 {
+        match self.replicas[r].role {
+            Role::Decode => self.decode_capacity,
+            _ => self.capacity,
         }
     }
 
@@ -755,7 +991,9 @@ impl<'a> Sim<'a> {
 
     fn arrive(&mut self, q: usize, t: u64) {
         let unique = distinct(self.ids(q));
-        if self.own_tokens(q) + unique.len() as u64 * self.block > self.capacity {
+        if self.own_tokens(q) + unique.len() as u64 * self.block
+            > self.capacity.min(self.decode_capacity)
+        {
             return; // can never fit one replica's KV cache: rejected (replica stays None)
         }
         let r = self.route(q);
@@ -773,7 +1011,9 @@ impl<'a> Sim<'a> {
 
     fn route(&mut self, q: usize) -> usize {
         let mut serving: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].power == Power::Serving)
+            .filter(|&i| {
+                self.replicas[i].power == Power::Serving && self.replicas[i].role != Role::Decode
+            })
             .collect();
         // At least one replica serves (min_replicas >= 1, and scale-down keeps it); a live service between
         // its replicas may have only starting ones: the request waits on one of them.
@@ -953,7 +1193,7 @@ impl<'a> Sim<'a> {
                 (kv, n)
             };
             // Without `until` the run has exactly `max_steps` steps: the pages `fit_decode` took are all used.
-            let (d, steps) = self.service.decode_run_us(kv, n, max_steps, None);
+            let (d, steps) = self.model(r).decode_run_us(kv, n, max_steps, None);
             let rep = &mut self.replicas[r];
             rep.stats.decode_us += d;
             rep.iteration = Some(Iteration::Decode {
@@ -997,7 +1237,7 @@ impl<'a> Sim<'a> {
         let used =
             rep.pages * u64::from(self.cfg.block_size) + rep.cache.blocks.len() as u64 * self.block;
         (
-            self.capacity.saturating_sub(used),
+            self.capacity(r).saturating_sub(used),
             rep.cache.idle * self.block,
         )
     }
@@ -1121,7 +1361,7 @@ impl<'a> Sim<'a> {
         let (free, evictable) = self.free_tokens(r);
         let avail = free + evictable.saturating_sub(idle_hits * self.block);
         let need = pages * page + new_blocks * self.block;
-        let watermark = ((self.capacity / page) as f64 * self.cfg.watermark) as u64 * page;
+        let watermark = ((self.capacity(r) / page) as f64 * self.cfg.watermark) as u64 * page;
         if need + watermark > avail {
             return None;
         }
@@ -1142,6 +1382,9 @@ impl<'a> Sim<'a> {
     /// iteration carries one decode step of every running request plus prefill chunks (unfinished prompts
     /// first, then new admissions) up to `chunk_size` tokens in all.
     fn start_paged(&mut self, r: usize, t: u64) {
+        if self.replicas[r].role == Role::Decode {
+            self.admit_arrived_kv(r);
+        }
         let chunked = self.cfg.chunk_size.map(u64::from);
         let budget = chunked.unwrap_or(u64::from(self.cfg.max_tokens_in_batch));
         let mut decodes = false;
@@ -1169,8 +1412,11 @@ impl<'a> Sim<'a> {
         let max_batch = self.cfg.max_batch as usize;
         while let Some(&q) = self.replicas[r].waiting.front() {
             let rep = &self.replicas[r];
-            if rep.running.len() + rep.prefilling.len() >= max_batch || used >= budget {
-                break;
+            if rep.running.len() + rep.prefilling.len() >= max_batch
+                || used >= budget
+                || self.progress[q].kv_ready
+            {
+                break; // (arrived KV that does not fit yet waits; nobody overtakes it)
             }
             // Tokens to compute: the prompt, plus the output so far when recomputing after a preemption;
             // the last one always (it yields the next token).
@@ -1223,7 +1469,7 @@ impl<'a> Sim<'a> {
         } else {
             (0, 0)
         };
-        let d = self.service.iteration_us(&shape, n, kv);
+        let d = self.model(r).iteration_us(&shape, n, kv);
         let rep = &mut self.replicas[r];
         rep.stats.prefill_us += d;
         rep.stats.prefill_tokens += shape.iter().map(|c| c.new).sum::<u64>();
@@ -1253,7 +1499,7 @@ impl<'a> Sim<'a> {
             return; // ends at or before t anyway
         }
         let (d, s) = self
-            .service
+            .model(r)
             .decode_run_us(kv, n, max_steps, Some(t.saturating_sub(start)));
         if s >= steps {
             return;
@@ -1311,6 +1557,12 @@ impl<'a> Sim<'a> {
     /// `q`'s prompt is in the KV cache and its next token out (at `t`): its first token unless it was
     /// recomputed after a preemption; it finishes or joins the running batch.
     fn prefilled(&mut self, r: usize, q: usize, t: u64) {
+        if self.replicas[r].role == Role::Prefill {
+            self.out[q].prefill_replica = Some(r as u32);
+            if self.progress[q].generated < self.progress[q].target {
+                return self.hand_off(r, q, t);
+            }
+        }
         if self.out[q].first_token_us.is_none() {
             self.out[q].first_token_us = Some(t);
             if let Some(ttfts) = &mut self.ttfts {
@@ -1321,6 +1573,72 @@ impl<'a> Sim<'a> {
             self.complete(r, q, t);
         } else {
             self.replicas[r].running.push(q);
+        }
+    }
+
+    /// Disaggregated serving: `q`'s prompt is done on prefill replica `r` at `t`; its KV is copied to the
+    /// least loaded decode replica (ties: one in `r`'s NVLink domain, then the lowest index) when `r`'s link
+    /// is free, and `r` lets go of it now.
+    fn hand_off(&mut self, r: usize, q: usize, t: u64) {
+        let Some(dis) = &self.cfg.disaggregation else {
+            return;
+        };
+        let home = dis.domains[r];
+        let first = dis.prefill_replicas as usize;
+        let d = (first..self.replicas.len())
+            .min_by_key(|&i| (self.replicas[i].outstanding, dis.domains[i] != home, i))
+            .unwrap_or(first);
+        // The prompt (and any output recomputed after a preemption); the newest token's KV is not made yet.
+        let tokens = self.context(&[q]) - 1;
+        let start = t.max(self.replicas[r].link_free_at);
+        let arrive = start + dis.transfer.us(tokens, dis.domains[d] == home);
+        self.set_pages(r, q, 0);
+        let keep = self.cfg.prefix_caching;
+        let ids: Vec<u64> = self.ids(q).to_vec();
+        let rep = &mut self.replicas[r];
+        rep.cache.unpin(&ids, keep);
+        rep.link_free_at = arrive;
+        rep.outstanding -= 1;
+        rep.stats.kv_sent += 1;
+        self.replicas[d].outstanding += 1;
+        let out = &mut self.out[q];
+        out.replica = Some(d as u32);
+        out.kv_transfer_us = Some(arrive - t);
+        self.push(arrive, Event::KvArrive(q, d));
+    }
+
+    /// `q`'s KV reached decode replica `r` at `t`: its first token is out, and it waits to join the batch
+    /// (at the first decode step boundary at or after `t`).
+    fn kv_arrive(&mut self, q: usize, r: usize, t: u64) {
+        self.out[q].first_token_us = Some(t);
+        if let Some(ttfts) = &mut self.ttfts {
+            ttfts.push_back((t, t - self.out[q].arrival_us));
+        }
+        self.progress[q].kv_ready = true;
+        self.cut_decode_run(r, t);
+        let rep = &mut self.replicas[r];
+        rep.waiting.push_back(q);
+        if rep.iteration.is_none() && !rep.kicked {
+            rep.kicked = true;
+            self.push(t, Event::Kick(r));
+        }
+    }
+
+    /// Decode replica `r` admits arrived KV at the head of its queue (first come first served) straight
+    /// into the running batch while the batch cap and the pages allow.
+    fn admit_arrived_kv(&mut self, r: usize) {
+        while let Some(&q) = self.replicas[r].waiting.front() {
+            let rep = &self.replicas[r];
+            if !self.progress[q].kv_ready
+                || rep.running.len() + rep.prefilling.len() >= self.cfg.max_batch as usize
+                || self.try_admit_paged(r, q).is_none()
+            {
+                return;
+            }
+            self.progress[q].kv_ready = false;
+            let rep = &mut self.replicas[r];
+            rep.waiting.pop_front();
+            rep.running.push(q);
         }
     }
 
@@ -1446,10 +1764,11 @@ impl<'a> Sim<'a> {
 
     fn finish(mut self, end: u64) -> SimResult {
         let gpus = self.service.gpus();
-        let watts = self.service.board_power_w() * f64::from(gpus);
         let p = self.cfg.power;
         let mut energy = 0.0;
-        for rep in &mut self.replicas {
+        for r in 0..self.replicas.len() {
+            let watts = self.model(r).board_power_w() * f64::from(self.replicas[r].stats.gpus);
+            let rep = &mut self.replicas[r];
             if rep.power != Power::Off {
                 rep.stats.powered_us += end - rep.powered_since;
             }
@@ -1500,6 +1819,7 @@ impl LiveSim {
                 std::borrow::Cow::Owned(after),
                 horizon_us,
                 Model::Owned(service),
+                None,
                 cfg,
             )?,
         })
@@ -1564,7 +1884,9 @@ impl LiveSim {
         let r = match s.replicas.iter().position(|x| x.power == Power::Off) {
             Some(r) => r,
             None => {
-                s.replicas.push(Replica::new(Power::Off));
+                let mut x = Replica::new(Power::Off, Role::Both);
+                x.stats.gpus = s.service.gpus();
+                s.replicas.push(x);
                 s.replicas.len() - 1
             }
         };
@@ -1645,6 +1967,9 @@ pub struct Summary {
     pub tpot_s: Stats,
     /// End-to-end latency, seconds.
     pub e2e_s: Stats,
+    /// Disaggregated serving: the wait for the link plus the KV copy, seconds, of the requests copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_transfer_s: Option<Stats>,
     /// The targets.
     pub slo: SloSeconds,
     /// Fraction of all requests meeting both targets.
@@ -1690,6 +2015,11 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
         .filter_map(|o| o.tpot_us())
         .map(|us| us / 1e6)
         .collect();
+    let mut kv: Vec<f64> = done
+        .iter()
+        .filter_map(|o| o.kv_transfer_us)
+        .map(secs)
+        .collect();
     let good = done.iter().filter(|o| o.meets(slo)).count();
     let first = sent.iter().map(|o| o.arrival_us).min().unwrap_or(0);
     let duration = secs(res.end_us.saturating_sub(first));
@@ -1697,7 +2027,11 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
     let n = sent.len() as u64;
     let prompt: u64 = done.iter().map(|o| u64::from(o.prompt_tokens)).sum();
     let cached: u64 = done.iter().map(|o| u64::from(o.cached_tokens)).sum();
-    let powered: u64 = res.replicas.iter().map(|r| r.powered_us).sum();
+    let gpu_us: u64 = res
+        .replicas
+        .iter()
+        .map(|r| r.powered_us * u64::from(r.gpus))
+        .sum();
     Summary {
         requests: n,
         completed: done.len() as u64,
@@ -1706,6 +2040,7 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
         ttft_s: Stats::of(&mut ttft),
         tpot_s: Stats::of(&mut tpot),
         e2e_s: Stats::of(&mut e2e),
+        kv_transfer_s: (!kv.is_empty()).then(|| Stats::of(&mut kv)),
         slo: SloSeconds {
             ttft_s: secs(slo.ttft_us),
             tpot_s: secs(slo.tpot_us),
@@ -1725,7 +2060,7 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
             .map(|&(_, n)| n)
             .max()
             .unwrap_or(0),
-        gpu_seconds: secs(powered) * f64::from(res.gpus_per_replica),
+        gpu_seconds: secs(gpu_us),
         energy_kwh: res.energy_j / 3.6e6,
     }
 }
