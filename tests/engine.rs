@@ -630,3 +630,103 @@ fn a_preempted_rl_job_resumes_its_steps_and_pays_the_restart_once() {
     );
     assert_eq!(o.segments.iter().filter(|s| s.job == 0).count(), 2);
 }
+
+/// A service of 36 one-node replicas (4 x GB200, llama-3-8b) filling two 72-GPU domains, `split` being
+/// extra `[jobs.serving]` lines.
+fn disaggregated_service(split: &str) -> String {
+    format!(
+        "seed = 5\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\nusd_per_gpu_hour = 6\n\
+         [[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 36\ngpus_per_replica = 4\nlifetime_s = 300\n\
+         [jobs.serving]\nmodel = \"llama-3-8b\"\n{split}\
+         traffic = {{ kind = \"poisson\", rate_per_s = 40, prompt_tokens = {{ median = 3000 }}, output_tokens = {{ median = 150 }} }}\n"
+    )
+}
+
+#[test]
+fn a_disaggregated_service_is_served_on_the_domains_the_engine_placed_it_in() {
+    use ultrasched::engine::serving::traffic::serve_placed;
+    let w = from_toml(&disaggregated_service(
+        "prefill_replicas = 12\ndecode_replicas = 24\n",
+    ));
+    let o = run(&w);
+    let inf = ultrasched::engine::serving::serve_services(&w, &o)
+        .unwrap()
+        .expect("one served service");
+    let s = &inf.per_service[0];
+    assert_eq!(inf.completed, inf.requests);
+    let copy = s
+        .outcome
+        .summary
+        .kv_transfer_s
+        .expect("a disaggregated service reports its KV copies");
+    assert!(copy.p50 > 0.0 && copy.max < 1.0, "{copy:?}");
+    // The domains, read from the segment's replicas (one node each, 18 nodes per domain), not asked of
+    // the engine: the service must be served exactly as on those domains.
+    let seg = o.segments.iter().find(|g| g.job == 0).unwrap();
+    let domains: Vec<u32> = seg.gangs.iter().map(|g| g[0].0 / 18).collect();
+    assert_eq!(domains.len(), 36);
+    assert!(domains.contains(&0) && domains.contains(&1));
+    let job = &w.jobs[0];
+    let spec = job.serving.as_deref().unwrap();
+    let gpu = w.cluster.pools[0].preset.model();
+    let start = o.jobs[0].start.unwrap();
+    let end = o.jobs[0].end.unwrap();
+    let seed = ultrasched::engine::serving::traffic::service_seed(w.seed, 0);
+    let direct = serve_placed(spec, gpu, 4, &domains, start, end, seed).unwrap();
+    assert_eq!(
+        serde_json::to_string(&direct).unwrap(),
+        serde_json::to_string(&s.outcome).unwrap()
+    );
+    // With every prefill replica in the other domain from every decode replica, each copy crosses EFA.
+    let mut apart = vec![0u32; 12];
+    apart.extend([1u32; 24]);
+    let far = serve_placed(spec, gpu, 4, &apart, start, end, seed).unwrap();
+    let near = vec![0u32; 36];
+    let near = serve_placed(spec, gpu, 4, &near, start, end, seed).unwrap();
+    let (far_copy, near_copy) = (
+        far.summary.kv_transfer_s.unwrap(),
+        near.summary.kv_transfer_s.unwrap(),
+    );
+    assert!(
+        far_copy.p50 > near_copy.p50,
+        "{far_copy:?} vs {near_copy:?}"
+    );
+    assert!(far.summary.ttft_s.mean > near.summary.ttft_s.mean);
+    // The same replicas colocated copy nothing.
+    let colocated = from_toml(&disaggregated_service(""));
+    let o = run(&colocated);
+    let inf = ultrasched::engine::serving::serve_services(&colocated, &o)
+        .unwrap()
+        .unwrap();
+    assert!(inf.per_service[0].outcome.summary.kv_transfer_s.is_none());
+}
+
+#[test]
+fn a_disaggregated_split_that_cannot_be_honoured_is_refused_with_its_field() {
+    let err = |split: &str| {
+        let text = disaggregated_service(split);
+        let built = parse_str(&text, "svc.toml", Format::Toml)
+            .and_then(|spec| build(spec, "svc.toml", "svc", Overrides::default()));
+        format!("{:#}", built.unwrap_err())
+    };
+    let e = err("prefill_replicas = 10\ndecode_replicas = 20\n");
+    assert!(
+        e.contains("jobs[0].serving.prefill_replicas")
+            && e.contains("must equal the job's replicas (36)"),
+        "{e}"
+    );
+    let e = err("prefill_replicas = 12\n");
+    assert!(e.contains("jobs[0].serving.decode_replicas"), "{e}");
+    let e = err("prefill_replicas = 0\ndecode_replicas = 36\n");
+    // Refused where it is read, with its line and column.
+    assert!(
+        e.contains("jobs[0].serving.prefill_replicas") && e.contains("from 1"),
+        "{e}"
+    );
+    let e = err("prefill_replicas = 12\ndecode_replicas = 24\nadmission = \"reserve\"\n");
+    assert!(e.contains("jobs[0].serving.admission"), "{e}");
+    let e = err(
+        "prefill_replicas = 12\ndecode_replicas = 24\nautoscale = { min_replicas = 1, max_replicas = 36 }\n",
+    );
+    assert!(e.contains("autoscale"), "{e}");
+}

@@ -526,10 +526,22 @@ pub struct Serve {
     pub traffic: Traffic,
     /// Autoscaling in the cluster.
     pub autoscale: Option<ServeAutoscale>,
+    /// Prefill/decode disaggregation: how the job's replicas split (`None`: every replica does both).
+    pub pools: Option<PdPools>,
     /// File the spec came from.
     pub file: String,
     /// Field path of the spec in it.
     pub path: String,
+}
+
+/// A disaggregated service's split of its replicas: the first `prefill` only run prompts, the next
+/// `decode` only decode (each holds its job's GPUs per replica, in the NVLink domain the engine placed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PdPools {
+    /// Prefill replicas.
+    pub prefill: u32,
+    /// Decode replicas.
+    pub decode: u32,
 }
 
 impl Serve {

@@ -570,6 +570,11 @@ pub struct ServeSpec {
     pub traffic: TrafficSpec,
     /// Autoscaling in the cluster (default: the job's fixed replicas).
     pub autoscale: Option<AutoscaleSpec>,
+    /// Prefill/decode disaggregation: of the job's replicas, this many only run prompts (with
+    /// `decode_replicas`; the two must add up to `replicas`; paged admission, no autoscaling).
+    pub prefill_replicas: Option<Count>,
+    /// Prefill/decode disaggregation: replicas that only decode (with `prefill_replicas`).
+    pub decode_replicas: Option<Count>,
 }
 
 impl ServeSpec {
@@ -610,9 +615,57 @@ impl ServeSpec {
                 .autoscale
                 .map(|a| a.build(&join(path, "autoscale"), file))
                 .transpose()?,
+            pools: self.pools(path, file)?,
             file: file.to_string(),
             path: path.to_string(),
         })
+    }
+}
+
+impl ServeSpec {
+    /// The prefill and decode pools, when both are given and can be honoured.
+    fn pools(&self, path: &str, file: &str) -> Result<Option<PdPools>, InputError> {
+        let (p, d) = match (self.prefill_replicas, self.decode_replicas) {
+            (None, None) => return Ok(None),
+            (Some(p), Some(d)) => (p.0, d.0),
+            (Some(_), None) => return Err(InputError::field(
+                file,
+                join(path, "decode_replicas"),
+                "prefill_replicas needs decode_replicas too (the two add up to the job's replicas)",
+            )),
+            (None, Some(_)) => return Err(InputError::field(
+                file,
+                join(path, "prefill_replicas"),
+                "decode_replicas needs prefill_replicas too (the two add up to the job's replicas)",
+            )),
+        };
+        for (field, n) in [("prefill_replicas", p), ("decode_replicas", d)] {
+            if n == 0 {
+                return Err(InputError::field(
+                    file,
+                    join(path, field),
+                    "a disaggregated service needs at least 1 prefill and 1 decode replica",
+                ));
+            }
+        }
+        if self.autoscale.is_some() {
+            return Err(InputError::field(
+                file,
+                join(path, "prefill_replicas"),
+                "a disaggregated service runs fixed pools; remove autoscale or the prefill/decode split",
+            ));
+        }
+        if self.admission == Some(Admission::Reserve) {
+            return Err(InputError::field(
+                file,
+                join(path, "admission"),
+                "a disaggregated service needs admission = \"paged\"",
+            ));
+        }
+        Ok(Some(PdPools {
+            prefill: p,
+            decode: d,
+        }))
     }
 }
 

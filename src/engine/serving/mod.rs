@@ -13,7 +13,7 @@ use crate::domain::workload::{time_to_s, Workload};
 use crate::engine::cluster::metrics::Stats;
 use crate::engine::cluster::sharing::{autoscale_of, ServiceRun};
 use crate::engine::cluster::Outcome;
-use crate::engine::serving::traffic::{check_traffic, outcome, serve, ServeOutcome};
+use crate::engine::serving::traffic::{check_traffic, outcome, serve_placed, ServeOutcome};
 use crate::error::InputError;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -133,7 +133,7 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
         .iter()
         .filter_map(|run| live_report(w, o, run))
         .collect();
-    let ran: Vec<(usize, u64, u64, usize)> = w
+    let ran: Vec<(usize, u64, u64, usize, Vec<u32>)> = w
         .jobs
         .iter()
         .enumerate()
@@ -142,7 +142,13 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
             let out = &o.jobs[i];
             let first = o.segments.iter().find(|s| s.job as usize == i)?;
             let pool = c.domain_pool[first.domains.first()?.0 as usize] as usize;
-            Some((i, out.start?, out.end?, pool))
+            // The NVLink domain of every replica (its first node's), in the job's replica order.
+            let domains = first
+                .gangs
+                .iter()
+                .map(|g| g.first().map_or(0, |&(node, _)| c.domain_of_node(node)))
+                .collect();
+            Some((i, out.start?, out.end?, pool, domains))
         })
         .collect();
     if ran.is_empty() && live.is_empty() {
@@ -150,7 +156,8 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
     }
     let served: Vec<Result<ServiceReport, InputError>> = ran
         .par_iter()
-        .map(|&(i, start, end, pool)| {
+        .map(|(i, start, end, pool, domains)| {
+            let (i, start, end, pool) = (*i, *start, *end, *pool);
             let job = &w.jobs[i];
             let spec = job.serving.as_deref().ok_or_else(|| {
                 InputError::new(
@@ -160,11 +167,11 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
                 )
             })?;
             let p = &c.pools[pool];
-            let outcome = serve(
+            let outcome = serve_placed(
                 spec,
                 p.preset.model(),
                 job.gpus,
-                job.replicas,
+                domains,
                 start,
                 end,
                 service_seed(w.seed, i),

@@ -2,13 +2,14 @@
 //! [`serve`], which runs a service's traffic on the replicas the cluster engine gave it. Pure: no I/O.
 
 use super::sim::{
-    simulate_closed_loop, summarize, summarize_sessions, After, Request, SessionSummary, SimConfig,
-    Summary,
+    simulate_closed_loop, simulate_disaggregated, summarize, summarize_sessions, After,
+    Disaggregation, Request, SessionSummary, SimConfig, Summary,
 };
 use crate::domain::catalog::GpuModel;
 use crate::domain::traffic::*;
 use crate::error::{InputError, Location};
 use crate::perf::inference::{Efficiency, ServiceModel};
+use crate::perf::kv_transfer::KvTransfer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -373,7 +374,9 @@ pub fn check_traffic(serve: &Serve, duration_us: u64, seed: u64) -> Result<(), I
 /// rate profile read at cluster time `start_us + t` ([`generate_from`] with origin `start_us`). Derive
 /// `seed` per service, or all services draw the same traffic. Session calls that would arrive after the
 /// end are not sent, and requests in flight at the end run to completion. Errors (naming `serve.file` and
-/// `serve.path`) when the weights do not fit, or the traffic is too large to simulate.
+/// `serve.path`) when the weights do not fit, or the traffic is too large to simulate. A disaggregated
+/// service ([`Serve::pools`]) is taken to have all its replicas in one NVLink domain; [`serve_placed`]
+/// takes the domains the engine chose.
 pub fn serve(
     serve: &Serve,
     gpu: &GpuModel,
@@ -383,6 +386,22 @@ pub fn serve(
     end_us: u64,
     seed: u64,
 ) -> Result<ServeOutcome, InputError> {
+    let domains = vec![0; replicas as usize];
+    serve_placed(serve, gpu, tp, &domains, start_us, end_us, seed)
+}
+
+/// [`serve`] with the NVLink domain of every replica (one entry per replica, in the job's replica order),
+/// which decides whether a disaggregated service's KV copies go over NVLink or EFA.
+pub fn serve_placed(
+    serve: &Serve,
+    gpu: &GpuModel,
+    tp: u32,
+    domains: &[u32],
+    start_us: u64,
+    end_us: u64,
+    seed: u64,
+) -> Result<ServeOutcome, InputError> {
+    let replicas = domains.len() as u32;
     if tp == 0 || replicas == 0 {
         return Err(InputError::new(
             &serve.file,
@@ -397,19 +416,49 @@ pub fn serve(
     if generated.truncated {
         return Err(too_much_traffic(serve, duration));
     }
+    let disaggregation = match serve.pools {
+        None => None,
+        Some(p) if p.prefill + p.decode == replicas => Some(Disaggregation {
+            prefill_replicas: p.prefill,
+            decode_replicas: p.decode,
+            domains: domains.to_vec(),
+            transfer: KvTransfer::new(&serve.model, gpu, tp, tp),
+        }),
+        Some(p) => {
+            return Err(serve.error(
+                "prefill_replicas",
+                format!(
+                    "prefill_replicas ({}) + decode_replicas ({}) must equal the job's replicas ({replicas})",
+                    p.prefill, p.decode
+                ),
+            ))
+        }
+    };
     let cfg = SimConfig {
         replicas,
         router: serve.router,
+        disaggregation,
         ..SimConfig::default()
     }
     .with_setup(&serve.setup);
-    let res = simulate_closed_loop(
-        &generated.requests,
-        &generated.after,
-        duration,
-        roof.as_ref(),
-        &cfg,
-    )?;
+    let res = if cfg.disaggregation.is_some() {
+        simulate_disaggregated(
+            &generated.requests,
+            &generated.after,
+            duration,
+            roof.as_ref(),
+            roof.as_ref(),
+            &cfg,
+        )?
+    } else {
+        simulate_closed_loop(
+            &generated.requests,
+            &generated.after,
+            duration,
+            roof.as_ref(),
+            &cfg,
+        )?
+    };
     let tail_s = duration.saturating_sub(res.end_us) as f64 / 1e6;
     let idle_w = cfg.power.idle * roof.board_power_w() * f64::from(tp) * f64::from(replicas);
     Ok(outcome(serve, &res, &generated.after, idle_w * tail_s))
