@@ -11,6 +11,10 @@ use ultrasched::input::workload::{self, Overrides};
 use ultrasched::kernel::placement::cpu::CpuBackend;
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn gpu_and_cpu_give_the_same_schedule_for_every_bundled_workload() {
     let Some(mut gpu) = common::gpu_backend() else {
         return;
@@ -51,6 +55,10 @@ fn gpu_and_cpu_give_the_same_schedule_for_every_bundled_workload() {
 }
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn verify_runs_both_kernels_through_the_cli() {
     if common::gpu_backend().is_none() {
         return;

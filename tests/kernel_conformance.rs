@@ -121,6 +121,10 @@ fn cpu_backend_conforms() {
 }
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn gpu_backend_conforms() {
     let Some(mut gpu) = gpu_backend() else { return };
     check_backend(&mut gpu);
@@ -358,6 +362,10 @@ fn huge_values_take_the_exact_path() {
 // ---- GPU specifics ---------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn gpu_pair_costs_match_the_cpu_row() {
     let Some(mut gpu) = gpu_backend() else { return };
     for n in [0, 1, 65, 4097] {
@@ -387,6 +395,10 @@ fn gpu_pair_costs_match_the_cpu_row() {
 }
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn gpu_splits_batches_and_uses_2d_grids_under_small_limits() {
     let Some(mut gpu) = gpu_backend() else { return };
     let small = wgpu::Limits {
@@ -423,6 +435,10 @@ fn gpu_splits_batches_and_uses_2d_grids_under_small_limits() {
 }
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn gpu_reports_phase_timings_in_both_modes() {
     let Some(mut gpu) = gpu_backend() else { return };
     let (jobs, candidates) = random_batch(11, 64, 256);
@@ -444,6 +460,10 @@ fn gpu_reports_phase_timings_in_both_modes() {
 // ---- Verification ----------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn verifying_backend_agrees_on_random_batches() {
     let Some(gpu) = gpu_backend() else { return };
     let mut v = VerifyingBackend::new(CpuBackend, gpu);

@@ -267,6 +267,10 @@ const POLICIES: [u32; 5] = [
 ];
 
 #[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
 fn gpu_winners_equal_cpu_on_random_node_sets() {
     let Some(mut gpu) = common::gpu_node_scorer() else {
         return;
@@ -381,6 +385,10 @@ mod trace_runs {
 
     /// Full default-trace experiments (seed 42) on the GPU: identical placements, hence identical curves.
     #[test]
+    #[cfg_attr(
+        no_gpu_adapter,
+        ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+    )]
     fn gpu_experiment_equals_cpu_on_the_default_trace() {
         let Some(mut gpu) = common::gpu_node_scorer() else {
             return;
