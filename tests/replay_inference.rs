@@ -22,6 +22,11 @@ fn replay_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out).expect("stdout is one JSON object")
 }
 
+/// `trace` replayed by llama-2-70b on H100s: the flags most tests start from.
+fn h100_70b(trace: &str) -> [&str; 6] {
+    ["--trace", trace, "--model", "llama-2-70b", "--gpu", "h100"]
+}
+
 fn sane(v: &serde_json::Value, requests: u64) {
     assert_eq!(v["requests"], requests);
     assert_eq!(v["completed"], requests);
@@ -44,18 +49,10 @@ fn sane(v: &serde_json::Value, requests: u64) {
 
 #[test]
 fn azure_trace_on_two_8x_h100_replicas() {
-    let v = replay_json(&[
-        "--trace",
-        &format!("azure:{}", repo(AZURE)),
-        "--model",
-        "llama-2-70b",
-        "--gpu",
-        "h100",
-        "--tp",
-        "8",
-        "--replicas",
-        "2",
-    ]);
+    let trace = format!("azure:{}", repo(AZURE));
+    let mut args = h100_70b(&trace).to_vec();
+    args.extend(["--tp", "8", "--replicas", "2"]);
+    let v = replay_json(&args);
     sane(&v, 8819);
     // The 8,819 requests span about 57 minutes.
     let d = v["duration_s"].as_f64().unwrap();
@@ -135,6 +132,12 @@ fn bad_inputs_exit_2_with_a_located_message() {
     )
     .unwrap();
     let azure = format!("azure:{}", repo(AZURE));
+    // The bundled Azure trace plus the flags under test.
+    let az = |flags: &[&str]| -> Vec<String> {
+        let mut v = vec!["--trace".to_owned(), azure.clone()];
+        v.extend(flags.iter().map(|f| f.to_string()));
+        v
+    };
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["--trace".into(), "csv:x".into()],
@@ -156,15 +159,7 @@ fn bad_inputs_exit_2_with_a_located_message() {
             vec!["--trace".into(), format!("mooncake:{}", repo(AZURE))],
             "AzureLLMInferenceTrace_code.csv: row 1: invalid JSON",
         ),
-        (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--model".into(),
-                "gpt-9".into(),
-            ],
-            "--model: unknown model `gpt-9`",
-        ),
+        (az(&["--model", "gpt-9"]), "--model: unknown model `gpt-9`"),
         (
             vec![
                 "--trace".into(),
@@ -175,72 +170,29 @@ fn bad_inputs_exit_2_with_a_located_message() {
             "model.toml: field `layers`: must be at least 1",
         ),
         (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--gpu".into(),
-                "a100".into(),
-            ],
+            az(&["--gpu", "a100"]),
             "--gpu: unknown GPU `a100`; known: h100",
         ),
         (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--model".into(),
-                "llama-3-70b".into(),
-                "--tp".into(),
-                "1".into(),
-            ],
+            az(&["--model", "llama-3-70b", "--tp", "1"]),
             "--tp: llama-3-70b weights (141.1 GB) do not fit 1 x h100",
         ),
+        (az(&["--replicas", "0"]), "--replicas: must be at least 1"),
+        (az(&["--max-batch", "0"]), "--max-batch: must be at least 1"),
         (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--replicas".into(),
-                "0".into(),
-            ],
-            "--replicas: must be at least 1",
-        ),
-        (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--max-batch".into(),
-                "0".into(),
-            ],
-            "--max-batch: must be at least 1",
-        ),
-        (
-            vec!["--trace".into(), azure.clone(), "--ttft-slo-s=-1".into()],
+            az(&["--ttft-slo-s=-1"]),
             "--ttft-slo-s: expected a number of seconds",
         ),
         (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--tpot-slo-s".into(),
-                "NaN".into(),
-            ],
+            az(&["--tpot-slo-s", "NaN"]),
             "--tpot-slo-s: expected a number of seconds",
         ),
         (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--prefill-mfu".into(),
-                "2".into(),
-            ],
+            az(&["--prefill-mfu", "2"]),
             "--prefill-mfu: expected a fraction in (0, 1], found 2",
         ),
         (
-            vec![
-                "--trace".into(),
-                azure.clone(),
-                "--max-replicas".into(),
-                "0".into(),
-            ],
+            az(&["--max-replicas", "0"]),
             "--max-replicas: must be at least --replicas",
         ),
     ];
@@ -266,17 +218,9 @@ fn disaggregated_pools_report_their_kv_copies_and_write_one_row_per_request() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("requests.csv");
     let trace = format!("azure:{}", repo(AZURE));
-    let base = [
-        "--trace",
-        trace.as_str(),
-        "--model",
-        "llama-2-70b",
-        "--gpu",
-        "h100",
-        "--tp",
-        "4",
-    ];
-    let mut args = base.to_vec();
+    let mut base = h100_70b(&trace).to_vec();
+    base.extend(["--tp", "4"]);
+    let mut args = base.clone();
     args.extend(["--prefill-replicas", "3", "--decode-replicas", "5"]);
     args.extend(["--requests-csv", csv.to_str().unwrap()]);
     let together = replay_json(&args);
@@ -307,7 +251,7 @@ fn disaggregated_pools_report_their_kv_copies_and_write_one_row_per_request() {
         assert!(r < 8, "{row:?}");
     }
     // Apart, the pools sit in different domains: every copy crosses EFA and takes longer.
-    let mut args = base.to_vec();
+    let mut args = base.clone();
     args.extend(["--prefill-replicas", "3", "--decode-replicas", "5"]);
     args.extend(["--pd-placement", "apart"]);
     let apart = replay_json(&args);
@@ -340,14 +284,7 @@ fn disaggregation_flags_that_contradict_each_other_exit_2() {
     ] {
         bin()
             .arg("replay-inference")
-            .args([
-                "--trace",
-                trace.as_str(),
-                "--model",
-                "llama-2-70b",
-                "--gpu",
-                "h100",
-            ])
+            .args(h100_70b(&trace))
             .args(&extra)
             .assert()
             .code(2)

@@ -382,7 +382,7 @@ fn service_fields_choose_the_scheduler_and_cost_model_and_bad_ones_are_located()
 // ---- Prefill/decode disaggregation ----
 
 use ultrasched::domain::traffic::PdPlacement;
-use ultrasched::engine::serving::sim::{simulate_disaggregated, Disaggregation};
+use ultrasched::engine::serving::sim::{simulate_disaggregated, Disaggregation, SimResult};
 use ultrasched::perf::kv_transfer::{KvLink, KvTransfer};
 
 /// 1,000 B of KV per token over one link: NVLink 1 GB/s + 10 us, EFA 0.5 GB/s + 60 us, so 1,000 tokens
@@ -421,6 +421,11 @@ fn recorder() -> Recorder {
     }
 }
 
+/// A whole-lifetime disaggregated run (no session dependencies, no horizon) that must succeed.
+fn run_split(requests: &[Request], p: &Recorder, d: &Recorder, cfg: &SimConfig) -> SimResult {
+    simulate_disaggregated(requests, &[], u64::MAX, p, d, cfg).unwrap()
+}
+
 #[test]
 fn a_disaggregated_request_waits_for_its_kv_copy_by_hand() {
     // Prompt 1,000, 10 outputs. Colocated: the prefill iteration takes 1,000 us and yields the first
@@ -431,15 +436,7 @@ fn a_disaggregated_request_waits_for_its_kv_copy_by_hand() {
     // Disaggregated, one domain: the prompt's 1,000 KV tokens copy in 1,010 us, the decode replica then
     // streams the first token (TTFT 2,010 us) and runs the same 9 steps: done at 2,910 us.
     let (p, d) = (recorder(), recorder());
-    let res = simulate_disaggregated(
-        &[req(0, 1000, 10)],
-        &[],
-        u64::MAX,
-        &p,
-        &d,
-        &split(1, 1, vec![0, 0]),
-    )
-    .unwrap();
+    let res = run_split(&[req(0, 1000, 10)], &p, &d, &split(1, 1, vec![0, 0]));
     let r = res.requests[0];
     assert_eq!((r.prefill_replica, r.replica), (Some(0), Some(1)));
     assert_eq!(r.kv_transfer_us, Some(1010));
@@ -461,15 +458,7 @@ fn a_disaggregated_request_waits_for_its_kv_copy_by_hand() {
     );
     // Across domains the copy goes over EFA: 2,060 us, TTFT 3,060 us.
     let (p, d) = (recorder(), recorder());
-    let res = simulate_disaggregated(
-        &[req(0, 1000, 10)],
-        &[],
-        u64::MAX,
-        &p,
-        &d,
-        &split(1, 1, vec![0, 1]),
-    )
-    .unwrap();
+    let res = run_split(&[req(0, 1000, 10)], &p, &d, &split(1, 1, vec![0, 1]));
     assert_eq!(res.requests[0].kv_transfer_us, Some(2060));
     assert_eq!(res.requests[0].first_token_us, Some(3060));
     assert_eq!(res.requests[0].done_us, Some(3960));
@@ -482,15 +471,7 @@ fn a_prefill_replica_sends_one_copy_at_a_time() {
     // and lands 1,010 us later (its kv_transfer_us counts the wait).
     let (p, d) = (recorder(), recorder());
     let cfg = split(1, 2, vec![0, 0, 0]);
-    let res = simulate_disaggregated(
-        &[req(0, 1000, 2), req(0, 1000, 2)],
-        &[],
-        u64::MAX,
-        &p,
-        &d,
-        &cfg,
-    )
-    .unwrap();
+    let res = run_split(&[req(0, 1000, 2), req(0, 1000, 2)], &p, &d, &cfg);
     let (a, b) = (res.requests[0], res.requests[1]);
     assert_eq!(*p.log.borrow(), vec![(2000, 0)]);
     assert_eq!(
@@ -510,15 +491,7 @@ fn a_prefill_replica_sends_one_copy_at_a_time() {
 #[test]
 fn a_one_token_output_finishes_on_its_prefill_replica() {
     let (p, d) = (recorder(), recorder());
-    let res = simulate_disaggregated(
-        &[req(0, 500, 1)],
-        &[],
-        u64::MAX,
-        &p,
-        &d,
-        &split(1, 1, vec![0, 0]),
-    )
-    .unwrap();
+    let res = run_split(&[req(0, 500, 1)], &p, &d, &split(1, 1, vec![0, 0]));
     let r = res.requests[0];
     assert_eq!((r.prefill_replica, r.replica), (Some(0), Some(0)));
     assert_eq!(r.kv_transfer_us, None);
@@ -533,15 +506,7 @@ fn the_decode_replica_nearest_the_prefill_replica_wins_a_tie() {
     // Decode replicas 1 (domain 1) and 2 (domain 0); prefill replica 0 is in domain 0: with both idle,
     // the copy goes to replica 2 over NVLink.
     let (p, d) = (recorder(), recorder());
-    let res = simulate_disaggregated(
-        &[req(0, 1000, 3)],
-        &[],
-        u64::MAX,
-        &p,
-        &d,
-        &split(1, 2, vec![0, 1, 0]),
-    )
-    .unwrap();
+    let res = run_split(&[req(0, 1000, 3)], &p, &d, &split(1, 2, vec![0, 1, 0]));
     assert_eq!(res.requests[0].replica, Some(2));
     assert_eq!(res.requests[0].kv_transfer_us, Some(1010));
 }

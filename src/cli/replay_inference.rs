@@ -409,10 +409,7 @@ fn table(r: &ReplayReport, format: TraceFormat) -> String {
             p.decode_replicas,
             p.decode_tp,
             p.decode_kv_budget_tokens,
-            match p.placement {
-                PdPlacement::Together => "together",
-                PdPlacement::Apart => "apart",
-            },
+            p.placement.as_str(),
             p.prefill_replicas_beside_decode,
             p.prefill_replicas
         );

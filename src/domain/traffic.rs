@@ -443,6 +443,16 @@ pub enum PdPlacement {
     Apart,
 }
 
+impl PdPlacement {
+    /// The name used in flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PdPlacement::Together => "together",
+            PdPlacement::Apart => "apart",
+        }
+    }
+}
+
 /// What a serving iteration costs ([`crate::perf::cost_model`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -547,6 +557,20 @@ pub struct PdPools {
 impl Serve {
     pub(crate) fn error(&self, field: &str, message: String) -> InputError {
         InputError::field(&self.file, join(&self.path, field), message)
+    }
+
+    /// Refuses a prefill/decode split that does not add up to the job's `replicas`.
+    pub fn check_pools(&self, replicas: u32) -> Result<(), InputError> {
+        match self.pools {
+            Some(p) if u64::from(p.prefill) + u64::from(p.decode) != u64::from(replicas) => Err(self.error(
+                "prefill_replicas",
+                format!(
+                    "prefill_replicas ({}) + decode_replicas ({}) must equal the job's replicas ({replicas})",
+                    p.prefill, p.decode
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses traffic expected to exceed [`MAX_REQUESTS`] over `duration_us` (call it when the service's

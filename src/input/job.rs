@@ -288,18 +288,7 @@ pub(crate) fn serving(
     path: &str,
 ) -> Result<(), InputError> {
     let serve = spec.build(path, file)?;
-    if let Some(p) = serve.pools {
-        if u64::from(p.prefill) + u64::from(p.decode) != u64::from(job.replicas) {
-            return Err(InputError::field(
-                file,
-                format!("{path}.prefill_replicas"),
-                format!(
-                    "prefill_replicas ({}) + decode_replicas ({}) must equal the job's replicas ({})",
-                    p.prefill, p.decode, job.replicas
-                ),
-            ));
-        }
-    }
+    serve.check_pools(job.replicas)?;
     let mut ok = 0u32;
     for p in pools_in(cluster, job.model_mask) {
         let fits =

@@ -639,15 +639,6 @@ impl ServeSpec {
                 "decode_replicas needs prefill_replicas too (the two add up to the job's replicas)",
             )),
         };
-        for (field, n) in [("prefill_replicas", p), ("decode_replicas", d)] {
-            if n == 0 {
-                return Err(InputError::field(
-                    file,
-                    join(path, field),
-                    "a disaggregated service needs at least 1 prefill and 1 decode replica",
-                ));
-            }
-        }
         if self.autoscale.is_some() {
             return Err(InputError::field(
                 file,

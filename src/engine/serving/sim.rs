@@ -1564,15 +1564,20 @@ impl<'a> Sim<'a> {
             }
         }
         if self.out[q].first_token_us.is_none() {
-            self.out[q].first_token_us = Some(t);
-            if let Some(ttfts) = &mut self.ttfts {
-                ttfts.push_back((t, t - self.out[q].arrival_us));
-            }
+            self.first_token(q, t);
         }
         if self.progress[q].generated >= self.progress[q].target {
             self.complete(r, q, t);
         } else {
             self.replicas[r].running.push(q);
+        }
+    }
+
+    /// `q`'s first token is out at `t`: recorded, and seen by the TTFT window (autoscaling) if any.
+    fn first_token(&mut self, q: usize, t: u64) {
+        self.out[q].first_token_us = Some(t);
+        if let Some(ttfts) = &mut self.ttfts {
+            ttfts.push_back((t, t - self.out[q].arrival_us));
         }
     }
 
@@ -1610,10 +1615,7 @@ impl<'a> Sim<'a> {
     /// `q`'s KV reached decode replica `r` at `t`: its first token is out, and it waits to join the batch
     /// (at the first decode step boundary at or after `t`).
     fn kv_arrive(&mut self, q: usize, r: usize, t: u64) {
-        self.out[q].first_token_us = Some(t);
-        if let Some(ttfts) = &mut self.ttfts {
-            ttfts.push_back((t, t - self.out[q].arrival_us));
-        }
+        self.first_token(q, t);
         self.progress[q].kv_ready = true;
         self.cut_decode_run(r, t);
         let rep = &mut self.replicas[r];

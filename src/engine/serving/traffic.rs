@@ -416,24 +416,13 @@ pub fn serve_placed(
     if generated.truncated {
         return Err(too_much_traffic(serve, duration));
     }
-    let disaggregation = match serve.pools {
-        None => None,
-        Some(p) if p.prefill + p.decode == replicas => Some(Disaggregation {
-            prefill_replicas: p.prefill,
-            decode_replicas: p.decode,
-            domains: domains.to_vec(),
-            transfer: KvTransfer::new(&serve.model, gpu, tp, tp),
-        }),
-        Some(p) => {
-            return Err(serve.error(
-                "prefill_replicas",
-                format!(
-                    "prefill_replicas ({}) + decode_replicas ({}) must equal the job's replicas ({replicas})",
-                    p.prefill, p.decode
-                ),
-            ))
-        }
-    };
+    serve.check_pools(replicas)?;
+    let disaggregation = serve.pools.map(|p| Disaggregation {
+        prefill_replicas: p.prefill,
+        decode_replicas: p.decode,
+        domains: domains.to_vec(),
+        transfer: KvTransfer::new(&serve.model, gpu, tp, tp),
+    });
     let cfg = SimConfig {
         replicas,
         router: serve.router,
