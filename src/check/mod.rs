@@ -9,7 +9,7 @@
 //! - capacity: at no instant does a node hold more GPUs than it has (segments hold `[start, end)`);
 //! - each job: starts at or after its submit time (jobs.csv agrees with its first segment), completed jobs end
 //!   exactly once (at the end of their last segment), unschedulable jobs never ran and fit no pool even when
-//!   empty; preemptions + resizes = segments - 1;
+//!   empty; preemptions + resizes + interruptions (by node failures) = segments - 1;
 //! - each gang of each segment: the GPUs its job asked for, on an acceptable GPU model, inside one group of its
 //!   `required` level (domain, rack or pool); an autoscaled service holds 1..=max_replicas replica gangs, an
 //!   elastic job min_gpus..=gpus in whole tensor-parallel groups;
@@ -538,6 +538,7 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
             "end_s",
             "preemptions",
             "resizes",
+            "interruptions",
             "state",
         ],
     )?;
@@ -572,6 +573,7 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
         let s = &segs[j];
         let pre: u64 = jt.num(j, "preemptions")?;
         let resizes: u64 = jt.num(j, "resizes")?;
+        let interrupted: u64 = jt.num(j, "interruptions")?;
         preemptions += pre;
         match jt.get(j, "state") {
             "completed" => {
@@ -602,9 +604,10 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
                         fmt_us(last.end)
                     ));
                 }
-                if pre + resizes != s.len() as u64 - 1 {
+                if pre + resizes + interrupted != s.len() as u64 - 1 {
                     return violation(format!(
-                        "job `{}`: {pre} preemptions and {resizes} resizes but {} segments",
+                        "job `{}`: {pre} preemptions, {resizes} resizes and {interrupted} interruptions but {} \
+                         segments",
                         job.id,
                         s.len()
                     ));

@@ -253,6 +253,8 @@ pub struct Workload {
     pub jobs: Vec<Job>,
     /// `queue = "fair-share"`: weight of each named tenant (a tenant not named weighs 1).
     pub tenant_weights: std::collections::BTreeMap<String, f64>,
+    /// `[failures]`: nodes fail and jobs restart from their last checkpoint (none without the section).
+    pub failures: Option<crate::domain::failures::Failures>,
 }
 
 /// Queue policies.

@@ -20,6 +20,7 @@ pub fn draw(
     seed: u64,
     file: &str,
     cluster: &crate::domain::cluster::Cluster,
+    failures: Option<&crate::domain::failures::Failures>,
     out: &mut Vec<Job>,
 ) -> Result<(), InputError> {
     let path = format!("generators[{gi}]");
@@ -143,6 +144,8 @@ pub fn draw(
                 }),
                 interval: g.checkpoint_interval_s,
                 cost: g.checkpoint_s,
+                policy: g.checkpoint,
+                failures,
             },
             job,
             file,

@@ -54,6 +54,7 @@ pub(crate) fn explicit_job(
     i: usize,
     file: &str,
     cluster: &Cluster,
+    failures: Option<&crate::domain::failures::Failures>,
 ) -> Result<Job, InputError> {
     let path = format!("jobs[{i}]");
     let need = |what: &str| {
@@ -175,6 +176,8 @@ pub(crate) fn explicit_job(
             elastic: j.elastic,
             interval: j.checkpoint_interval_s,
             cost: j.checkpoint_s,
+            policy: j.checkpoint,
+            failures,
         },
         &mut job,
         file,
@@ -193,18 +196,27 @@ pub(crate) fn explicit_job(
 }
 
 /// The fields that let a job yield capacity, as written.
-pub(crate) struct Yield {
+pub(crate) struct Yield<'a> {
     /// `elastic = { min_gpus, max_gpus }`.
     pub elastic: Option<spec::ElasticSpec>,
     /// `checkpoint_interval_s`.
     pub interval: Option<crate::input::value::Seconds>,
     /// `checkpoint_s`.
     pub cost: Option<crate::input::value::Seconds>,
+    /// `checkpoint = "young-daly"`.
+    pub policy: Option<spec::CheckpointPolicy>,
+    /// The workload's failure model (for `young-daly`).
+    pub failures: Option<&'a crate::domain::failures::Failures>,
 }
 
 /// Checks and sets a job's elastic range (training only, in whole tensor-parallel groups of its model)
 /// and checkpoints (training and RL).
-pub(crate) fn yielding(y: &Yield, job: &mut Job, file: &str, path: &str) -> Result<(), InputError> {
+pub(crate) fn yielding(
+    y: &Yield<'_>,
+    job: &mut Job,
+    file: &str,
+    path: &str,
+) -> Result<(), InputError> {
     let err = |f: &str, m: String| InputError::field(file, format!("{path}.{f}"), m);
     if let Some(e) = y.elastic {
         if job.kind != JobKind::Training {
@@ -248,11 +260,45 @@ pub(crate) fn yielding(y: &Yield, job: &mut Job, file: &str, path: &str) -> Resu
             step,
         });
     }
+    if let Some(spec::CheckpointPolicy::YoungDaly) = y.policy {
+        if y.interval.is_some() {
+            return Err(err(
+                "checkpoint",
+                "\"young-daly\" sets the interval: leave checkpoint_interval_s out".into(),
+            ));
+        }
+        if job.kind == JobKind::Inference {
+            return Err(err(
+                "checkpoint",
+                "applies to training and rl jobs; a service keeps no training state".into(),
+            ));
+        }
+        let Some(f) = y.failures else {
+            return Err(err(
+                "checkpoint",
+                "\"young-daly\" needs a [failures] section (the interval follows the job's MTBF)"
+                    .into(),
+            ));
+        };
+        let cost = time_from_s(y.cost.map_or(60.0, |c| c.0));
+        if cost == 0 {
+            return Err(err(
+                "checkpoint_s",
+                "0: allowed: above 0 with checkpoint = \"young-daly\"".into(),
+            ));
+        }
+        let mtbf = f.job_mtbf(job.total_gpus());
+        job.checkpoint = Some(crate::domain::workload::Checkpoint {
+            interval: crate::domain::failures::young_daly(mtbf, cost),
+            cost,
+        });
+        return Ok(());
+    }
     match (y.interval, y.cost) {
         (None, Some(_)) => {
             return Err(err(
                 "checkpoint_s",
-                "needs checkpoint_interval_s (how often a checkpoint is written)".into(),
+                "needs checkpoint_interval_s (how often a checkpoint is written) or checkpoint = \"young-daly\"".into(),
             ))
         }
         (Some(i), c) => {

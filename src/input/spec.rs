@@ -29,6 +29,35 @@ pub struct WorkloadFile {
     /// `[[job_traces]]`: job lists from CSV files (see `input::job_trace`).
     #[serde(default)]
     pub job_traces: Vec<JobTraceSpec>,
+    /// `[failures]`: node failures, repairs, restarts and spares (off without the section).
+    pub failures: Option<FailuresSpec>,
+}
+
+/// `[failures]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailuresSpec {
+    /// Failures per GPU-hour by cause (`gpu`, `hbm`, `network`, `host`, `software`); causes not named keep
+    /// the Llama 3 defaults (`domain::failures`).
+    #[serde(default)]
+    pub rates_per_gpu_hour: std::collections::BTreeMap<String, FailureRate>,
+    /// Seconds a failed node is out, by cause.
+    #[serde(default)]
+    pub repair_s: std::collections::BTreeMap<String, Seconds>,
+    /// Seconds a stopped job takes to restart (default 300).
+    pub restart_s: Option<Seconds>,
+    /// Nodes of each NVLink domain held back as spares (default 0).
+    pub spare_nodes_per_domain: Option<u32>,
+    /// Nodes of each rack held back as spares (default 0; not with `spare_nodes_per_domain`).
+    pub spare_nodes_per_rack: Option<u32>,
+}
+
+/// `checkpoint = "young-daly"`: the interval from the job's expected MTBF and checkpoint cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointPolicy {
+    /// Daly's refinement of Young's `sqrt(2 checkpoint_s MTBF)`.
+    YoungDaly,
 }
 
 /// `[cluster]`.
@@ -216,8 +245,12 @@ pub struct JobSpecEntry {
     pub elastic: Option<ElasticSpec>,
     /// Training and RL: compute between checkpoints, seconds.
     pub checkpoint_interval_s: Option<Seconds>,
-    /// Time one checkpoint stalls the job, seconds (default 60; needs `checkpoint_interval_s`).
+    /// Time one checkpoint stalls the job, seconds (default 60; needs `checkpoint_interval_s` or
+    /// `checkpoint`).
     pub checkpoint_s: Option<Seconds>,
+    /// `"young-daly"`: the checkpoint interval from the job's MTBF under `[failures]` (instead of
+    /// `checkpoint_interval_s`).
+    pub checkpoint: Option<CheckpointPolicy>,
 }
 
 /// `rl = { ... }` of a `kind = "rl"` job.
@@ -314,8 +347,12 @@ pub struct GeneratorSpec {
     pub elastic: Option<ElasticSpec>,
     /// Training: compute between checkpoints, seconds.
     pub checkpoint_interval_s: Option<Seconds>,
-    /// Time one checkpoint stalls the job, seconds (default 60; needs `checkpoint_interval_s`).
+    /// Time one checkpoint stalls the job, seconds (default 60; needs `checkpoint_interval_s` or
+    /// `checkpoint`).
     pub checkpoint_s: Option<Seconds>,
+    /// `"young-daly"`: the checkpoint interval from the job's MTBF under `[failures]` (instead of
+    /// `checkpoint_interval_s`).
+    pub checkpoint: Option<CheckpointPolicy>,
 }
 
 /// One entry of a GPU-count mix.

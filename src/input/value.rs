@@ -114,6 +114,9 @@ checked_number!(
     /// A Poisson rate per hour: finite, > 0, at most 1e9.
     Rate, "a rate per hour above 0 and at most 1e9", |v| v > 0.0 && v <= 1e9);
 checked_number!(
+    /// Failures per GPU-hour: 0 to 1.
+    FailureRate, "failures per GPU-hour from 0 to 1", |v| (0.0..=1.0).contains(&v));
+checked_number!(
     /// A mix weight: finite, >= 0.
     Weight, "a weight from 0 to 1e12", |v| (0.0..=1e12).contains(&v));
 checked_number!(

@@ -413,6 +413,11 @@ pub fn build_with(
         sharing: ov.sharing.unwrap_or(s.sharing),
     };
 
+    let failures = match &spec.failures {
+        Some(f) => Some(failures(f, &cluster, file)?),
+        None => None,
+    };
+
     // Jobs.
     let generated: u64 = spec.generators.iter().map(|g| g.count.0 as u64).sum();
     if spec.jobs.len() as u64 + generated > MAX_JOBS {
@@ -424,7 +429,13 @@ pub fn build_with(
     }
     let mut jobs = Vec::with_capacity(spec.jobs.len() + generated as usize);
     for (i, j) in spec.jobs.iter().enumerate() {
-        jobs.push(super::job::explicit_job(j, i, file, &cluster)?);
+        jobs.push(super::job::explicit_job(
+            j,
+            i,
+            file,
+            &cluster,
+            failures.as_ref(),
+        )?);
     }
     for (t, text) in spec.job_traces.iter().zip(traces) {
         let rows = super::job_trace::parse(&text.text, &text.file, t)?;
@@ -438,7 +449,7 @@ pub fn build_with(
         jobs.extend(rows);
     }
     for (gi, g) in spec.generators.iter().enumerate() {
-        generate::draw(g, gi, seed, file, &cluster, &mut jobs)?;
+        generate::draw(g, gi, seed, file, &cluster, failures.as_ref(), &mut jobs)?;
     }
     if let Some((_, i)) = first_duplicate(jobs.iter().map(|j| j.id.as_str())) {
         return Err(InputError::field(
@@ -457,5 +468,81 @@ pub fn build_with(
         scheduler,
         jobs,
         tenant_weights,
+        failures,
     })
+}
+
+/// `[failures]`: the Llama 3 defaults with the causes the file names overridden; spares must leave every
+/// domain (or rack) a node to place on.
+fn failures(
+    f: &super::spec::FailuresSpec,
+    cluster: &Cluster,
+    file: &str,
+) -> Result<crate::domain::failures::Failures, InputError> {
+    use crate::domain::failures::{Cause, Failures};
+    let mut out = Failures::default();
+    let allowed = Cause::ALL.map(Cause::as_str).join(", ");
+    let cause = |table: &str, name: &str| {
+        Cause::parse(name).ok_or_else(|| {
+            InputError::field(
+                file,
+                format!("failures.{table}.{name}"),
+                format!("unknown cause `{name}`; allowed: {allowed}"),
+            )
+        })
+    };
+    for (name, r) in &f.rates_per_gpu_hour {
+        out.rates_per_gpu_hour[cause("rates_per_gpu_hour", name)?.index()] = r.0;
+    }
+    for (name, s) in &f.repair_s {
+        out.repair[cause("repair_s", name)?.index()] = time_from_s(s.0);
+    }
+    if let Some(r) = f.restart_s {
+        out.restart = time_from_s(r.0);
+    }
+    let (dom, rack) = (
+        f.spare_nodes_per_domain.unwrap_or(0),
+        f.spare_nodes_per_rack.unwrap_or(0),
+    );
+    if dom > 0 && rack > 0 {
+        return Err(InputError::field(
+            file,
+            "failures.spare_nodes_per_rack",
+            "set spare_nodes_per_domain or spare_nodes_per_rack, not both",
+        ));
+    }
+    for p in &cluster.pools {
+        let per_domain = p.preset.nodes_per_domain;
+        if dom >= per_domain {
+            return Err(InputError::field(
+                file,
+                "failures.spare_nodes_per_domain",
+                format!(
+                    "{dom}: pool `{}` has {per_domain} node(s) per NVLink domain; allowed: fewer than that \
+                     (or spare_nodes_per_rack)",
+                    p.name
+                ),
+            ));
+        }
+        // The smallest rack of the pool (the last may be partial).
+        let full = p.domains_per_rack.max(1).min(p.domains);
+        let last = match p.domains % p.domains_per_rack.max(1) {
+            0 => full,
+            r => r,
+        };
+        let nodes = full.min(last) * per_domain;
+        if rack >= nodes {
+            return Err(InputError::field(
+                file,
+                "failures.spare_nodes_per_rack",
+                format!(
+                    "{rack}: pool `{}` has a rack of {nodes} node(s); allowed: fewer than that",
+                    p.name
+                ),
+            ));
+        }
+    }
+    out.spare_nodes_per_domain = dom;
+    out.spare_nodes_per_rack = rack;
+    Ok(out)
 }

@@ -47,6 +47,9 @@ pub struct Report {
     /// checkpointed jobs, or a sharing policy other than static).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sharing: Option<crate::engine::cluster::metrics::SharingReport>,
+    /// Node failures and what they cost (with `[failures]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<crate::engine::cluster::metrics::FailuresReport>,
     /// Run-specific facts (excluded from determinism checks).
     pub run: RunInfo,
 }
@@ -166,6 +169,7 @@ impl Report {
                 .collect(),
             inference: None,
             sharing: crate::engine::cluster::metrics::sharing_report(w, o),
+            failures: crate::engine::cluster::metrics::failures_report(w, o),
             engine: EngineInfo {
                 rounds: o.rounds,
                 kernel_calls: o.kernel.kernel_calls,
@@ -306,6 +310,25 @@ impl Report {
                 sh.goodput * 100.0
             );
         }
+        if let Some(f) = &self.failures {
+            let b = &f.by_cause;
+            let _ = writeln!(
+                t,
+                "failures   {} interruptions (gpu {}, hbm {}, network {}, host {}, software {}) of {} node failures; \
+                 lost {:.1} GPU-h; {} spare swaps, {} requeued; effective training time {:.1} %",
+                f.interruptions,
+                b.gpu,
+                b.hbm,
+                b.network,
+                b.host,
+                b.software,
+                f.node_failures,
+                f.lost_gpu_hours,
+                f.spare_swaps,
+                f.requeued,
+                f.effective_training_time * 100.0
+            );
+        }
         let _ = writeln!(
             t,
             "stranded GPUs (free but too few for the head gang): mean {:.1}, max {}",
@@ -392,9 +415,12 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
         "state",
         "resizes",
         "lost_gpu_hours",
+        "interruptions",
+        "effective_training_time",
     ]);
     let opt = |t: Option<u64>| t.map_or(String::new(), |t| fmt_s(time_to_s(t)));
-    for (job, out) in w.jobs.iter().zip(&o.jobs) {
+    let ett = crate::engine::cluster::metrics::effective_training_times(w, o);
+    for ((job, out), ett) in w.jobs.iter().zip(&o.jobs).zip(ett) {
         let wait = out.start.map(|s| s - job.submit);
         let jct = out.end.map(|e| e - job.submit);
         let state = match out.state {
@@ -421,6 +447,8 @@ pub fn jobs_csv(w: &Workload, o: &Outcome) -> String {
             state.to_string(),
             out.resizes.to_string(),
             format!("{:.6}", out.lost_gpu_time as f64 / 3.6e9),
+            out.interruptions().to_string(),
+            ett.map_or(String::new(), |e| format!("{e:.6}")),
         ]);
     }
     String::from_utf8(wtr.into_inner().unwrap_or_default()).unwrap_or_default()

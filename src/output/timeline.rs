@@ -190,6 +190,7 @@ mod tests {
             kernel: Default::default(),
             services: Vec::new(),
             reclaims: Default::default(),
+            failures: None,
         }
     }
 

@@ -463,3 +463,124 @@ pub fn sharing_report(w: &Workload, o: &Outcome) -> Option<SharingReport> {
         resizes: o.jobs.iter().map(|j| u64::from(j.resizes)).sum(),
     })
 }
+
+/// Count per failure cause, named as in workload files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ByCause {
+    /// The GPU itself.
+    pub gpu: u64,
+    /// HBM.
+    pub hbm: u64,
+    /// Switches, cables, NICs.
+    pub network: u64,
+    /// Host hardware and maintenance.
+    pub host: u64,
+    /// Software and NCCL.
+    pub software: u64,
+}
+
+impl ByCause {
+    fn of(counts: [u64; 5]) -> ByCause {
+        let [gpu, hbm, network, host, software] = counts;
+        ByCause {
+            gpu,
+            hbm,
+            network,
+            host,
+            software,
+        }
+    }
+}
+
+/// report.json `failures` (with `[failures]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailuresReport {
+    /// Jobs stopped by a node failure (one per job per failure).
+    pub interruptions: u64,
+    /// Of them, by cause.
+    pub by_cause: ByCause,
+    /// Node failures, whether a job was on the node or not.
+    pub node_failures: u64,
+    /// Of them, by cause.
+    pub node_failures_by_cause: ByCause,
+    /// GPU-hours lost to failures: work since the last checkpoint plus restart time.
+    pub lost_gpu_hours: f64,
+    /// Of them, restart time.
+    pub restart_gpu_hours: f64,
+    /// GPU-hours of all jobs spent writing checkpoints.
+    pub checkpoint_gpu_hours: f64,
+    /// Interrupted jobs that moved to a spare node.
+    pub spare_swaps: u64,
+    /// Interrupted jobs that went back to the queue.
+    pub requeued: u64,
+    /// Over completed training and RL jobs: useful GPU time / (GPUs x wall time from first start to end).
+    pub effective_training_time: f64,
+    /// (day, cause, jobs interrupted) of every failure that interrupted a job.
+    pub timeline: Vec<(f64, &'static str, u32)>,
+}
+
+/// Each completed training or RL job's effective training time: the GPU time it held less the time lost
+/// to preemptions, resizes and failures and the time spent writing checkpoints, over its GPUs x its wall
+/// time from first start to end (Llama 3's measure: time training / time elapsed). `None` for services and
+/// jobs that did not complete.
+pub fn effective_training_times(w: &Workload, o: &Outcome) -> Vec<Option<f64>> {
+    useful_and_wall(w, o)
+        .into_iter()
+        .map(|x| x.map(|(u, t)| if t > 0 { u as f64 / t as f64 } else { 1.0 }))
+        .collect()
+}
+
+/// Per job: (useful GPU-microseconds, GPUs x wall microseconds) of a completed training or RL job.
+fn useful_and_wall(w: &Workload, o: &Outcome) -> Vec<Option<(u128, u128)>> {
+    let mut held = vec![0u128; w.jobs.len()];
+    for s in &o.segments {
+        let g: u64 = s.domains.iter().map(|&(_, g)| g as u64).sum();
+        held[s.job as usize] += (s.end - s.start) as u128 * g as u128;
+    }
+    w.jobs
+        .iter()
+        .zip(&o.jobs)
+        .zip(held)
+        .map(|((job, out), held)| {
+            if job.kind == JobKind::Inference || out.state != JobState::Completed {
+                return None;
+            }
+            let (start, end) = (out.start?, out.end?);
+            let useful = held.saturating_sub(out.lost_gpu_time + out.checkpoint_gpu_time);
+            let wall = (end - start) as u128 * job.total_gpus() as u128;
+            Some((useful.min(wall), wall))
+        })
+        .collect()
+}
+
+/// The failures section, with `[failures]`.
+pub fn failures_report(w: &Workload, o: &Outcome) -> Option<FailuresReport> {
+    let f = o.failures.as_ref()?;
+    let hours = |x: u128| x as f64 / 3.6e9;
+    let (mut useful, mut wall) = (0u128, 0u128);
+    for (u, t) in useful_and_wall(w, o).into_iter().flatten() {
+        useful += u;
+        wall += t;
+    }
+    Some(FailuresReport {
+        interruptions: f.interruptions.iter().sum(),
+        by_cause: ByCause::of(f.interruptions),
+        node_failures: f.node_failures.iter().sum(),
+        node_failures_by_cause: ByCause::of(f.node_failures),
+        lost_gpu_hours: hours(f.lost_gpu_time),
+        restart_gpu_hours: hours(f.restart_gpu_time),
+        checkpoint_gpu_hours: hours(o.jobs.iter().map(|j| j.checkpoint_gpu_time).sum()),
+        spare_swaps: f.spare_swaps,
+        requeued: f.requeued,
+        effective_training_time: if wall > 0 {
+            useful as f64 / wall as f64
+        } else {
+            1.0
+        },
+        timeline: f
+            .timeline
+            .iter()
+            .map(|&(t, c, n)| (time_to_s(t) / 86_400.0, c.as_str(), n))
+            .collect(),
+    })
+}

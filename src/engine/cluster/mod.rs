@@ -14,6 +14,7 @@
 //!    still fits the shadow-time cluster with this job's GPUs taken), so the head is never delayed and holds
 //!    back only capacity it could use.
 
+pub mod failures;
 pub mod metrics;
 pub mod placement;
 pub mod queue;
@@ -74,6 +75,15 @@ pub struct JobOutcome {
     pub lost_gpu_time: u128,
     /// GPU-microseconds spent writing checkpoints.
     pub checkpoint_gpu_time: u128,
+    /// Times a node failure stopped it, by cause (index of `domain::failures::Cause::ALL`).
+    pub interruptions: [u32; 5],
+}
+
+impl JobOutcome {
+    /// Times a node failure stopped it.
+    pub fn interruptions(&self) -> u32 {
+        self.interruptions.iter().sum()
+    }
 }
 
 /// One sample of the cluster over time, taken after every round that changed something.
@@ -168,6 +178,8 @@ pub struct Outcome {
     pub services: Vec<sharing::ServiceRun>,
     /// Capacity reclaimed from training for inference.
     pub reclaims: sharing::Reclaims,
+    /// What failures did (with `[failures]`).
+    pub failures: Option<failures::FailureStats>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -178,6 +190,8 @@ enum Event {
     Demote { job: u32, epoch: u32 },
     /// An autoscaled service evaluates its load (stale like `Finish`).
     Scale { job: u32, epoch: u32 },
+    /// A failed node is back from repair.
+    Repair { node: u32 },
 }
 
 /// Per-job mutable state.
@@ -294,6 +308,8 @@ struct Engine<'a> {
     initial_replicas: std::collections::BTreeMap<usize, u32>,
     /// The service whose evaluation is running (out of `services` meanwhile).
     scaling: Option<usize>,
+    /// `[failures]`: the failure process, nodes down and spares.
+    failures: Option<failures::FailureState>,
 }
 
 /// Weighted dominant share across tenants. A tenant's dominant share is the largest, over GPU models, of
@@ -390,10 +406,16 @@ impl<'a> Engine<'a> {
         initial_replicas: std::collections::BTreeMap<usize, u32>,
     ) -> Self {
         let n = w.jobs.len();
+        let failures = w
+            .failures
+            .map(|f| failures::FailureState::new(f, &w.cluster, w.seed));
         Engine {
             w,
             backend,
-            state: ClusterState::new(&w.cluster),
+            // Spares are held back from the start.
+            state: failures
+                .as_ref()
+                .map_or_else(|| ClusterState::new(&w.cluster), |f| f.base.clone()),
             events: BinaryHeap::new(),
             seq: 0,
             next_arrival: 0,
@@ -425,6 +447,7 @@ impl<'a> Engine<'a> {
                     resizes: 0,
                     lost_gpu_time: 0,
                     checkpoint_gpu_time: 0,
+                    interruptions: [0; 5],
                 };
                 n
             ],
@@ -453,6 +476,7 @@ impl<'a> Engine<'a> {
             shrunk: Default::default(),
             initial_replicas,
             scaling: None,
+            failures,
         }
     }
 
@@ -477,15 +501,23 @@ impl<'a> Engine<'a> {
 
     fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, KernelError> {
         let mut instants = 0u64;
+        let total = self.w.jobs.len() as u64;
         loop {
-            // The next instant: the earlier of the next arrival and the next event.
+            // The next instant: the earliest of the next arrival, the next event and the next failure.
+            // Failures (and repairs) stop mattering once every job has ended.
+            let next_failure = match &self.failures {
+                Some(_) if self.jobs_done >= total => break,
+                Some(f) => Some(f.next).filter(|&t| t < Time::MAX),
+                None => None,
+            };
             let next_arrival = self.w.jobs.get(self.next_arrival).map(|j| j.submit);
             let next_event = self.events.peek().map(|Reverse((t, _, _))| *t);
-            let t = match (next_arrival, next_event) {
-                (None, None) => break,
-                (Some(a), Some(e)) => a.min(e),
-                (Some(a), None) => a,
-                (None, Some(e)) => e,
+            let Some(t) = [next_arrival, next_event, next_failure]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
             };
             self.advance(t);
             // Finishes first (in sequence order), then arrivals in workload order.
@@ -503,13 +535,18 @@ impl<'a> Engine<'a> {
                     Some(Reverse((_, _, Event::Scale { job, epoch }))) => {
                         self.scale(job as usize, epoch)?
                     }
+                    Some(Reverse((_, _, Event::Repair { node }))) => self.repair(node),
                     None => break,
                 }
+            }
+            // Then failures due now, in draw order.
+            while self.failures.as_ref().is_some_and(|f| f.next == t) {
+                self.fail_next();
             }
             while self.next_arrival < self.w.jobs.len()
                 && self.w.jobs[self.next_arrival].submit == t
             {
-                self.arrive(self.next_arrival);
+                self.arrive(self.next_arrival)?;
                 self.next_arrival += 1;
             }
             self.round()?;
@@ -522,6 +559,14 @@ impl<'a> Engine<'a> {
             }
             self.grow_shrunk()?;
             self.sample();
+            // With failures on, an idle cluster with nothing to come and nothing under repair will never
+            // start what still waits (the failure process alone would loop forever).
+            if self.failures.as_ref().is_some_and(|f| !f.any_down())
+                && self.running == 0
+                && self.next_arrival == self.w.jobs.len()
+            {
+                break;
+            }
             instants += 1;
             if instants.is_multiple_of(PROGRESS_EVERY) {
                 progress(self.progress());
@@ -549,6 +594,7 @@ impl<'a> Engine<'a> {
             kernel,
             services,
             reclaims: self.reclaims,
+            failures: self.failures.map(|f| f.stats),
         })
     }
 
@@ -733,14 +779,24 @@ impl<'a> Engine<'a> {
         })
     }
 
-    fn arrive(&mut self, j: usize) {
-        if self.could_ever_fit(&self.w.jobs[j]) {
+    fn arrive(&mut self, j: usize) -> Result<(), KernelError> {
+        let job = &self.w.jobs[j];
+        let mut fits = self.could_ever_fit(job);
+        // Spares are never placed on: the job must fit the cluster without them.
+        if fits && self.failures.as_ref().is_some_and(|f| f.has_spares()) {
+            let base = self.failures.as_ref().map(|f| f.base.clone());
+            if let Some(base) = base {
+                fits = self.fits(&base, job)?;
+            }
+        }
+        if fits {
             self.pending.insert(&self.w.jobs[j], j, 0);
             self.arrived.push(j);
         } else {
             self.out[j].state = JobState::Unschedulable;
             self.jobs_done += 1;
         }
+        Ok(())
     }
 
     fn finish(&mut self, j: usize, epoch: u32) {
@@ -761,6 +817,7 @@ impl<'a> Engine<'a> {
         for g in &gangs {
             self.state.release(&self.w.cluster, g);
         }
+        self.keep_down(&gangs);
         if let Some(f) = &mut self.fair {
             f.hold(&self.w.cluster, j, &gangs, false);
         }
@@ -1266,6 +1323,11 @@ impl<'a> Engine<'a> {
     /// The work a running job keeps if stopped now, in work units: all it did, or, with checkpoints, what
     /// its last checkpoint saved; plus the restart cost (time, turned into work for RL) and the GPU-time lost.
     fn stop_cost(&self, v: usize) -> (Time, u128) {
+        self.stop_cost_with(v, self.w.scheduler.restart_cost)
+    }
+
+    /// [`Engine::stop_cost`] with a restart time of `restart_cost`.
+    fn stop_cost_with(&self, v: usize, restart_cost: Time) -> (Time, u128) {
         let l = &self.live[v];
         let elapsed = self.now - l.started_at;
         let (compute, lost_wall) = match self.w.jobs[v].checkpoint {
@@ -1274,12 +1336,12 @@ impl<'a> Engine<'a> {
         };
         let done = (compute as f64 / l.factor).floor() as Time;
         let restart = if self.w.jobs[v].rl.is_some() {
-            (self.w.scheduler.restart_cost as f64 / l.factor).ceil() as Time
+            (restart_cost as f64 / l.factor).ceil() as Time
         } else {
-            self.w.scheduler.restart_cost
+            restart_cost
         };
         let remaining = l.remaining - done.min(l.remaining) + restart;
-        let lost = (lost_wall + self.w.scheduler.restart_cost) as u128 * l.held as u128;
+        let lost = (lost_wall + restart_cost) as u128 * l.held as u128;
         (remaining, lost)
     }
 
@@ -1297,6 +1359,12 @@ impl<'a> Engine<'a> {
     /// Restarts running job `v` on `gangs` now (GPUs not yet taken): an elastic resize or a service's
     /// replica change. Training keeps the work of [`Engine::stop_cost`]; a service loses nothing.
     fn resize(&mut self, v: usize, gangs: Vec<Allocation>, service: bool) {
+        self.move_to(v, gangs, service);
+        self.out[v].resizes += 1;
+    }
+
+    /// [`Engine::resize`] without counting a resize (a failure's move counts as an interruption).
+    fn move_to(&mut self, v: usize, gangs: Vec<Allocation>, service: bool) {
         let (remaining, lost) = if service {
             (self.live[v].end.saturating_sub(self.now), 0)
         } else {
@@ -1308,7 +1376,6 @@ impl<'a> Engine<'a> {
             self.state.take(&self.w.cluster, g);
         }
         self.live[v].remaining = remaining;
-        self.out[v].resizes += 1;
         self.out[v].lost_gpu_time += lost;
         self.start(v, gangs);
         if service {

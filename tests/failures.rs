@@ -1,0 +1,392 @@
+//! Node failures, checkpoints and spares (`[failures]`): the Llama 3 anchor, failure counts against rate x
+//! GPU-hours, Young/Daly against a sweep of the simulator itself, spares keeping a gang in its domain,
+//! the independent checker on failure runs, and located errors for bad input.
+
+mod common;
+
+use common::{bin, from_toml, report_value, run};
+use predicates::prelude::*;
+use ultrasched::check::{check, RunFiles};
+use ultrasched::domain::failures::{young_daly, Failures, LLAMA3_GPU_HOURS};
+use ultrasched::domain::workload::{time_from_s, Workload};
+use ultrasched::engine::cluster::{Outcome, Segment};
+use ultrasched::output::report::{jobs_csv, placements_csv};
+
+const DAY: f64 = 86_400.0;
+
+/// GPU-hours a job held over its segments.
+fn held_gpu_hours(o: &Outcome, job: u32) -> f64 {
+    o.segments
+        .iter()
+        .filter(|s| s.job == job)
+        .map(|s| {
+            let g: u64 = s.domains.iter().map(|&(_, g)| g as u64).sum();
+            (s.end - s.start) as f64 / 3.6e9 * g as f64
+        })
+        .sum()
+}
+
+fn failures(w: &Workload, o: &Outcome) -> serde_json::Value {
+    report_value(w, o)["failures"].clone()
+}
+
+/// Llama 3 405B: 16,384 H100s, 419 unexpected interruptions in 54 days, effective training time above 90 %.
+/// A gang of 16,384 on 2,112 P5 nodes (64 nodes of slack for the ones out for repair) with the default
+/// rates, restart 300 s and Young/Daly checkpoints of 10 s (asynchronous checkpointing: with the MTBF of
+/// ~3.1 h a 16k gang has, the expected waste is about sqrt(2 d / M) + restart / M, so > 90 % needs
+/// d under ~30 s), sized to run about 54 days.
+#[test]
+fn llama3_anchor_419_interruptions_in_54_days_and_ett_above_90_percent() {
+    let rate = Failures::default().rate_per_gpu_hour();
+    let mut scaled = Vec::new();
+    for seed in 1..=5 {
+        let w = from_toml(&format!(
+            r#"
+seed = {seed}
+[cluster]
+pools = [{{ preset = "p5-h100", count = 2112 }}]
+[failures]
+restart_s = 300
+[[jobs]]
+id = "llama3-405b"
+gpus = 16384
+duration_s = 4350000
+checkpoint = "young-daly"
+checkpoint_s = 10
+"#
+        ));
+        let o = run(&w);
+        let f = failures(&w, &o);
+        let n = f["interruptions"].as_u64().unwrap();
+        let held = held_gpu_hours(&o, 0);
+        let wall_days = (o.jobs[0].end.unwrap() - o.jobs[0].start.unwrap()) as f64 / 1e6 / DAY;
+        assert!(
+            (50.0..58.0).contains(&wall_days),
+            "seed {seed}: {wall_days} days"
+        );
+        // Inside the 99.9 % Poisson interval of its own exposure.
+        let expected = rate * held;
+        assert!(
+            (n as f64 - expected).abs() < 3.29 * expected.sqrt(),
+            "seed {seed}: {n} interruptions, {expected:.1} expected over {held:.0} GPU-h"
+        );
+        let ett = f["effective_training_time"].as_f64().unwrap();
+        assert!(ett > 0.90, "seed {seed}: effective training time {ett}");
+        // By cause, GPUs fail most, as in the paper.
+        let by = &f["by_cause"];
+        assert!(by["gpu"].as_u64() > by["hbm"].as_u64(), "{by}");
+        scaled.push(n as f64 * LLAMA3_GPU_HOURS / held);
+    }
+    // The mean over seeds, scaled to exactly 54 days of 16,384 GPUs, inside the 95 % interval around 419.
+    let mean = scaled.iter().sum::<f64>() / scaled.len() as f64;
+    let half = 1.96 * (419.0 / scaled.len() as f64).sqrt();
+    assert!((mean - 419.0).abs() < half, "{scaled:?}: mean {mean}");
+}
+
+/// One cause at a known rate, repair 0 (the job restarts in place, no node is ever down, so nothing thins
+/// the process): interruptions and node failures against rate x GPU-hours.
+#[test]
+fn failure_counts_follow_rate_times_gpu_hours() {
+    let w = from_toml(
+        r#"
+seed = 3
+[cluster]
+pools = [{ preset = "p5-h100", count = 64 }]
+[failures]
+rates_per_gpu_hour = { gpu = 0.001, hbm = 0, network = 0, host = 0 }
+repair_s = { gpu = 0 }
+restart_s = 60
+[[jobs]]
+id = "t"
+gpus = 256
+duration_s = 3600000
+checkpoint_interval_s = 1800
+checkpoint_s = 30
+"#,
+    );
+    let o = run(&w);
+    let f = failures(&w, &o);
+    let held = held_gpu_hours(&o, 0);
+    let expected = 0.001 * held;
+    let n = f["interruptions"].as_u64().unwrap() as f64;
+    assert!(
+        (n - expected).abs() < 4.0 * expected.sqrt(),
+        "{n} vs {expected}"
+    );
+    assert_eq!(f["by_cause"]["gpu"].as_u64().unwrap() as f64, n);
+    assert_eq!(f["by_cause"]["hbm"], 0);
+    // Over the whole cluster (512 GPUs) for the whole run, idle nodes included.
+    let run_h = o.makespan as f64 / 3.6e9;
+    let all = 0.001 * 512.0 * run_h;
+    let nodes = f["node_failures"].as_u64().unwrap() as f64;
+    assert!((nodes - all).abs() < 4.0 * all.sqrt(), "{nodes} vs {all}");
+    // Restarted in place: one segment per interruption, never back in the queue.
+    assert_eq!(f["requeued"], 0);
+    assert_eq!(o.segments.len() as f64, n + 1.0);
+    // Each interruption lost at most one checkpoint cycle plus the restart, on 256 GPUs.
+    let lost = f["lost_gpu_hours"].as_f64().unwrap();
+    assert!(lost > 0.0 && lost <= n * 256.0 * (1830.0 + 60.0) / 3600.0 + 1e-6);
+    assert_eq!(o.jobs[0].interruptions(), n as u32);
+}
+
+/// The simulator's own optimum of the checkpoint interval against Daly's formula: sweep the interval
+/// around it on common failures (one seed per row: failure draws do not depend on the schedule), fit the
+/// overhead to `a / t + b t + c` and compare `sqrt(a / b)` with the formula.
+#[test]
+fn young_daly_interval_minimises_lost_time_within_20_percent() {
+    // 1,024 GPUs, only GPU faults at 1 / 1,024 per GPU-hour: the job's MTBF is 1 h; checkpoints cost 60 s.
+    let rate = 1.0 / 1024.0;
+    let mtbf_us = 3.6e9;
+    let cost = time_from_s(60.0);
+    let best = young_daly(mtbf_us, cost) as f64 / 1e6;
+    assert!((best - 617.8).abs() < 1.0, "{best}");
+    let factors = [0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.45, 1.75, 2.2];
+    let duration_s = 400.0 * 3600.0;
+    let mut overhead = vec![0.0; factors.len()];
+    for seed in 1..=3 {
+        for (k, f) in factors.iter().enumerate() {
+            let w = from_toml(&format!(
+                r#"
+seed = {seed}
+[cluster]
+pools = [{{ preset = "p5-h100", count = 144 }}]
+[failures]
+rates_per_gpu_hour = {{ gpu = {rate}, hbm = 0, network = 0, host = 0, software = 0 }}
+repair_s = {{ gpu = 3600 }}
+restart_s = 0
+[[jobs]]
+id = "t"
+gpus = 1024
+duration_s = {duration_s}
+checkpoint_interval_s = {interval}
+checkpoint_s = 60
+"#,
+                interval = best * f
+            ));
+            let o = run(&w);
+            overhead[k] += o.makespan as f64 / 1e6 - duration_s;
+        }
+    }
+    // Least squares on (1/t, t, 1).
+    let xs: Vec<[f64; 3]> = factors
+        .iter()
+        .map(|f| [1.0 / (best * f), best * f, 1.0])
+        .collect();
+    let mut ata = [[0.0; 3]; 3];
+    let mut atb = [0.0; 3];
+    for (x, y) in xs.iter().zip(&overhead) {
+        for i in 0..3 {
+            atb[i] += x[i] * y;
+            for j in 0..3 {
+                ata[i][j] += x[i] * x[j];
+            }
+        }
+    }
+    let [a, b, _] = solve3(ata, atb);
+    assert!(a > 0.0 && b > 0.0, "{a} {b} {overhead:?}");
+    let fitted = (a / b).sqrt();
+    assert!(
+        (fitted / best - 1.0).abs() < 0.2,
+        "simulated optimum {fitted:.0} s, Young/Daly {best:.0} s; overheads {overhead:?}"
+    );
+}
+
+/// Gaussian elimination with partial pivoting for a 3 x 3 system.
+#[allow(clippy::needless_range_loop)]
+fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> [f64; 3] {
+    for c in 0..3 {
+        let p = (c..3)
+            .max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))
+            .unwrap();
+        m.swap(c, p);
+        v.swap(c, p);
+        for r in c + 1..3 {
+            let k = m[r][c] / m[c][c];
+            for j in c..3 {
+                m[r][j] -= k * m[c][j];
+            }
+            v[r] -= k * v[c];
+        }
+    }
+    let mut x = [0.0; 3];
+    for r in (0..3).rev() {
+        let s: f64 = (r + 1..3).map(|j| m[r][j] * x[j]).sum();
+        x[r] = (v[r] - s) / m[r][r];
+    }
+    x
+}
+
+fn domains_of(o: &Outcome, job: u32) -> Vec<u32> {
+    let mut d: Vec<u32> = o
+        .segments
+        .iter()
+        .filter(|s: &&Segment| s.job == job)
+        .flat_map(|s| s.domains.iter().map(|&(d, _)| d))
+        .collect();
+    d.sort_unstable();
+    d.dedup();
+    d
+}
+
+const SPARES: &str = r#"
+seed = 5
+[cluster]
+pools = [{ preset = "p6e-gb200", count = 4 }]
+[failures]
+rates_per_gpu_hour = { gpu = 0.0003, hbm = 0, network = 0, host = 0, software = 0 }
+repair_s = { gpu = 14400 }
+SPARE_LINE
+[[jobs]]
+id = "nvl64"
+gpus = 64
+duration_s = 2592000
+topology = { required = "domain" }
+checkpoint_interval_s = 3600
+checkpoint_s = 30
+"#;
+
+#[test]
+fn a_job_with_a_spare_stays_in_its_domain() {
+    let w = from_toml(&SPARES.replace("SPARE_LINE", "spare_nodes_per_domain = 2"));
+    let o = run(&w);
+    let f = failures(&w, &o);
+    let swaps = f["spare_swaps"].as_u64().unwrap();
+    assert!(swaps >= 3, "{f}");
+    assert_eq!(f["requeued"], 0, "{f}");
+    assert_eq!(f["interruptions"].as_u64().unwrap(), swaps);
+    assert_eq!(domains_of(&o, 0).len(), 1, "{:?}", domains_of(&o, 0));
+    // Every segment is one domain of 64 GPUs: the failed node's 4 GPUs moved to a spare of the domain.
+    for s in o.segments.iter() {
+        assert_eq!(s.domains.len(), 1);
+        assert_eq!(s.domains[0].1, 64);
+    }
+    // Without spares the gang goes back to the queue each time.
+    let w = from_toml(&SPARES.replace("SPARE_LINE", ""));
+    let o = run(&w);
+    let f = failures(&w, &o);
+    assert_eq!(f["spare_swaps"], 0);
+    assert!(f["requeued"].as_u64().unwrap() >= 3, "{f}");
+}
+
+#[test]
+fn spares_are_never_placed_on() {
+    // 72-GPU domains with 2 spare nodes each hold 64 placeable GPUs: a 72-GPU domain gang can never start.
+    let w = from_toml(
+        &SPARES
+            .replace("SPARE_LINE", "spare_nodes_per_domain = 2")
+            .replace("gpus = 64", "gpus = 72"),
+    );
+    let o = run(&w);
+    assert_eq!(
+        o.jobs[0].state,
+        ultrasched::engine::cluster::JobState::Unschedulable
+    );
+}
+
+#[test]
+fn failure_runs_pass_the_independent_checker_and_are_reproducible() {
+    let text = SPARES.replace("SPARE_LINE", "spare_nodes_per_domain = 1")
+        + r#"
+[[jobs]]
+id = "small"
+gpus = 16
+duration_s = 600000
+checkpoint = "young-daly"
+checkpoint_s = 20
+[[jobs]]
+id = "later"
+gpus = 128
+duration_s = 200000
+submit_s = 1000
+"#;
+    let w = from_toml(&text);
+    let o = run(&w);
+    assert!(failures(&w, &o)["interruptions"].as_u64().unwrap() > 0);
+    let report = serde_json::to_string(&common::report(&w, &o)).unwrap();
+    let checked = check(
+        &w,
+        RunFiles {
+            report_json: &report,
+            jobs_csv: &jobs_csv(&w, &o),
+            placements_csv: &placements_csv(&w, &o),
+        },
+    );
+    assert!(checked.is_ok(), "{checked:?}");
+    // jobs.csv carries the interruptions and the effective training time of each job.
+    let csv = jobs_csv(&w, &o);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"interruptions") && header.contains(&"effective_training_time"));
+    // Same seed, same run; another seed, other failures.
+    let again = run(&w);
+    assert_eq!(report_value(&w, &o), report_value(&w, &again));
+    let other = from_toml(&text.replace("seed = 5", "seed = 6"));
+    let o2 = run(&other);
+    assert_ne!(
+        failures(&w, &o)["timeline"],
+        failures(&other, &o2)["timeline"]
+    );
+}
+
+#[test]
+fn without_a_failures_section_nothing_fails() {
+    let w = from_toml(&SPARES.replace("[failures]", "").replace(
+        "rates_per_gpu_hour = { gpu = 0.0003, hbm = 0, network = 0, host = 0, software = 0 }\nrepair_s = { gpu = 14400 }\n",
+        "",
+    ).replace("SPARE_LINE", ""));
+    assert!(w.failures.is_none());
+    let o = run(&w);
+    assert!(o.failures.is_none());
+    assert_eq!(o.segments.len(), 1);
+    assert!(report_value(&w, &o).get("failures").is_none());
+}
+
+#[test]
+fn bad_failure_settings_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[cluster]\npools = [{ preset = \"p5-h100\", count = 4 }]\n";
+    let job = "[[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n";
+    let cases = [
+        (
+            format!("{base}[failures]\nrates_per_gpu_hour = {{ gpux = 1e-6 }}\n{job}"),
+            "field `failures.rates_per_gpu_hour.gpux`: unknown cause `gpux`; allowed: gpu, hbm, network, host, software",
+        ),
+        (
+            format!("{base}[failures]\nrates_per_gpu_hour = {{ gpu = 2 }}\n{job}"),
+            "failures per GPU-hour from 0 to 1",
+        ),
+        (
+            format!("{base}[failures]\nspare_nodes_per_domain = 1\n{job}"),
+            "failures.spare_nodes_per_domain",
+        ),
+        (
+            format!("{base}[failures]\nspare_nodes_per_rack = 1\nspare_nodes_per_domain = 1\n{job}"),
+            "not both",
+        ),
+        (
+            format!("{base}{job}checkpoint = \"young-daly\"\n"),
+            "jobs[0].checkpoint",
+        ),
+        (
+            format!("{base}[failures]\n{job}checkpoint = \"young-daly\"\ncheckpoint_interval_s = 60\n"),
+            "leave checkpoint_interval_s out",
+        ),
+        (
+            format!("{base}[failures]\nrepair_s = {{ gpu = -1 }}\n{job}"),
+            "seconds from 0",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("w{i}.toml"));
+        std::fs::write(&p, text).unwrap();
+        bin()
+            .args(["run", p.to_str().unwrap(), "--out"])
+            .arg(dir.path().join(format!("out{i}")))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(*want));
+        assert!(
+            !dir.path().join(format!("out{i}")).exists(),
+            "case {i}: partial output"
+        );
+    }
+}
