@@ -279,3 +279,25 @@ fn bench_kernel_rejects_absurd_sizes_and_reports_the_cpu_twin() {
     assert_eq!(v["pairs"], 6400);
     assert!(v["cpu"]["pairs_per_s"].as_f64().unwrap() > 0.0);
 }
+
+/// The annotated workload file in README.md is one a user copies first: it must parse and validate as shown.
+#[test]
+fn the_readme_workload_example_validates() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme
+        .find("```toml\nseed = 7")
+        .expect("README has the annotated workload example")
+        + "```toml\n".len();
+    let len = readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("readme.toml");
+    std::fs::write(&file, &readme[start..start + len]).unwrap();
+    bin()
+        .arg("validate")
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "1152 GPUs in 1 pools (16 NVLink domains); 1003 jobs (1001 training, 2 inference)",
+        ));
+}

@@ -663,6 +663,9 @@ pub fn report_html(w: &Workload, o: &Outcome, report: &Report) -> String {
     if let Some(s) = sharing_section(w, o) {
         body += &s;
     }
+    if let Some(s) = failures_section(w, o) {
+        body += &s;
+    }
     let run = &report.run;
     let _ = writeln!(
         body,
@@ -807,6 +810,75 @@ fn sharing_section(w: &Workload, o: &Outcome) -> Option<String> {
             w.scheduler.sharing.as_str()
         ),
         &content,
+    ))
+}
+
+/// Node failures over time (cumulative job interruptions, by cause) and the effective training time of
+/// every completed training job, lowest first.
+fn failures_section(w: &Workload, o: &Outcome) -> Option<String> {
+    use crate::domain::failures::Cause;
+    let f = o.failures.as_ref()?;
+    let end_s = time_to_s(horizon(o));
+    let (unit, unit_name) = time_unit(end_s);
+    let x = Axis::linear(0.0, end_s / unit, &format!("simulated time ({unit_name})"));
+    let mut by_cause: Vec<Vec<(f64, f64)>> = vec![vec![(0.0, 0.0)]; Cause::ALL.len()];
+    let mut count = [0u32; 5];
+    for &(t, c, n) in &f.timeline {
+        count[c.index()] += n;
+        by_cause[c.index()].push((time_to_s(t) / unit, f64::from(count[c.index()])));
+    }
+    let top = count.iter().copied().max().unwrap_or(0).max(1);
+    let over_time = LineChart {
+        title: "Job interruptions by node failures (cumulative, by cause)".into(),
+        x,
+        y: Axis::linear(0.0, f64::from(top), "interruptions"),
+        series: Cause::ALL
+            .iter()
+            .zip(by_cause)
+            .enumerate()
+            .map(|(k, (c, mut pts))| {
+                pts.push((end_s / unit, f64::from(count[c.index()])));
+                series(c.as_str(), k, pts, true)
+            })
+            .collect(),
+        width: WIDTH,
+        height: 240.0,
+    };
+    let mut ett: Vec<f64> = crate::engine::cluster::metrics::effective_training_times(w, o)
+        .into_iter()
+        .flatten()
+        .map(|e| e * 100.0)
+        .collect();
+    ett.sort_by(f64::total_cmp);
+    let n = ett.len().max(1) as f64;
+    let lowest = ett.first().copied().unwrap_or(100.0);
+    let per_job = LineChart {
+        title: "Effective training time per job, lowest first".into(),
+        x: Axis::linear(0.0, 100.0, "completed training jobs (%)"),
+        y: Axis::linear(
+            lowest.min(90.0).floor(),
+            100.0,
+            "effective training time (%)",
+        ),
+        series: vec![series(
+            "jobs",
+            0,
+            ett.iter()
+                .enumerate()
+                .map(|(i, &e)| ((i as f64 + 0.5) * 100.0 / n, e))
+                .collect(),
+            false,
+        )],
+        width: WIDTH,
+        height: 220.0,
+    };
+    Some(section(
+        "failures",
+        "Failures and effective training time",
+        "Every job a node failure stopped, counted by cause as it happened; then each completed training \
+         job's effective training time (GPU time held less work lost since its last checkpoint, restarts and \
+         checkpoint writes, over its GPUs x wall time), lowest first.",
+        &format!("{}\n{}", over_time.render(), per_job.render()),
     ))
 }
 
