@@ -13,7 +13,10 @@
 //! - each gang of each segment: the GPUs its job asked for, on an acceptable GPU model, inside one group of its
 //!   `required` level (domain, rack or pool); an autoscaled service holds 1..=max_replicas replica gangs, an
 //!   elastic job min_gpus..=gpus in whole tensor-parallel groups;
-//! - report.json: job counts, makespan, GPU utilisation and busy cost equal to the ones recomputed here.
+//! - power and contracts: no site above its power cap at any instant; nothing but an autoscaled service on
+//!   on-demand capacity before `spill_after_s`;
+//! - report.json: job counts, makespan, GPU utilisation, busy cost and the cost by contract equal to the
+//!   ones recomputed here.
 
 use crate::domain::cluster::{LEVEL_DOMAIN, LEVEL_RACK};
 use crate::domain::workload::{Job, JobKind, Time, Workload};
@@ -96,6 +99,13 @@ struct PoolShape<'a> {
     usd_per_gpu_hour: f64,
     /// Index of the pool's first node in the checker's own flat numbering.
     first_node: usize,
+    /// Its site (index of the workload's sites), if any.
+    site: Option<usize>,
+    /// Paid per GPU-hour used (else for the whole run).
+    on_demand: bool,
+    /// Power per idle and per busy GPU, W.
+    idle_w: f64,
+    busy_w: f64,
 }
 
 impl PoolShape<'_> {
@@ -134,6 +144,10 @@ fn shapes(w: &Workload) -> Vec<PoolShape<'_>> {
                 domains_per_rack: p.domains_per_rack,
                 usd_per_gpu_hour: p.usd_per_gpu_hour,
                 first_node,
+                site: p.site.map(|s| s as usize),
+                on_demand: p.contract == crate::domain::cluster::Contract::OnDemand,
+                idle_w: p.idle_w,
+                busy_w: p.busy_w,
             };
             first_node += p.domains as usize * p.preset.nodes_per_domain as usize;
             s
@@ -720,6 +734,8 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
         1e-9,
     )?;
 
+    check_capacity(w, &pools, &placed, makespan, &report)?;
+
     Ok(Checked {
         jobs: w.jobs.len(),
         completed,
@@ -727,6 +743,113 @@ pub fn check(w: &Workload, files: RunFiles<'_>) -> Result<Checked, CheckError> {
         rows: placed.len(),
         peak_node_gpus: peak,
     })
+}
+
+/// Power caps, the spill threshold and the bill by contract, from the placement rows: at no instant does a
+/// site draw more than its cap (every GPU of its pools at idle power, the held ones at busy power, times
+/// its PUE); no job but an autoscaled service runs on on-demand capacity before it has waited
+/// `spill_after_s`; report.json's `cost_by_contract` is the committed pools over the makespan plus the
+/// on-demand GPU-hours used, at their prices.
+fn check_capacity(
+    w: &Workload,
+    pools: &[PoolShape<'_>],
+    placed: &[Placed],
+    makespan: Time,
+    report: &serde_json::Value,
+) -> Result<(), CheckError> {
+    let sites = &w.cluster.sites;
+    // Held GPUs per pool as rows start and end; at one instant every change applies before the check.
+    let mut deltas: Vec<(Time, usize, i64)> = Vec::new();
+    for p in placed {
+        if pools[p.pool].site.is_some() {
+            deltas.push((p.start, p.pool, p.gpus as i64));
+            deltas.push((p.end, p.pool, -(p.gpus as i64)));
+        }
+        let job = &w.jobs[p.job];
+        let service = job.serving.as_ref().is_some_and(|s| s.autoscale.is_some());
+        if pools[p.pool].on_demand && !service && p.start < job.submit + w.scheduler.spill_after {
+            return violation(format!(
+                "job `{}` runs on on-demand pool `{}` at {} s, before it has waited spill_after_s ({} s after \
+                 its submission at {} s)",
+                job.id,
+                pools[p.pool].name,
+                fmt_us(p.start),
+                fmt_us(w.scheduler.spill_after),
+                fmt_us(job.submit)
+            ));
+        }
+    }
+    if !sites.is_empty() {
+        deltas.sort_unstable_by_key(|&(t, p, _)| (t, p));
+        let mut held = vec![0i64; pools.len()];
+        let mut i = 0;
+        while i < deltas.len() {
+            let t = deltas[i].0;
+            while i < deltas.len() && deltas[i].0 == t {
+                held[deltas[i].1] += deltas[i].2;
+                i += 1;
+            }
+            for (k, site) in sites.iter().enumerate() {
+                let Some(cap) = site.power_cap_w else {
+                    continue;
+                };
+                let it: f64 = pools
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.site == Some(k))
+                    .map(|(q, p)| {
+                        let gpus = p.domains as f64 * p.domain_gpus() as f64;
+                        let busy = held[q] as f64;
+                        (gpus - busy) * p.idle_w + busy * p.busy_w
+                    })
+                    .sum();
+                if it * site.pue > cap * (1.0 + 1e-9) {
+                    return violation(format!(
+                        "site `{}` draws {:.6} MW at {} s, above its {} MW cap",
+                        site.name,
+                        it * site.pue / 1e6,
+                        fmt_us(t),
+                        cap / 1e6
+                    ));
+                }
+            }
+        }
+    }
+    // The bill by contract.
+    let Some(by_contract) = report.get("cost_by_contract") else {
+        return Err(CheckError::Malformed(InputError::field(
+            "report.json",
+            "cost_by_contract",
+            "is required",
+        )));
+    };
+    let hours = makespan as f64 / 3.6e9;
+    let committed: f64 = pools
+        .iter()
+        .filter(|p| !p.on_demand)
+        .map(|p| p.domains as f64 * p.domain_gpus() as f64 * hours * p.usd_per_gpu_hour)
+        .sum();
+    let on_demand: f64 = placed
+        .iter()
+        .filter(|p| pools[p.pool].on_demand)
+        .map(|p| p.gpus as f64 * (p.end - p.start) as f64 / 3.6e9 * pools[p.pool].usd_per_gpu_hour)
+        .sum();
+    for (key, want, present) in [
+        ("committed", committed, pools.iter().any(|p| !p.on_demand)),
+        ("on-demand", on_demand, pools.iter().any(|p| p.on_demand)),
+    ] {
+        let got = by_contract.get(key).and_then(|v| v.as_f64());
+        match (got, present) {
+            (None, false) => {}
+            (Some(got), true) if (got - want).abs() <= 1e-9 * want.abs().max(1.0) => {}
+            _ => {
+                return violation(format!(
+                    "report.json cost_by_contract.{key} is {got:?}; recomputed from the segments: {want}"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The gangs a job holds while it runs, in placements.csv order.

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod frag_study;
 pub mod replay_inference;
+pub mod sweep;
 
 use crate::domain::catalog::{GPU_MODELS, PRESETS};
 use crate::domain::workload::time_to_s;
@@ -75,6 +76,15 @@ pub enum Command {
     /// Example: ultrasched replay-inference --trace azure:workloads/traces/azure-llm-2023/AzureLLMInferenceTrace_code.csv
     /// --model llama-2-70b --gpu h100 --tp 8 --replicas 2
     ReplayInference(crate::cli::replay_inference::ReplayArgs),
+    /// Run a grid of axes x seeds (locally on every core, as a Slurm job array, or as a Kubernetes Indexed
+    /// Job) and summarise each combination with a mean and a 95 % confidence interval over seeds. A sweep
+    /// resumes where it stopped; `sweep merge DIR` summarises what has finished.
+    ///
+    /// Example: ultrasched sweep workloads/quickstart.toml --grid queue=fifo,sjf --grid load=0.5,1,1.5
+    /// --seeds 1..10 --out sweep/
+    Sweep(sweep::SweepArgs),
+    /// Run one task of a sweep (a Slurm array task or Kubernetes index): its chunk of runs.
+    SweepTask(sweep::SweepTaskArgs),
 }
 
 /// Arguments of `bench-kernel`.
@@ -117,6 +127,9 @@ pub struct CompareArgs {
     /// Sharing policies, comma-separated (default: the workload's).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub sharing: Vec<crate::domain::workload::Sharing>,
+    /// `scheduler.spill_after_s` values in seconds, comma-separated (default: the workload's).
+    #[arg(long, value_delimiter = ',', value_parser = parse_seconds, value_name = "SECONDS")]
+    pub spill_after: Vec<f64>,
     /// Seeds: --seed 1,2,3 or --seed 1 2 3 (default: the workload's).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub seed: Vec<u64>,
@@ -167,6 +180,9 @@ pub struct RunArgs {
     /// Override how autoscaled services and training share the fleet.
     #[arg(long, value_enum)]
     pub sharing: Option<crate::domain::workload::Sharing>,
+    /// Override `scheduler.spill_after_s`: seconds a job waits before on-demand pools open to it.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub spill_after: Option<f64>,
     /// Placement kernel: auto takes a GPU adapter when one exists (WGPU_BACKEND, WGPU_ADAPTER_NAME choose
     /// one), else the CPU twin. Both make the same decisions.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -197,6 +213,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::BenchKernel(args) => bench_kernel(&args),
         Command::FragStudy(args) => crate::cli::frag_study::run(&args),
         Command::ReplayInference(args) => crate::cli::replay_inference::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::SweepTask(args) => sweep::task(&args),
     }
 }
 
@@ -207,6 +225,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         placement: args.placement,
         backfill: args.backfill,
         sharing: args.sharing,
+        spill_after_s: args.spill_after,
     };
     let w = workload::load(&args.file, ov)?;
     // Every limit before the run: a service whose traffic exceeds one is refused now, not after the
@@ -355,6 +374,7 @@ fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         backfills: args.backfill.clone(),
         sharings: args.sharing.clone(),
         seeds: args.seed.clone(),
+        spill_afters: args.spill_after.clone(),
     };
     let runs = grid.overrides().len() as u64;
     let bar = std::sync::Mutex::new((0u64, Progress::new(runs, "runs", args.quiet)));
@@ -438,6 +458,20 @@ pub fn presets_table() -> String {
     }
     t += "\nA pool counts units of one NVLink domain: `count = 16` of p6e-gb200 is 16 UltraServers (1,152 GPUs).\n";
     t
+}
+
+/// A `--spill-after` value: seconds from 0 to 10 years.
+fn parse_seconds(v: &str) -> Result<f64, String> {
+    let s: f64 = v
+        .parse()
+        .map_err(|_| format!("`{v}` is not a number of seconds"))?;
+    if (0.0..=crate::input::spec::MAX_SECONDS).contains(&s) {
+        Ok(s)
+    } else {
+        Err(format!(
+            "{v}: allowed: seconds from 0 to 315360000 (10 years)"
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,44 @@ pub struct Pool {
     pub idle_w: f64,
     /// Power per busy GPU, W.
     pub busy_w: f64,
+    /// The site it stands in (index of `Cluster::sites`), if any: its power counts against that cap.
+    pub site: Option<u32>,
+    /// How its capacity is paid for.
+    pub contract: Contract,
+    /// On-demand only: microseconds from placement to useful work (GPUs held and paid meanwhile).
+    pub startup_us: u64,
+}
+
+/// How a pool's capacity is bought.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Contract {
+    /// Paid for the whole run at its price, used or not.
+    #[default]
+    Committed,
+    /// Paid per GPU-hour used; a job goes there only when committed capacity cannot take it and it has
+    /// waited `spill_after_s`.
+    OnDemand,
+}
+
+impl Contract {
+    /// The name in workload files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Contract::Committed => "committed",
+            Contract::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// A site: a building whose power, not its chips, is the limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    /// Name from the workload.
+    pub name: String,
+    /// Facility power cap, W (IT power x PUE may not exceed it); `None`: no cap.
+    pub power_cap_w: Option<f64>,
+    /// Power usage effectiveness: facility power over IT power.
+    pub pue: f64,
 }
 
 impl Pool {
@@ -50,6 +88,22 @@ impl Pool {
     pub fn domain_gpus(&self) -> u32 {
         self.preset.domain_gpus()
     }
+    /// Busy power above idle per GPU, W.
+    pub fn busy_w_extra(&self) -> f64 {
+        (self.busy_w - self.idle_w).max(0.0)
+    }
+
+    /// What makes two gated pools interchangeable to a job's mask.
+    pub fn class_key(&self) -> (usize, Option<u32>, bool, u64, u64) {
+        (
+            self.preset.gpu_model,
+            self.site,
+            self.contract == Contract::OnDemand,
+            self.busy_w.to_bits(),
+            self.idle_w.to_bits(),
+        )
+    }
+
     /// GPUs per rack (the last rack of a pool may be smaller).
     pub fn rack_gpus(&self) -> u64 {
         self.domains_per_rack.min(self.domains) as u64 * self.domain_gpus() as u64
@@ -75,6 +129,14 @@ pub struct Cluster {
     pub total_gpus: u64,
     /// Total nodes.
     pub total_nodes: u32,
+    /// Sites pools stand in.
+    pub sites: Vec<Site>,
+    /// The code the placement kernel sees as each pool's "GPU model": the GPU model itself, unless some
+    /// pool is on-demand or under a power cap; then one code per distinct (GPU model, site, contract,
+    /// power), so a job's mask can close pools the cap or the contract shuts (at most 32 codes).
+    pub pool_class: Vec<u32>,
+    /// Pools are gated by power or contract (`pool_class` codes are classes, not GPU models).
+    pub gated: bool,
 }
 
 /// A gang's GPUs: (global node, GPUs taken there), in allocation order.
@@ -82,7 +144,16 @@ pub type Allocation = Vec<(u32, u32)>;
 
 impl Cluster {
     /// Builds the topology from pools whose `first_domain`/`first_rack` are filled in here.
-    pub fn new(mut pools: Vec<Pool>) -> Cluster {
+    pub fn new(pools: Vec<Pool>) -> Cluster {
+        Cluster::with_sites(pools, Vec::new())
+    }
+
+    /// Most kernel codes of gated pools (the kernel's model mask has 32 bits).
+    pub const MAX_CLASSES: usize = 32;
+
+    /// [`Cluster::new`] with the sites pools name. More than [`Cluster::MAX_CLASSES`] distinct gated
+    /// pool classes is a validation error of the caller's (classes past it can never be placed on).
+    pub fn with_sites(mut pools: Vec<Pool>, sites: Vec<Site>) -> Cluster {
         let (
             mut domain_pool,
             mut domain_rack,
@@ -110,7 +181,26 @@ impl Cluster {
             next_domain += pool.domains;
             total_gpus += pool.gpus();
         }
+        let gated = pools.iter().any(|p| {
+            p.contract == Contract::OnDemand
+                || p.site
+                    .is_some_and(|s| sites[s as usize].power_cap_w.is_some())
+        });
+        let pool_class = if gated {
+            let keys: Vec<_> = pools.iter().map(Pool::class_key).collect();
+            let mut distinct = keys.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            keys.iter()
+                .map(|k| distinct.binary_search(k).unwrap_or(0) as u32)
+                .collect()
+        } else {
+            pools.iter().map(|p| p.preset.gpu_model as u32).collect()
+        };
         Cluster {
+            sites,
+            pool_class,
+            gated,
             pools,
             domain_pool,
             domain_rack,
@@ -175,6 +265,50 @@ impl Cluster {
             }
             _ => p.gpus() / g,
         }
+    }
+
+    /// Facility power of each site, W: every GPU of its pools at idle power, the GPUs `state` has taken at
+    /// busy power (less `idle_taken[p]` per pool: spares held back), times the site's PUE.
+    pub fn site_power_w(&self, state: &ClusterState, idle_taken: &[u64]) -> Vec<f64> {
+        let mut it = vec![0.0f64; self.sites.len()];
+        for (p, pool) in self.pools.iter().enumerate() {
+            if let Some(s) = pool.site {
+                let busy = pool
+                    .gpus()
+                    .saturating_sub(state.pool_free[p])
+                    .saturating_sub(idle_taken.get(p).copied().unwrap_or(0));
+                it[s as usize] +=
+                    pool.gpus() as f64 * pool.idle_w + busy as f64 * pool.busy_w_extra();
+            }
+        }
+        it.iter().zip(&self.sites).map(|(w, s)| w * s.pue).collect()
+    }
+
+    /// Whether every capped site is within its cap on `state` (see [`Cluster::site_power_w`]).
+    pub fn within_power_caps(&self, state: &ClusterState, idle_taken: &[u64]) -> bool {
+        self.site_power_w(state, idle_taken)
+            .iter()
+            .zip(&self.sites)
+            .all(|(&w, s)| s.power_cap_w.is_none_or(|cap| w <= cap * (1.0 + 1e-12)))
+    }
+
+    /// Whether a gang of `gpus` busy GPUs more in pool `p` keeps its site within its cap, its site drawing
+    /// `site_w` now.
+    pub fn power_admits(&self, p: usize, gpus: u64, site_w: &[f64]) -> bool {
+        let pool = &self.pools[p];
+        let Some(s) = pool.site else { return true };
+        let site = &self.sites[s as usize];
+        site.power_cap_w.is_none_or(|cap| {
+            site_w[s as usize] + gpus as f64 * pool.busy_w_extra() * site.pue <= cap * (1.0 + 1e-12)
+        })
+    }
+
+    /// Distinct kernel codes in `pool_class`.
+    pub fn classes(&self) -> usize {
+        let mut c = self.pool_class.clone();
+        c.sort_unstable();
+        c.dedup();
+        c.len()
     }
 
     /// Largest gang a pool can ever host within `level` (0 domain, 1 rack, 2 pool).
@@ -328,6 +462,9 @@ mod tests {
             usd_per_gpu_hour: 1.0,
             idle_w: 100.0,
             busy_w: 1000.0,
+            site: None,
+            contract: Contract::Committed,
+            startup_us: 0,
         }
     }
 

@@ -196,6 +196,9 @@ pub struct Scheduler {
     pub las: Las,
     /// How autoscaled services and training share the fleet.
     pub sharing: Sharing,
+    /// A job may use on-demand pools once it has waited this long since its submission (0: at once, when
+    /// committed capacity cannot take it).
+    pub spill_after: Time,
 }
 
 /// Tiresias' discretized least-attained-service queues: a job's attained service (GPUs x time run) sets

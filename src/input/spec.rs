@@ -31,6 +31,31 @@ pub struct WorkloadFile {
     pub job_traces: Vec<JobTraceSpec>,
     /// `[failures]`: node failures, repairs, restarts and spares (off without the section).
     pub failures: Option<FailuresSpec>,
+    /// `[[sites]]`: where pools stand, with their power caps.
+    #[serde(default)]
+    pub sites: Vec<SiteSpec>,
+}
+
+/// `[[sites]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    /// The name pools give as `site`.
+    pub name: String,
+    /// Facility power cap, MW (IT power x PUE); no cap without it.
+    pub power_cap_mw: Option<Megawatts>,
+    /// Power usage effectiveness (default 1.2).
+    pub pue: Option<Pue>,
+}
+
+/// `contract` of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContractName {
+    /// Paid for the whole run.
+    Committed,
+    /// Paid per GPU-hour used.
+    OnDemand,
 }
 
 /// `[failures]`.
@@ -87,8 +112,14 @@ pub struct PoolSpec {
     pub count: Count,
     /// Domains per rack/block (defaults to the preset's).
     pub domains_per_rack: Option<Count>,
-    /// Provider label.
+    /// Provider label (default "aws").
     pub provider: Option<String>,
+    /// The `[[sites]]` name it stands in.
+    pub site: Option<String>,
+    /// `committed` (default) or `on-demand`.
+    pub contract: Option<ContractName>,
+    /// On-demand only: seconds from placement to useful work (default 0).
+    pub startup_s: Option<Seconds>,
     /// Committed price, USD per GPU-hour (defaults to the catalog's placeholder for the GPU model).
     pub usd_per_gpu_hour: Option<Money>,
     /// Power per GPU while idle, W (defaults to the catalog).
@@ -154,6 +185,9 @@ pub struct SchedulerSpec {
     /// How autoscaled services and training share the fleet: `static` (default), `loan` or `elastic`.
     #[serde(default)]
     pub sharing: crate::domain::workload::Sharing,
+    /// A job waiting this long may run on on-demand pools (default 0: whenever committed capacity cannot
+    /// take it).
+    pub spill_after_s: Option<Seconds>,
 }
 
 /// `elastic = { min_gpus, max_gpus }` of a training job.

@@ -136,6 +136,12 @@ checked_number!(
     /// Power per GPU: 0 to 100 kW.
     Watts, "watts from 0 to 100000", |v| (0.0..=1e5).contains(&v));
 checked_number!(
+    /// A site's power cap: above 0, at most 100,000 MW.
+    Megawatts, "megawatts above 0 and at most 100000", |v| v > 0.0 && v <= 1e5);
+checked_number!(
+    /// Power usage effectiveness: 1 to 3.
+    Pue, "a PUE from 1 to 3", |v| (1.0..=3.0).contains(&v));
+checked_number!(
     /// A rate per second (inference traffic): finite, > 0, at most 1e6.
     RatePerSecond, "a rate per second above 0 and at most 1000000", |v| v > 0.0 && v <= 1e6);
 checked_number!(

@@ -2,10 +2,10 @@
 //! cross-field checks, command-line overrides, generated jobs. Every error names the file and the field.
 
 use crate::domain::catalog::Preset;
-use crate::domain::cluster::{Cluster, Pool};
+use crate::domain::cluster::{Cluster, Contract, Pool, Site};
 use crate::domain::workload::{Backfill, Las, PlacementPolicy, QueuePolicy};
 use crate::error::InputError;
-use spec::{WorkloadFile, MAX_GPUS, MAX_JOBS};
+use spec::{ContractName, WorkloadFile, MAX_GPUS, MAX_JOBS};
 use std::collections::HashSet;
 
 use super::generate;
@@ -30,6 +30,8 @@ pub struct Overrides {
     pub backfill: Option<Backfill>,
     /// `--sharing`.
     pub sharing: Option<crate::domain::workload::Sharing>,
+    /// `--spill-after`, seconds.
+    pub spill_after_s: Option<f64>,
 }
 
 /// Reads the request traces that services' `traffic = { kind = "trace", file, format }` name, relative to
@@ -136,6 +138,80 @@ pub fn parse_str(text: &str, file: &str, format: Format) -> Result<WorkloadFile,
 
 /// Reads, parses and builds a workload file.
 pub fn load(path: &Path, ov: Overrides) -> anyhow::Result<Workload> {
+    load_edited(path, ov, &Edits::default())
+}
+
+/// Changes to a workload file before it is built: what a sweep varies besides the policies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Edits {
+    /// Multiplies every generator's `rate_per_hour` (the offered load).
+    pub load: Option<f64>,
+    /// Sets the `count` of pools by name.
+    pub pool_counts: Vec<(String, u32)>,
+}
+
+impl Edits {
+    /// Applies the edits to a parsed file; errors name the field.
+    pub fn apply(&self, spec: &mut WorkloadFile, file: &str) -> Result<(), InputError> {
+        if let Some(load) = self.load {
+            if !(load > 0.0 && load <= 1e3) {
+                return Err(InputError::field(
+                    file,
+                    "load",
+                    format!("{load}: allowed: a factor above 0 and at most 1000"),
+                ));
+            }
+            for (i, g) in spec.generators.iter_mut().enumerate() {
+                let rate = g.rate_per_hour.0 * load;
+                if rate > 1e9 {
+                    return Err(InputError::field(
+                        file,
+                        format!("generators[{i}].rate_per_hour"),
+                        format!("{rate} after load {load}: allowed: at most 1e9"),
+                    ));
+                }
+                g.rate_per_hour.0 = rate;
+            }
+        }
+        for (name, count) in &self.pool_counts {
+            let names: Vec<String> = spec
+                .cluster
+                .pools
+                .iter()
+                .enumerate()
+                .map(|(i, p)| pool_name(p, i))
+                .collect();
+            let Some(i) = names.iter().position(|n| n == name) else {
+                return Err(InputError::field(
+                    file,
+                    format!("pool.{name}"),
+                    format!("no pool is named `{name}`; allowed: {}", names.join(", ")),
+                ));
+            };
+            if *count == 0 {
+                return Err(InputError::field(
+                    file,
+                    format!("pool.{name}"),
+                    "0: allowed: a count of at least 1",
+                ));
+            }
+            spec.cluster.pools[i].count.0 = *count;
+        }
+        Ok(())
+    }
+}
+
+/// A pool's name as the workload gives it, or `<preset>-<index>` (custom pools: `custom-<index>`), as
+/// `build_with` names it.
+fn pool_name(p: &spec::PoolSpec, i: usize) -> String {
+    p.name.clone().unwrap_or_else(|| {
+        let id = p.preset.as_ref().map_or("custom", |preset| preset.0.id);
+        format!("{id}-{i}")
+    })
+}
+
+/// [`load`] with `edits` applied to the file before it is built.
+pub fn load_edited(path: &Path, ov: Overrides, edits: &Edits) -> anyhow::Result<Workload> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path)
         .map_err(|e| InputError::new(&file, Location::File, format!("cannot read: {e}")))?;
@@ -150,6 +226,7 @@ pub fn load(path: &Path, ov: Overrides) -> anyhow::Result<Workload> {
         )
     })?;
     let mut spec = parse_str(&text, &file, Format::of(path))?;
+    edits.apply(&mut spec, &file)?;
     let dir = path.parent().unwrap_or(Path::new(""));
     load_request_traces(&mut spec, dir, &file)?;
     let stem = path
@@ -303,6 +380,7 @@ pub fn build_with(
             "needs at least one pool",
         ));
     }
+    let sites = sites(&spec, file)?;
     let mut total: u64 = 0;
     let mut names = HashSet::new();
     let mut pools = Vec::new();
@@ -341,9 +419,43 @@ pub fn build_with(
                 .map_or(preset.model().usd_per_gpu_hour, |x| x.0),
             idle_w: p.idle_w.map_or(preset.model().idle_w, |x| x.0),
             busy_w: p.busy_w.map_or(preset.model().power_w, |x| x.0),
+            site: match &p.site {
+                Some(name) => Some(sites.iter().position(|s| &s.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+                    InputError::field(
+                        file,
+                        format!("cluster.pools[{i}].site"),
+                        format!(
+                            "`{name}` is not a [[sites]] name; allowed: {}",
+                            if known.is_empty() {
+                                "none (add a [[sites]] entry)".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    )
+                })? as u32),
+                None => None,
+            },
+            contract: match p.contract {
+                Some(ContractName::OnDemand) => Contract::OnDemand,
+                _ => Contract::Committed,
+            },
+            startup_us: match (p.startup_s, p.contract) {
+                (Some(t), Some(ContractName::OnDemand)) => time_from_s(t.0),
+                (Some(_), _) => {
+                    return Err(InputError::field(
+                        file,
+                        format!("cluster.pools[{i}].startup_s"),
+                        "belongs to on-demand pools (contract = \"on-demand\")",
+                    ))
+                }
+                (None, _) => 0,
+            },
         });
     }
-    let cluster = Cluster::new(pools);
+    let cluster = Cluster::with_sites(pools, sites);
+    check_power(&cluster, file)?;
 
     // Scheduler.
     let s = &spec.scheduler;
@@ -411,6 +523,10 @@ pub fn build_with(
         placement: ov.placement.unwrap_or(s.placement),
         las,
         sharing: ov.sharing.unwrap_or(s.sharing),
+        spill_after: time_from_s(
+            ov.spill_after_s
+                .unwrap_or(s.spill_after_s.map_or(0.0, |x| x.0)),
+        ),
     };
 
     let failures = match &spec.failures {
@@ -474,6 +590,60 @@ pub fn build_with(
 
 /// `[failures]`: the Llama 3 defaults with the causes the file names overridden; spares must leave every
 /// domain (or rack) a node to place on.
+/// `[[sites]]`: names unique, PUE 1.2 unless given.
+fn sites(spec: &WorkloadFile, file: &str) -> Result<Vec<Site>, InputError> {
+    let mut out: Vec<Site> = Vec::new();
+    for (i, s) in spec.sites.iter().enumerate() {
+        if s.name.is_empty() || out.iter().any(|o| o.name == s.name) {
+            return Err(InputError::field(
+                file,
+                format!("sites[{i}].name"),
+                format!("`{}`: allowed: a name no other site has", s.name),
+            ));
+        }
+        out.push(Site {
+            name: s.name.clone(),
+            power_cap_w: s.power_cap_mw.map(|m| m.0 * 1e6),
+            pue: s.pue.map_or(1.2, |p| p.0),
+        });
+    }
+    Ok(out)
+}
+
+/// A capped site must hold its pools idle, and gated pools must fit the kernel's 32 mask bits.
+fn check_power(cluster: &Cluster, file: &str) -> Result<(), InputError> {
+    let idle = cluster.site_power_w(&crate::domain::cluster::ClusterState::new(cluster), &[]);
+    for (k, site) in cluster.sites.iter().enumerate() {
+        if let Some(cap) = site.power_cap_w {
+            if idle[k] > cap {
+                return Err(InputError::field(
+                    file,
+                    format!("sites[{k}].power_cap_mw"),
+                    format!(
+                        "{} MW is below what the site's pools draw idle ({:.3} MW with PUE {}); allowed: at \
+                         least that",
+                        cap / 1e6,
+                        idle[k] / 1e6,
+                        site.pue
+                    ),
+                ));
+            }
+        }
+    }
+    if cluster.gated && cluster.classes() > Cluster::MAX_CLASSES {
+        return Err(InputError::field(
+            file,
+            "cluster.pools",
+            format!(
+                "with power caps or on-demand pools, pools differing in GPU model, site, contract or power \
+                 make at most {} classes; these make more",
+                Cluster::MAX_CLASSES
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn failures(
     f: &super::spec::FailuresSpec,
     cluster: &Cluster,

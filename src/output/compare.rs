@@ -27,6 +27,8 @@ pub struct Grid {
     pub sharings: Vec<crate::domain::workload::Sharing>,
     /// Seeds.
     pub seeds: Vec<u64>,
+    /// `scheduler.spill_after_s` values, seconds.
+    pub spill_afters: Vec<f64>,
 }
 
 impl Grid {
@@ -44,14 +46,17 @@ impl Grid {
             for &backfill in &or_file(&self.backfills) {
                 for &placement in &or_file(&self.placements) {
                     for &sharing in &or_file(&self.sharings) {
-                        for &seed in &or_file(&self.seeds) {
-                            out.push(Overrides {
-                                seed,
-                                queue,
-                                placement,
-                                backfill,
-                                sharing,
-                            });
+                        for &spill_after_s in &or_file(&self.spill_afters) {
+                            for &seed in &or_file(&self.seeds) {
+                                out.push(Overrides {
+                                    seed,
+                                    queue,
+                                    placement,
+                                    backfill,
+                                    sharing,
+                                    spill_after_s,
+                                });
+                            }
                         }
                     }
                 }
@@ -79,6 +84,53 @@ pub struct Row {
     /// Serving and sharing numbers, for workloads where the sharing policy matters (autoscaled services,
     /// elastic or checkpointed jobs, or a policy other than static).
     pub shared: Option<Shared>,
+    /// `spill_after_s` as run, seconds.
+    pub spill_after_s: f64,
+    /// Cost by contract and site power, for workloads with on-demand pools or sites.
+    pub capacity: Option<Capacity>,
+}
+
+/// The capacity columns of a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    /// USD paid for committed pools.
+    pub committed_usd: f64,
+    /// USD paid for on-demand GPU-hours.
+    pub on_demand_usd: f64,
+    /// Committed GPU-hours used / bought.
+    pub committed_utilization: f64,
+    /// Jobs that ran on on-demand capacity.
+    pub jobs_spilled: f64,
+    /// Highest site power over its cap (0 without caps).
+    pub peak_over_cap: f64,
+}
+
+/// The capacity columns of a finished run, if its workload has on-demand pools or sites.
+pub fn capacity_of(
+    w: &crate::domain::workload::Workload,
+    o: &crate::engine::cluster::Outcome,
+) -> Option<Capacity> {
+    let c = &w.cluster;
+    if c.sites.is_empty()
+        && c.pools
+            .iter()
+            .all(|p| p.contract == crate::domain::cluster::Contract::Committed)
+    {
+        return None;
+    }
+    let r = crate::engine::cluster::metrics::capacity_report(w, o);
+    let get = |k: &str| r.cost_by_contract.get(k).copied().unwrap_or(0.0);
+    Some(Capacity {
+        committed_usd: get("committed"),
+        on_demand_usd: get("on-demand"),
+        committed_utilization: r.committed_utilization,
+        jobs_spilled: r.jobs_spilled as f64,
+        peak_over_cap: r
+            .sites
+            .iter()
+            .filter_map(|s| s.cap_mw.map(|cap| s.peak_mw / cap))
+            .fold(0.0, f64::max),
+    })
 }
 
 /// The serving and sharing columns of a row.
@@ -188,6 +240,8 @@ pub fn run_grid(
                 sharing: w.scheduler.sharing,
                 summary: summarize(&w, &o),
                 shared,
+                spill_after_s: crate::domain::workload::time_to_s(w.scheduler.spill_after),
+                capacity: capacity_of(&w, &o),
             })
         })
         .collect();
@@ -328,11 +382,49 @@ pub const SHARED_METRICS: [Metric; 7] = [
     },
 ];
 
-/// The columns of a comparison: the headline metrics, then the sharing ones when its rows have them.
+/// The capacity columns, shown when the rows have them.
+pub const CAPACITY_METRICS: [Metric; 5] = [
+    Metric {
+        key: "committed_usd",
+        header: "committed $",
+        unit: Unit::Usd,
+        get: |r| r.capacity.map_or(0.0, |c| c.committed_usd),
+    },
+    Metric {
+        key: "on_demand_usd",
+        header: "on-demand $",
+        unit: Unit::Usd,
+        get: |r| r.capacity.map_or(0.0, |c| c.on_demand_usd),
+    },
+    Metric {
+        key: "committed_utilization",
+        header: "committed used",
+        unit: Unit::Fraction,
+        get: |r| r.capacity.map_or(0.0, |c| c.committed_utilization),
+    },
+    Metric {
+        key: "jobs_spilled",
+        header: "spilled jobs",
+        unit: Unit::Count,
+        get: |r| r.capacity.map_or(0.0, |c| c.jobs_spilled),
+    },
+    Metric {
+        key: "peak_over_cap",
+        header: "peak/cap",
+        unit: Unit::Fraction,
+        get: |r| r.capacity.map_or(0.0, |c| c.peak_over_cap),
+    },
+];
+
+/// The columns of a comparison: the headline metrics, then the sharing and capacity ones when its rows
+/// have them.
 fn metrics(c: &Comparison) -> Vec<&'static Metric> {
     let mut m: Vec<&'static Metric> = METRICS.iter().collect();
     if c.rows.iter().any(|r| r.shared.is_some()) {
         m.extend(SHARED_METRICS.iter());
+    }
+    if c.rows.iter().any(|r| r.capacity.is_some()) {
+        m.extend(CAPACITY_METRICS.iter());
     }
     m
 }
@@ -342,6 +434,9 @@ fn key_columns(c: &Comparison) -> Vec<&'static str> {
     let mut k = vec!["queue", "backfill", "placement"];
     if c.rows.iter().any(|r| r.shared.is_some()) {
         k.push("sharing");
+    }
+    if c.rows.iter().any(|r| r.capacity.is_some()) {
+        k.push("spill after");
     }
     k.push("seed");
     k
@@ -355,6 +450,7 @@ fn key_values(c: &Comparison, r: &Row) -> Vec<String> {
             "backfill" => enum_name(&r.backfill),
             "placement" => enum_name(&r.placement),
             "sharing" => r.sharing.as_str().to_string(),
+            "spill after" => human_s(r.spill_after_s),
             _ => r.seed.to_string(),
         })
         .collect()
@@ -608,6 +704,8 @@ mod tests {
             sharing: crate::domain::workload::Sharing::Static,
             summary: s,
             shared: None,
+            spill_after_s: 0.0,
+            capacity: None,
         };
         Comparison {
             workload: "w".into(),
@@ -626,6 +724,7 @@ mod tests {
             backfills: vec![],
             sharings: vec![],
             seeds: vec![3, 1],
+            spill_afters: vec![],
         };
         let o: Vec<_> = g
             .overrides()

@@ -12,7 +12,7 @@ use crate::output::svg::{esc, Axis, HeatMap, HeatRow, LineChart, Series, PALETTE
 use std::fmt::Write as _;
 
 /// Width of every plot in CSS pixels (the page scales them down on narrow screens).
-const WIDTH: f64 = 960.0;
+pub const WIDTH: f64 = 960.0;
 /// Width of plots shown side by side.
 const HALF_WIDTH: f64 = 470.0;
 /// Time columns of the occupancy heat map.
@@ -37,7 +37,7 @@ td,th{padding:3px 12px 3px 0;text-align:left;border-bottom:1px solid #eef0f2}td.
 .grid{display:flex;flex-wrap:wrap;gap:0 24px;align-items:flex-start}.half{flex:1 1 440px;min-width:0}footer{color:#6b7280;font-size:12px;margin-top:18px}";
 
 /// A whole page around `body`.
-fn page(title: &str, body: &str) -> String {
+pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n\
@@ -47,7 +47,7 @@ fn page(title: &str, body: &str) -> String {
 }
 
 /// A section with a heading, a one-line explanation and content.
-fn section(id: &str, heading: &str, note: &str, content: &str) -> String {
+pub fn section(id: &str, heading: &str, note: &str, content: &str) -> String {
     format!(
         "<section id=\"{id}\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>\n{content}\n</section>\n",
         esc(heading),
@@ -173,13 +173,14 @@ fn duration_log_axis(lo: f64, hi: f64, label: &str) -> Axis {
     }
 }
 
-fn series(name: &str, color: usize, points: Vec<(f64, f64)>, step: bool) -> Series {
+pub fn series(name: &str, color: usize, points: Vec<(f64, f64)>, step: bool) -> Series {
     Series {
         name: name.into(),
         color: PALETTE[color % PALETTE.len()].into(),
         points,
         step,
         dashed: false,
+        band: Vec::new(),
     }
 }
 

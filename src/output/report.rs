@@ -50,6 +50,9 @@ pub struct Report {
     /// Node failures and what they cost (with `[failures]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<crate::engine::cluster::metrics::FailuresReport>,
+    /// Cost by provider and contract, committed utilisation, power per site.
+    #[serde(flatten)]
+    pub capacity: crate::engine::cluster::metrics::CapacityReport,
     /// Run-specific facts (excluded from determinism checks).
     pub run: RunInfo,
 }
@@ -170,6 +173,7 @@ impl Report {
             inference: None,
             sharing: crate::engine::cluster::metrics::sharing_report(w, o),
             failures: crate::engine::cluster::metrics::failures_report(w, o),
+            capacity: crate::engine::cluster::metrics::capacity_report(w, o),
             engine: EngineInfo {
                 rounds: o.rounds,
                 kernel_calls: o.kernel.kernel_calls,
@@ -339,7 +343,49 @@ impl Report {
             "cost ${:.0} for the capacity (${:.0} of it busy); energy {:.2} MWh; peak power {:.3} MW",
             s.cost_usd, s.cost_usd_busy, s.energy_mwh, s.peak_power_mw
         );
+        let cap = &self.capacity;
+        let on_demand = cap.cost_by_contract.contains_key("on-demand");
+        if on_demand || cap.cost_by_provider.len() > 1 || !cap.sites.is_empty() {
+            let providers: Vec<String> = cap
+                .cost_by_provider
+                .iter()
+                .map(|(p, usd)| format!("{p} {}", musd(*usd)))
+                .collect();
+            let get = |k: &str| cap.cost_by_contract.get(k).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                t,
+                "providers  {}; committed {} ({:.1} % used), on-demand {} ({:.0} GPU-h, {} jobs spilled)",
+                providers.join(", "),
+                musd(get("committed")),
+                cap.committed_utilization * 100.0,
+                musd(get("on-demand")),
+                cap.on_demand_gpu_hours,
+                cap.jobs_spilled
+            );
+        }
+        for site in &cap.sites {
+            let _ = writeln!(
+                t,
+                "site       {}: peak {:.3} MW of {}, mean {:.3} MW (PUE {}); at the cap {}",
+                site.name,
+                site.peak_mw,
+                site.cap_mw
+                    .map_or("no cap".to_string(), |c| format!("{c} MW cap")),
+                site.mean_mw,
+                site.pue,
+                human_s(site.time_at_cap_s)
+            );
+        }
         t
+    }
+}
+
+/// USD in millions above a million.
+fn musd(v: f64) -> String {
+    if v >= 1e6 {
+        format!("${:.2}M", v / 1e6)
+    } else {
+        format!("${v:.0}")
     }
 }
 

@@ -102,6 +102,17 @@ impl Svg {
         self.body.push_str("/>");
     }
 
+    /// A filled, unstroked path of the given opacity.
+    pub fn fill_path(&mut self, d: &str, fill: &str, opacity: f64) {
+        let _ = write!(
+            self.body,
+            r#"<path d="{}" fill="{}" fill-opacity="{}" stroke="none"/>"#,
+            esc(d),
+            esc(fill),
+            num(opacity)
+        );
+    }
+
     /// A straight line.
     pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str) {
         let _ = write!(
@@ -276,6 +287,8 @@ pub struct Series {
     pub step: bool,
     /// Dashed stroke.
     pub dashed: bool,
+    /// A shaded band under the line: (x, low, high) in x order (a confidence interval); empty for none.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// A line chart: axes, grid, legend and series.
@@ -327,6 +340,37 @@ fn frame(svg: &mut Svg, x: &Axis, y: Option<&Axis>, area: (f64, f64, f64, f64)) 
     if let Some(y) = y {
         svg.vtext(14.0, top + h / 2.0, "axis", &y.label);
     }
+}
+
+/// The closed SVG path of a band (along the highs, back along the lows) in plot coordinates; empty when
+/// it has fewer than two finite points.
+fn band_path(band: &[(f64, f64, f64)], x: &Axis, y: &Axis, area: (f64, f64, f64, f64)) -> String {
+    let (left, top, w, h) = area;
+    let pts: Vec<(f64, f64, f64)> = band
+        .iter()
+        .copied()
+        .filter(|&(a, b, c)| a.is_finite() && b.is_finite() && c.is_finite())
+        .collect();
+    if pts.len() < 2 {
+        return String::new();
+    }
+    let px = |v: f64| left + x.frac(v) * w;
+    let py = |v: f64| top + h - y.frac(v) * h;
+    let mut d = String::new();
+    for (i, &(vx, _, hi)) in pts.iter().enumerate() {
+        let _ = write!(
+            d,
+            "{}{} {}",
+            if i == 0 { "M" } else { "L" },
+            num(px(vx)),
+            num(py(hi))
+        );
+    }
+    for &(vx, lo, _) in pts.iter().rev() {
+        let _ = write!(d, "L{} {}", num(px(vx)), num(py(lo)));
+    }
+    d.push('Z');
+    d
 }
 
 /// The SVG path of one series in plot coordinates.
@@ -408,6 +452,12 @@ impl LineChart {
                 );
                 svg.text(lx + 24.0, y - 10.0, Anchor::Start, "legend", &s.name);
                 lx += widths[i];
+            }
+        }
+        for s in &self.series {
+            let d = band_path(&s.band, &self.x, &self.y, area);
+            if !d.is_empty() {
+                svg.fill_path(&d, &s.color, 0.18);
             }
         }
         let mut any = false;
@@ -606,6 +656,7 @@ mod tests {
         let x = Axis::linear(0.0, 10.0, "x");
         let y = Axis::linear(0.0, 10.0, "y");
         let s = Series {
+            band: Vec::new(),
             name: "s".into(),
             color: "#000".into(),
             points: vec![(0.0, 0.0), (5.0, 10.0), (10.0, 10.0)],
@@ -617,7 +668,11 @@ mod tests {
             series_path(&s, &x, &y, (0.0, 0.0, 100.0, 100.0)),
             "M0 100H50V0H100"
         );
-        let s = Series { step: false, ..s };
+        let s = Series {
+            band: Vec::new(),
+            step: false,
+            ..s
+        };
         assert_eq!(
             series_path(&s, &x, &y, (0.0, 0.0, 100.0, 100.0)),
             "M0 100L50 0L100 0"
@@ -632,6 +687,7 @@ mod tests {
         };
         let y = Axis::linear(0.0, 1.0, "y");
         let s = Series {
+            band: Vec::new(),
             name: "s".into(),
             color: "#000".into(),
             points: vec![(1.0, 0.0), (10.0, f64::NAN), (10.0, 0.5), (100.0, 1.0)],
@@ -652,6 +708,7 @@ mod tests {
             x: Axis::linear(0.0, 10.0, "time"),
             y: Axis::linear(0.0, 100.0, "%"),
             series: vec![Series {
+                band: Vec::new(),
                 name: "a".into(),
                 color: PALETTE[0].into(),
                 points: vec![(0.0, 1.0), (10.0, 50.0)],

@@ -416,6 +416,9 @@ mod tests {
                 usd_per_gpu_hour: 1.0,
                 idle_w: 0.0,
                 busy_w: 0.0,
+                site: None,
+                contract: Default::default(),
+                startup_us: 0,
             }
         };
         Cluster::new(vec![pool("p5-h100", 5, 2), pool("p6e-gb200", 2, 1)])

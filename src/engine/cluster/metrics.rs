@@ -1,8 +1,10 @@
 //! Headline numbers of a run, computed from an [`Outcome`]. Pure: no I/O.
 
+use crate::domain::cluster::Contract;
 use crate::domain::workload::{time_to_s, JobKind, Workload};
 use crate::engine::cluster::{JobState, Outcome};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Mean and percentiles of a sample (nearest-rank percentiles; all 0 for an empty sample).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -91,7 +93,8 @@ pub struct Summary {
     pub rl: RlSummary,
     /// Free GPUs stranded for the head-of-queue gang (time-weighted over the makespan).
     pub stranded_gpus: TimeWeighted,
-    /// Price of the capacity over the makespan: every GPU of every pool, busy or not (committed capacity).
+    /// Price of the capacity over the makespan: every GPU of every committed pool, busy or not, and the
+    /// GPU-hours used of on-demand pools.
     pub cost_usd: f64,
     /// Price of the GPU-hours jobs used.
     pub cost_usd_busy: f64,
@@ -254,7 +257,6 @@ pub struct Economics {
 /// Prices and powers from the pools, busy time from the placement segments.
 pub fn economics(w: &Workload, o: &Outcome) -> Economics {
     let c = &w.cluster;
-    let makespan_h = time_to_s(o.makespan) / 3600.0;
     let idle_w: f64 = c.pools.iter().map(|p| p.gpus() as f64 * p.idle_w).sum();
     let mut cost_busy = 0.0;
     let mut busy_joules_extra = 0.0; // busy - idle power, W x s
@@ -278,15 +280,191 @@ pub fn economics(w: &Workload, o: &Outcome) -> Economics {
         peak = peak.max(now);
     }
     Economics {
-        cost_usd: c
-            .pools
-            .iter()
-            .map(|p| p.gpus() as f64 * p.usd_per_gpu_hour)
-            .sum::<f64>()
-            * makespan_h,
+        cost_usd: pool_costs(w, o).iter().map(|p| p.cost_usd).sum(),
         cost_usd_busy: cost_busy,
         energy_mwh: (idle_w * time_to_s(o.makespan) + busy_joules_extra) / 3.6e9,
         peak_power_mw: (idle_w + peak) / 1e6,
+    }
+}
+
+/// One pool's bill: committed pools pay for every GPU over the makespan, on-demand pools for the GPU-hours
+/// used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolCost {
+    /// GPU-hours jobs held there.
+    pub used_gpu_hours: f64,
+    /// GPU-hours paid for.
+    pub paid_gpu_hours: f64,
+    /// USD.
+    pub cost_usd: f64,
+}
+
+/// Every pool's bill, in pool order.
+pub fn pool_costs(w: &Workload, o: &Outcome) -> Vec<PoolCost> {
+    let c = &w.cluster;
+    let mut used = vec![0u128; c.pools.len()]; // GPU-microseconds
+    for seg in &o.segments {
+        for &(d, g) in &seg.domains {
+            used[c.domain_pool[d as usize] as usize] += g as u128 * (seg.end - seg.start) as u128;
+        }
+    }
+    let makespan_h = time_to_s(o.makespan) / 3600.0;
+    c.pools
+        .iter()
+        .zip(used)
+        .map(|(p, u)| {
+            let used_gpu_hours = u as f64 / 3.6e9;
+            let paid_gpu_hours = match p.contract {
+                Contract::Committed => p.gpus() as f64 * makespan_h,
+                Contract::OnDemand => used_gpu_hours,
+            };
+            PoolCost {
+                used_gpu_hours,
+                paid_gpu_hours,
+                cost_usd: paid_gpu_hours * p.usd_per_gpu_hour,
+            }
+        })
+        .collect()
+}
+
+/// Where the money and the power went: by provider and contract, and per site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapacityReport {
+    /// USD per provider.
+    pub cost_by_provider: BTreeMap<String, f64>,
+    /// USD per contract (`committed`, `on-demand`).
+    pub cost_by_contract: BTreeMap<String, f64>,
+    /// GPU-hours used on committed pools / GPU-hours committed (what the contract bought vs what ran).
+    pub committed_utilization: f64,
+    /// GPU-hours run on on-demand pools.
+    pub on_demand_gpu_hours: f64,
+    /// Jobs that ran on on-demand capacity at least once.
+    pub jobs_spilled: u64,
+    /// Per `[[sites]]` entry, in workload order.
+    pub sites: Vec<SiteReport>,
+}
+
+/// One site's power over the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteReport {
+    /// Name.
+    pub name: String,
+    /// Cap, MW (absent: none).
+    pub cap_mw: Option<f64>,
+    /// Power usage effectiveness.
+    pub pue: f64,
+    /// Highest facility power (IT x PUE: every GPU at idle power, busy ones at busy power), MW.
+    pub peak_mw: f64,
+    /// Time-weighted mean over the makespan, MW.
+    pub mean_mw: f64,
+    /// Energy over the makespan, MWh.
+    pub energy_mwh: f64,
+    /// Seconds at the cap: the site drew so much that not one more of its NVLink domains (the smallest)
+    /// could turn busy.
+    pub time_at_cap_s: f64,
+}
+
+/// Cost by provider and contract, committed utilisation and site power, from the placement segments.
+pub fn capacity_report(w: &Workload, o: &Outcome) -> CapacityReport {
+    let c = &w.cluster;
+    let costs = pool_costs(w, o);
+    let (mut by_provider, mut by_contract) = (BTreeMap::new(), BTreeMap::new());
+    let (mut committed_used, mut committed_paid, mut on_demand) = (0.0, 0.0, 0.0);
+    for (p, cost) in c.pools.iter().zip(&costs) {
+        *by_provider.entry(p.provider.clone()).or_insert(0.0) += cost.cost_usd;
+        *by_contract
+            .entry(p.contract.as_str().to_string())
+            .or_insert(0.0) += cost.cost_usd;
+        match p.contract {
+            Contract::Committed => {
+                committed_used += cost.used_gpu_hours;
+                committed_paid += cost.paid_gpu_hours;
+            }
+            Contract::OnDemand => on_demand += cost.used_gpu_hours,
+        }
+    }
+    let mut spilled = vec![false; w.jobs.len()];
+    for seg in &o.segments {
+        if seg
+            .domains
+            .iter()
+            .any(|&(d, _)| c.pool_of(d).contract == Contract::OnDemand)
+        {
+            spilled[seg.job as usize] = true;
+        }
+    }
+    // Site power: every GPU idle, plus busy-minus-idle on held GPUs, times PUE.
+    let idle = c.site_power_w(&crate::domain::cluster::ClusterState::new(c), &[]);
+    let mut steps: Vec<Vec<(u64, f64)>> = vec![Vec::new(); c.sites.len()];
+    for seg in &o.segments {
+        for &(d, g) in &seg.domains {
+            let p = c.pool_of(d);
+            if let Some(s) = p.site {
+                let extra = g as f64 * p.busy_w_extra() * c.sites[s as usize].pue;
+                steps[s as usize].push((seg.start, extra));
+                steps[s as usize].push((seg.end, -extra));
+            }
+        }
+    }
+    let sites = c
+        .sites
+        .iter()
+        .enumerate()
+        .map(|(k, site)| {
+            let step = &mut steps[k];
+            // Ends before starts at the same instant.
+            step.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            // At the cap: the site could not turn one more NVLink domain busy (its smallest domain's step).
+            let one_domain = c
+                .pools
+                .iter()
+                .filter(|p| p.site == Some(k as u32))
+                .map(|p| p.domain_gpus() as f64 * p.busy_w_extra() * site.pue)
+                .fold(f64::INFINITY, f64::min);
+            let (mut now_w, mut peak, mut area, mut at_cap) = (idle[k], idle[k], 0.0f64, 0u64);
+            let mut last = 0u64;
+            for &(t, dw) in step.iter() {
+                let t = t.min(o.makespan);
+                area += now_w * time_to_s(t - last.min(t));
+                if site
+                    .power_cap_w
+                    .is_some_and(|cap| now_w + one_domain > cap * (1.0 + 1e-12))
+                {
+                    at_cap += t - last.min(t);
+                }
+                last = last.max(t);
+                now_w += dw;
+                peak = peak.max(now_w);
+            }
+            let tail = o.makespan.saturating_sub(last);
+            area += now_w * time_to_s(tail);
+            let span = time_to_s(o.makespan);
+            SiteReport {
+                name: site.name.clone(),
+                cap_mw: site.power_cap_w.map(|w| w / 1e6),
+                pue: site.pue,
+                peak_mw: peak / 1e6,
+                mean_mw: if span > 0.0 {
+                    area / span / 1e6
+                } else {
+                    idle[k] / 1e6
+                },
+                energy_mwh: area / 3.6e9,
+                time_at_cap_s: time_to_s(at_cap),
+            }
+        })
+        .collect();
+    CapacityReport {
+        cost_by_provider: by_provider,
+        cost_by_contract: by_contract,
+        committed_utilization: if committed_paid > 0.0 {
+            committed_used / committed_paid
+        } else {
+            0.0
+        },
+        on_demand_gpu_hours: on_demand,
+        jobs_spilled: spilled.iter().filter(|&&x| x).count() as u64,
+        sites,
     }
 }
 

@@ -20,10 +20,10 @@ pub mod placement;
 pub mod queue;
 pub mod sharing;
 
-use crate::domain::cluster::{span, Allocation, ClusterState, LEVEL_POOL};
+use crate::domain::cluster::{span, Allocation, ClusterState, Contract, LEVEL_POOL};
 use crate::domain::workload::{Backfill, Job, QueuePolicy, Time, Workload};
 use crate::kernel::placement::{CostBackend, KernelError};
-use placement::{job_record, KernelStats, Scratch};
+use placement::{job_record, Gate, KernelStats, Scratch};
 use queue::Pending;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -192,6 +192,8 @@ enum Event {
     Scale { job: u32, epoch: u32 },
     /// A failed node is back from repair.
     Repair { node: u32 },
+    /// A waiting job has waited `spill_after_s`: on-demand capacity opens to it.
+    Spill { job: u32 },
 }
 
 /// Per-job mutable state.
@@ -214,6 +216,8 @@ struct Live {
     level: u8,
     /// GPUs held now.
     held: u64,
+    /// Start-up of the current placement on on-demand capacity: no work is done in its first microseconds.
+    startup: Time,
 }
 
 /// Where a run stands, handed to the observer of [`simulate_with`].
@@ -310,6 +314,12 @@ struct Engine<'a> {
     scaling: Option<usize>,
     /// `[failures]`: the failure process, nodes down and spares.
     failures: Option<failures::FailureState>,
+    /// GPUs per pool taken from the start but drawing idle power (spares held back).
+    idle_taken: Vec<u64>,
+    /// Facility power of each site with nothing running, W.
+    idle_site_w: Vec<f64>,
+    /// Some pool is on-demand.
+    on_demand: bool,
 }
 
 /// Weighted dominant share across tenants. A tenant's dominant share is the largest, over GPU models, of
@@ -409,7 +419,25 @@ impl<'a> Engine<'a> {
         let failures = w
             .failures
             .map(|f| failures::FailureState::new(f, &w.cluster, w.seed));
+        let idle_taken: Vec<u64> = match &failures {
+            Some(f) => w
+                .cluster
+                .pools
+                .iter()
+                .zip(&f.base.pool_free)
+                .map(|(p, &free)| p.gpus() - free)
+                .collect(),
+            None => Vec::new(),
+        };
+        let idle_site_w = w.cluster.site_power_w(&ClusterState::new(&w.cluster), &[]);
         Engine {
+            idle_taken,
+            idle_site_w,
+            on_demand: w
+                .cluster
+                .pools
+                .iter()
+                .any(|p| p.contract == Contract::OnDemand),
             w,
             backend,
             // Spares are held back from the start.
@@ -536,6 +564,9 @@ impl<'a> Engine<'a> {
                         self.scale(job as usize, epoch)?
                     }
                     Some(Reverse((_, _, Event::Repair { node }))) => self.repair(node),
+                    // Nothing to apply: the round after this instant sees the job's on-demand pools
+                    // open (and walks the whole queue: a job that did not fit may fit now).
+                    Some(Reverse((_, _, Event::Spill { .. }))) => self.freed = true,
                     None => break,
                 }
             }
@@ -754,12 +785,14 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// True when the job fits an empty cluster.
+    /// True when the job fits an empty cluster (within its sites' power caps).
     fn could_ever_fit(&self, job: &Job) -> bool {
         let c = &self.w.cluster;
         let mut gangs = 0u64;
         for (pi, p) in c.pools.iter().enumerate() {
-            if (job.model_mask >> p.preset.gpu_model) & 1 == 1 {
+            if (job.model_mask >> p.preset.gpu_model) & 1 == 1
+                && c.power_admits(pi, job.gpus as u64, &self.idle_site_w)
+            {
                 gangs += c.gangs_that_fit(pi, job.required, job.gpus);
             }
         }
@@ -772,7 +805,10 @@ impl<'a> Engine<'a> {
                 .pools
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| (g.model_mask >> p.preset.gpu_model) & 1 == 1)
+                .filter(|&(pi, p)| {
+                    (g.model_mask >> p.preset.gpu_model) & 1 == 1
+                        && c.power_admits(pi, g.gpus as u64, &self.idle_site_w)
+                })
                 .map(|(pi, _)| c.gangs_that_fit(pi, g.required, g.gpus))
                 .sum();
             fit >= g.count as u64
@@ -786,12 +822,19 @@ impl<'a> Engine<'a> {
         if fits && self.failures.as_ref().is_some_and(|f| f.has_spares()) {
             let base = self.failures.as_ref().map(|f| f.base.clone());
             if let Some(base) = base {
-                fits = self.fits(&base, job)?;
+                fits = self.fits_with(&base, j, true)?;
             }
         }
         if fits {
             self.pending.insert(&self.w.jobs[j], j, 0);
             self.arrived.push(j);
+            let spill = self.w.scheduler.spill_after;
+            if self.on_demand && spill > 0 {
+                self.push(
+                    self.now.saturating_add(spill),
+                    Event::Spill { job: j as u32 },
+                );
+            }
         } else {
             self.out[j].state = JobState::Unschedulable;
             self.jobs_done += 1;
@@ -827,7 +870,7 @@ impl<'a> Engine<'a> {
         let held = self.live[j].held;
         self.live[j].attained += ran * held as u128;
         if let Some(c) = self.w.jobs[j].checkpoint {
-            let (kept, _) = c.kept(self.now - self.live[j].started_at);
+            let (kept, _) = c.kept(self.worked(j));
             let written = kept / c.interval.max(1);
             self.out[j].checkpoint_gpu_time += (written * c.cost) as u128 * held as u128;
         }
@@ -860,6 +903,15 @@ impl<'a> Engine<'a> {
             slowdown,
             rl,
         } = self.placement_cost(j, &gangs);
+        // On-demand capacity starts up before it works (the longest start-up of the pools it landed on).
+        let c = &self.w.cluster;
+        let startup = per_domain
+            .iter()
+            .map(|&(d, _)| c.pool_of(d).startup_us)
+            .max()
+            .unwrap_or(0);
+        let run = run.saturating_add(startup);
+        self.live[j].startup = startup;
         self.live[j].segment = self.segments.len();
         self.segments.push(Segment {
             job: j as u32,
@@ -957,13 +1009,18 @@ impl<'a> Engine<'a> {
         order: &[(queue::Key, usize)],
         positions: &[usize],
     ) -> Result<(), KernelError> {
+        let masks: Vec<u32> = positions
+            .iter()
+            .map(|&p| self.gate_masks(&self.state, order[p].1).0 .0)
+            .collect();
         let s = &mut self.scratch;
         s.refresh(&self.w.cluster, &self.state);
         s.jobs.clear();
         s.jobs.extend(
             positions
                 .iter()
-                .map(|&p| job_record(&self.w.jobs[order[p].1])),
+                .zip(masks)
+                .map(|(&p, mask)| job_record(&self.w.jobs[order[p].1], mask)),
         );
         self.backend.best_candidates(
             crate::kernel::placement::policy_id(self.w.scheduler.placement),
@@ -1161,15 +1218,21 @@ impl<'a> Engine<'a> {
             next += 1;
             let j = order[i].1;
             let job = &self.w.jobs[j];
-            if winner.is_feasible() {
+            let (first, spill) = self.gate_masks(&self.state, j);
+            if winner.is_feasible() || spill.is_some() {
                 let placed = placement::place_job(
                     &self.w.cluster,
                     &mut self.state,
                     self.backend,
                     sched.placement,
                     job,
-                    Some(winner),
+                    winner.is_feasible().then_some(winner),
                     &mut self.scratch,
+                    Gate {
+                        first,
+                        spill,
+                        idle_taken: &self.idle_taken,
+                    },
                 )?;
                 fresh = false;
                 if let Some(gangs) = placed {
@@ -1240,7 +1303,7 @@ impl<'a> Engine<'a> {
         }
         let w = self.w;
         let head = &w.jobs[r.head];
-        if at_shadow.total_free < head.total_gpus() || !self.fits(&at_shadow, head)? {
+        if at_shadow.total_free < head.total_gpus() || !self.fits(&at_shadow, r.head)? {
             return Ok(false);
         }
         if let Some(r) = reservation {
@@ -1249,11 +1312,23 @@ impl<'a> Engine<'a> {
         Ok(true)
     }
 
-    /// Whether `job` would fit `state` (a what-if cluster, left unchanged).
-    fn fits(&mut self, state: &ClusterState, job: &Job) -> Result<bool, KernelError> {
+    /// Whether job `j` would fit `state` (a what-if cluster, left unchanged) on the pools open to it now.
+    fn fits(&mut self, state: &ClusterState, j: usize) -> Result<bool, KernelError> {
+        self.fits_with(state, j, false)
+    }
+
+    /// [`Engine::fits`]; with `ever`, on every pool it could be given (on-demand ones too).
+    fn fits_with(
+        &mut self,
+        state: &ClusterState,
+        j: usize,
+        ever: bool,
+    ) -> Result<bool, KernelError> {
+        let job = &self.w.jobs[j];
         if let Some(fit) = self.fits_quick(state, job) {
             return Ok(fit);
         }
+        let (first, spill) = self.gate_masks_with(state, job, ever || self.may_spill(j));
         self.what_if.dirty = true;
         let placed = placement::place_job(
             &self.w.cluster,
@@ -1263,15 +1338,84 @@ impl<'a> Engine<'a> {
             job,
             None,
             &mut self.what_if,
+            Gate {
+                first,
+                spill,
+                idle_taken: &self.idle_taken,
+            },
         )?;
         Ok(placed.is_some())
+    }
+
+    /// Whether job `j` may use on-demand capacity now: it has waited `spill_after_s` since it was submitted.
+    fn may_spill(&self, j: usize) -> bool {
+        self.on_demand
+            && self.now
+                >= self.w.jobs[j]
+                    .submit
+                    .saturating_add(self.w.scheduler.spill_after)
+    }
+
+    /// Microseconds of the current placement of `j` spent working (after its start-up).
+    fn worked(&self, j: usize) -> Time {
+        (self.now - self.live[j].started_at).saturating_sub(self.live[j].startup)
+    }
+
+    /// The kernel masks of job `j` on `state` now (see [`Gate`]).
+    fn gate_masks(&self, state: &ClusterState, j: usize) -> ((u32, u32), Option<(u32, u32)>) {
+        self.gate_masks_with(state, &self.w.jobs[j], self.may_spill(j))
+    }
+
+    /// The kernel masks of `job` on `state`: committed pools of its GPU models whose site can take one more
+    /// of its gangs, and with `spill` the open on-demand pools too. Its GPU models when nothing is gated.
+    fn gate_masks_with(
+        &self,
+        state: &ClusterState,
+        job: &Job,
+        spill: bool,
+    ) -> ((u32, u32), Option<(u32, u32)>) {
+        let c = &self.w.cluster;
+        let rollout = job.rollout;
+        if !c.gated {
+            return ((job.model_mask, rollout.map_or(0, |g| g.model_mask)), None);
+        }
+        let site_w = c.site_power_w(state, &self.idle_taken);
+        let (mut first, mut all) = ((0u32, 0u32), (0u32, 0u32));
+        for (p, pool) in c.pools.iter().enumerate() {
+            let on_demand = pool.contract == Contract::OnDemand;
+            if on_demand && !spill {
+                continue;
+            }
+            let bit = 1u32.checked_shl(c.pool_class[p]).unwrap_or(0);
+            let model = pool.preset.gpu_model;
+            let admits = |mask: u32, gpus: u32| {
+                (mask >> model) & 1 == 1 && c.power_admits(p, gpus as u64, &site_w)
+            };
+            if admits(job.model_mask, job.gpus) {
+                all.0 |= bit;
+                if !on_demand {
+                    first.0 |= bit;
+                }
+            }
+            if rollout.is_some_and(|g| admits(g.model_mask, g.gpus)) {
+                all.1 |= bit;
+                if !on_demand {
+                    first.1 |= bit;
+                }
+            }
+        }
+        (first, spill.then_some(all))
     }
 
     /// The kernel's answer without the kernel, where it is exact: a single gang that may use any GPUs of a
     /// pool (`required` = pool) is feasible exactly when an acceptable pool has that many GPUs free (the
     /// kernel's feasibility rule; then the pool's free GPUs always hold it). `None` for other jobs.
     fn fits_quick(&self, state: &ClusterState, job: &Job) -> Option<bool> {
-        if job.replicas != 1 || job.rollout.is_some() || job.required != LEVEL_POOL {
+        if job.replicas != 1
+            || job.rollout.is_some()
+            || job.required != LEVEL_POOL
+            || self.w.cluster.gated
+        {
             return None;
         }
         Some(self.w.cluster.pools.iter().enumerate().any(|(p, pool)| {
@@ -1305,7 +1449,7 @@ impl<'a> Engine<'a> {
                 last = Some((t, j));
             }
             // Cheap necessary condition before asking the kernel.
-            if state.total_free >= job.total_gpus() && self.fits(&state, job)? {
+            if state.total_free >= job.total_gpus() && self.fits(&state, head)? {
                 return Ok(Reservation {
                     head,
                     shadow: end,
@@ -1328,8 +1472,8 @@ impl<'a> Engine<'a> {
 
     /// [`Engine::stop_cost`] with a restart time of `restart_cost`.
     fn stop_cost_with(&self, v: usize, restart_cost: Time) -> (Time, u128) {
+        let elapsed = self.worked(v);
         let l = &self.live[v];
-        let elapsed = self.now - l.started_at;
         let (compute, lost_wall) = match self.w.jobs[v].checkpoint {
             Some(c) => c.kept(elapsed),
             None => (elapsed, 0),
@@ -1402,7 +1546,7 @@ impl<'a> Engine<'a> {
             for g in &self.live[v].gangs {
                 state.release(&self.w.cluster, g);
             }
-            if state.total_free >= job.total_gpus() && self.fits(&state, job)? {
+            if state.total_free >= job.total_gpus() && self.fits(&state, head)? {
                 needed = Some(k + 1);
                 break;
             }
@@ -1411,6 +1555,7 @@ impl<'a> Engine<'a> {
         for &v in &victims[..n] {
             self.evict(v);
         }
+        let (first, spill) = self.gate_masks(&self.state, head);
         let placed = placement::place_job(
             &self.w.cluster,
             &mut self.state,
@@ -1419,6 +1564,11 @@ impl<'a> Engine<'a> {
             job,
             None,
             &mut self.scratch,
+            Gate {
+                first,
+                spill,
+                idle_taken: &self.idle_taken,
+            },
         )?;
         match placed {
             Some(gangs) => {

@@ -13,13 +13,39 @@ use crate::kernel::placement::{
     CandidateRecord, CostBackend, JobRecord, KernelError, Winner, LEVEL_DOMAIN,
 };
 
-/// The kernel's view of one gang of `job`.
-pub fn job_record(job: &Job) -> JobRecord {
+/// The kernel's view of one gang of `job`, allowed the pool codes of `mask` (see [`Gate`]).
+pub fn job_record(job: &Job, mask: u32) -> JobRecord {
     JobRecord {
         gpus: job.gpus,
-        model_mask: job.model_mask,
+        model_mask: mask,
         level: job.required,
         preferred: job.preferred,
+    }
+}
+
+/// Which pools a job may use now, as kernel masks over `Cluster::pool_class` codes (GPU models when the
+/// cluster is not gated): a power cap closes the pools of a site that cannot take one more gang, and
+/// on-demand pools open only to a job that has waited `spill_after_s`.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate<'g> {
+    /// Masks of the job's gangs and of its async rollout gangs on committed capacity (every pool when the
+    /// cluster is not gated).
+    pub first: (u32, u32),
+    /// The masks with the open on-demand pools too, when the job may spill now: tried only when it does
+    /// not fit committed capacity.
+    pub spill: Option<(u32, u32)>,
+    /// GPUs per pool that are taken but draw idle power (spares held back), for the power check.
+    pub idle_taken: &'g [u64],
+}
+
+impl Gate<'_> {
+    /// No gating: the job's GPU models.
+    pub fn models(job: &Job) -> Gate<'static> {
+        Gate {
+            first: (job.model_mask, job.rollout.map_or(0, |g| g.model_mask)),
+            spill: None,
+            idle_taken: &[],
+        }
     }
 }
 
@@ -67,8 +93,10 @@ pub fn allocate(
 }
 
 /// Places every gang of `job` on `state` (its replicas, then an async RL job's rollout replicas), one kernel
-/// call per gang after the first (whose winner the caller may already hold). All or nothing: on failure the
-/// state is restored and `None` returned.
+/// call per gang after the first (whose winner the caller may already hold, scored with `gate.first`). All
+/// or nothing: on failure the state is restored and `None` returned. On committed capacity first; then, if
+/// the gate lets the job spill, with on-demand pools open too. A gated cluster's sites must stay within
+/// their power caps with all the gangs placed.
 #[allow(clippy::too_many_arguments)]
 pub fn place_job(
     cluster: &Cluster,
@@ -78,29 +106,59 @@ pub fn place_job(
     job: &Job,
     first: Option<Winner>,
     scratch: &mut Scratch,
+    gate: Gate<'_>,
+) -> Result<Option<Vec<Allocation>>, KernelError> {
+    let placed = place_masked(
+        cluster, state, backend, policy, job, first, scratch, gate.first, gate,
+    )?;
+    match (placed, gate.spill) {
+        (None, Some(masks)) if masks != gate.first => place_masked(
+            cluster, state, backend, policy, job, None, scratch, masks, gate,
+        ),
+        (placed, _) => Ok(placed),
+    }
+}
+
+/// [`place_job`] under one pair of masks.
+#[allow(clippy::too_many_arguments)]
+fn place_masked(
+    cluster: &Cluster,
+    state: &mut ClusterState,
+    backend: &mut dyn CostBackend,
+    policy: PlacementPolicy,
+    job: &Job,
+    first: Option<Winner>,
+    scratch: &mut Scratch,
+    masks: (u32, u32),
+    gate: Gate<'_>,
 ) -> Result<Option<Vec<Allocation>>, KernelError> {
     let mut gangs: Vec<Allocation> = Vec::with_capacity(job.replicas as usize);
-    let mut placed = place_gangs(
-        cluster,
-        state,
-        backend,
-        policy,
-        &job_record(job),
-        job.replicas,
-        first,
-        scratch,
-        &mut gangs,
-    )?;
+    let mut placed = masks.0 != 0
+        && place_gangs(
+            cluster,
+            state,
+            backend,
+            policy,
+            &job_record(job, masks.0),
+            job.replicas,
+            first,
+            scratch,
+            &mut gangs,
+        )?;
     if let (true, Some(g)) = (placed, job.rollout) {
         let record = JobRecord {
             gpus: g.gpus,
-            model_mask: g.model_mask,
+            model_mask: masks.1,
             level: g.required,
             preferred: g.preferred,
         };
-        placed = place_gangs(
-            cluster, state, backend, policy, &record, g.count, None, scratch, &mut gangs,
-        )?;
+        placed = masks.1 != 0
+            && place_gangs(
+                cluster, state, backend, policy, &record, g.count, None, scratch, &mut gangs,
+            )?;
+    }
+    if placed && cluster.gated && !cluster.within_power_caps(state, gate.idle_taken) {
+        placed = false;
     }
     if !placed {
         for a in &gangs {
@@ -230,7 +288,7 @@ pub fn candidates(
             size: cluster.pools[pool].domain_gpus(),
             rack_free: clamp_u32(state.rack_free[cluster.domain_rack[d] as usize]),
             pool_free: clamp_u32(state.pool_free[pool]),
-            model: cluster.pools[pool].preset.gpu_model as u32,
+            model: cluster.pool_class[pool],
             _pad: [0; 3],
         });
     }

@@ -375,6 +375,8 @@ impl Engine<'_> {
         unit: &crate::domain::workload::Job,
     ) -> Result<Option<Allocation>, KernelError> {
         self.scratch.dirty = true;
+        // A service scaling up cannot wait: on-demand capacity is open to it (after committed).
+        let (first, spill) = self.gate_masks_with(&self.state, unit, self.on_demand);
         let placed = super::placement::place_job(
             &self.w.cluster,
             &mut self.state,
@@ -383,6 +385,11 @@ impl Engine<'_> {
             unit,
             None,
             &mut self.scratch,
+            super::placement::Gate {
+                first,
+                spill,
+                idle_taken: &self.idle_taken,
+            },
         )?;
         self.scratch.dirty = true;
         let Some(mut gangs) = placed else {

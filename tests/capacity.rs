@@ -1,0 +1,376 @@
+//! Providers, contracts and power (`[[sites]]`, `contract`, `spill_after_s`): power never above a site's
+//! cap at any instant (recomputed here from the placements, not read from the engine), committed cost
+//! independent of use, on-demand cost equal to the GPU-hours used x price, the spill threshold, the
+//! start-up delay of on-demand capacity, and located errors for bad input.
+
+mod common;
+
+use common::{bin, from_toml, load, load_with, repo, report_value, run};
+use predicates::prelude::*;
+use ultrasched::domain::cluster::Contract;
+use ultrasched::domain::workload::{time_from_s, time_to_s, Workload};
+use ultrasched::engine::cluster::Outcome;
+use ultrasched::input::workload::Overrides;
+
+/// Facility power of every site at every instant a placement starts or ends, W, from the pools' idle and
+/// busy power and the segments alone: (time, site, watts).
+fn site_power(w: &Workload, o: &Outcome) -> Vec<(u64, usize, f64)> {
+    let c = &w.cluster;
+    let mut instants: Vec<u64> = o.segments.iter().flat_map(|s| [s.start, s.end]).collect();
+    instants.sort_unstable();
+    instants.dedup();
+    let mut out = Vec::new();
+    for &t in &instants {
+        for (k, site) in c.sites.iter().enumerate() {
+            let mut watts = 0.0;
+            for (p, pool) in c.pools.iter().enumerate() {
+                if pool.site != Some(k as u32) {
+                    continue;
+                }
+                // GPUs held at t: segments with start <= t < end (an ending one has released them).
+                let busy: u64 = o
+                    .segments
+                    .iter()
+                    .filter(|s| s.start <= t && t < s.end)
+                    .flat_map(|s| s.domains.iter())
+                    .filter(|&&(d, _)| c.domain_pool[d as usize] as usize == p)
+                    .map(|&(_, g)| g as u64)
+                    .sum();
+                watts += (pool.gpus() - busy) as f64 * pool.idle_w + busy as f64 * pool.busy_w;
+            }
+            out.push((t, k, watts * site.pue));
+        }
+    }
+    out
+}
+
+/// One site, one pool of 8 GB200 UltraServers (576 GPUs, 1,200 W busy, 128 W idle, PUE 1.25), and a queue
+/// of 72-GPU jobs that would fill it. `cap` in MW.
+fn capped(cap: Option<f64>) -> Workload {
+    let cap = cap.map_or(String::new(), |c| format!("power_cap_mw = {c}"));
+    from_toml(&format!(
+        r#"
+        seed = 3
+        [[sites]]
+        name = "dc"
+        pue = 1.25
+        {cap}
+        [cluster]
+        [[cluster.pools]]
+        preset = "p6e-gb200"
+        count = 8
+        site = "dc"
+        [scheduler]
+        backfill = "greedy"
+        [[generators]]
+        count = 120
+        rate_per_hour = 20
+        gpu_mix = [ {{ gpus = 72, weight = 1 }}, {{ gpus = 36, weight = 1 }} ]
+        duration = {{ median_s = 7200, sigma = 0.5 }}
+        "#
+    ))
+}
+
+#[test]
+fn power_never_exceeds_a_cap_and_the_cap_binds() {
+    // Uncapped, the fleet reaches its full draw: 576 x 1,200 W x 1.25 = 0.864 MW.
+    let w = capped(None);
+    let o = run(&w);
+    let peak = site_power(&w, &o)
+        .iter()
+        .map(|&(_, _, watts)| watts)
+        .fold(0.0, f64::max);
+    assert!(peak > 0.8e6, "uncapped peak {peak} W");
+    // A 0.6 MW cap holds about 380 of the 576 GPUs busy.
+    let w = capped(Some(0.6));
+    let o = run(&w);
+    let power = site_power(&w, &o);
+    for &(t, _, watts) in &power {
+        assert!(
+            watts <= 0.6e6 * (1.0 + 1e-9),
+            "{watts} W at {} s is above the 0.6 MW cap",
+            time_to_s(t)
+        );
+    }
+    let peak = power.iter().map(|&(_, _, x)| x).fold(0.0, f64::max);
+    assert!(peak > 0.55e6, "the cap binds: peak {peak} W");
+    // Every job still ran, and the report says the same peak and names time at the cap.
+    assert!(o.jobs.iter().all(|j| j.end.is_some()));
+    let r = report_value(&w, &o);
+    let site = &r["sites"][0];
+    assert_eq!(site["name"], "dc");
+    assert_eq!(site["cap_mw"], 0.6);
+    assert!((site["peak_mw"].as_f64().unwrap() - peak / 1e6).abs() < 1e-9);
+    assert!(site["time_at_cap_s"].as_f64().unwrap() > 0.0);
+    assert!(site["mean_mw"].as_f64().unwrap() <= site["peak_mw"].as_f64().unwrap());
+}
+
+#[test]
+fn the_bundled_multi_cloud_month_stays_under_both_caps() {
+    let w = load("workloads/multi-cloud.toml");
+    let o = run(&w);
+    for &(t, k, watts) in &site_power(&w, &o) {
+        let cap = w.cluster.sites[k].power_cap_w.unwrap();
+        assert!(watts <= cap * (1.0 + 1e-9), "site {k} at {t}: {watts} W");
+    }
+}
+
+/// A committed pool of 4 UltraServers and an on-demand pool of 8 H200 nodes at $7.5 per GPU-hour; a
+/// 10-hour job on 288 GPUs fixes the makespan; `extra` 8-GPU jobs of an hour each.
+fn contracts(extra: u32, spill: &str) -> Workload {
+    from_toml(&format!(
+        r#"
+        [cluster]
+        [[cluster.pools]]
+        name = "committed"
+        preset = "p6e-gb200"
+        count = 4
+        usd_per_gpu_hour = 5.0
+        provider = "aws"
+        [[cluster.pools]]
+        name = "burst"
+        preset = "p5en-h200"
+        count = 8
+        contract = "on-demand"
+        usd_per_gpu_hour = 7.5
+        provider = "google"
+        startup_s = 300
+        [scheduler]
+        backfill = "greedy"
+        {spill}
+        [[jobs]]
+        id = "anchor"
+        gpus = 288
+        duration_s = 36000
+        gpu_model = "gb200"
+        [[generators]]
+        count = {extra}
+        rate_per_hour = 1000
+        gpu_mix = [ {{ gpus = 8, weight = 1 }} ]
+        duration = {{ median_s = 3600, sigma = 0 }}
+        "#
+    ))
+}
+
+fn on_demand_gpu_hours(w: &Workload, o: &Outcome) -> f64 {
+    o.segments
+        .iter()
+        .flat_map(|s| s.domains.iter().map(move |&(d, g)| (s, d, g)))
+        .filter(|&(_, d, _)| w.cluster.pool_of(d).contract == Contract::OnDemand)
+        .map(|(s, _, g)| g as f64 * (s.end - s.start) as f64 / 3.6e9)
+        .sum()
+}
+
+#[test]
+fn committed_cost_is_independent_of_use_and_on_demand_cost_is_what_was_used() {
+    let (idle, busy) = (contracts(1, ""), contracts(40, ""));
+    let (oi, ob) = (run(&idle), run(&busy));
+    assert_eq!(oi.makespan, ob.makespan, "the anchor job sets the makespan");
+    let (ri, rb) = (report_value(&idle, &oi), report_value(&busy, &ob));
+    let committed = 288.0 * 10.0 * 5.0;
+    for r in [&ri, &rb] {
+        let c = r["cost_by_contract"]["committed"].as_f64().unwrap();
+        assert!((c - committed).abs() < 1e-6, "committed {c}");
+        assert_eq!(
+            r["cost_by_provider"]["aws"],
+            r["cost_by_contract"]["committed"]
+        );
+    }
+    // The anchor fills the committed pool: the 40 small jobs spill to on-demand at once (spill_after 0).
+    let used = on_demand_gpu_hours(&busy, &ob);
+    assert!(used > 40.0 * 8.0, "used {used} GPU-h on demand");
+    let od = rb["cost_by_contract"]["on-demand"].as_f64().unwrap();
+    assert!(
+        (od - used * 7.5).abs() < 1e-6,
+        "on-demand ${od} for {used} GPU-h"
+    );
+    assert_eq!(
+        rb["cost_by_provider"]["google"],
+        rb["cost_by_contract"]["on-demand"]
+    );
+    let total = rb["summary"]["cost_usd"].as_f64().unwrap();
+    assert!((total - committed - od).abs() < 1e-6);
+    assert_eq!(rb["jobs_spilled"], 40);
+    assert!((rb["on_demand_gpu_hours"].as_f64().unwrap() - used).abs() < 1e-9);
+}
+
+#[test]
+fn on_demand_starts_up_and_opens_only_after_the_spill_threshold() {
+    // Spill after 2 h: no job touches on-demand capacity before it has waited 2 h.
+    let w = contracts(40, "spill_after_s = 7200");
+    let o = run(&w);
+    let mut spilled = 0;
+    for s in &o.segments {
+        let job = &w.jobs[s.job as usize];
+        if s.domains
+            .iter()
+            .any(|&(d, _)| w.cluster.pool_of(d).contract == Contract::OnDemand)
+        {
+            spilled += 1;
+            assert!(
+                s.start >= job.submit + time_from_s(7200.0),
+                "{} spilled after {} s",
+                job.id,
+                time_to_s(s.start - job.submit)
+            );
+            // A 1-hour job on on-demand capacity holds it for its run plus the 300 s start-up.
+            assert_eq!(s.end - s.start, time_from_s(3600.0 + 300.0), "{}", job.id);
+        }
+    }
+    assert!(
+        spilled > 0,
+        "the committed pool is full for 10 h: jobs spill"
+    );
+    // Never spilling: nothing on-demand, nothing paid there.
+    let w = contracts(40, "spill_after_s = 315360000");
+    let o = run(&w);
+    assert_eq!(on_demand_gpu_hours(&w, &o), 0.0);
+    assert_eq!(report_value(&w, &o)["cost_by_contract"]["on-demand"], 0.0);
+    // The --spill-after override reaches the run.
+    let w = load_with(
+        "workloads/multi-cloud.toml",
+        Overrides {
+            spill_after_s: Some(0.0),
+            ..Default::default()
+        },
+    );
+    assert_eq!(w.scheduler.spill_after, 0);
+}
+
+#[test]
+fn a_job_no_site_could_ever_power_is_unschedulable() {
+    // 0.2 MW holds the idle fleet (576 x 128 W x 1.25 = 92 kW) and at most ~99 busy GPUs: a 144-GPU
+    // gang can never start; a 72-GPU one can.
+    let w = from_toml(
+        r#"
+        [[sites]]
+        name = "dc"
+        pue = 1.25
+        power_cap_mw = 0.2
+        [cluster]
+        [[cluster.pools]]
+        preset = "p6e-gb200"
+        count = 8
+        site = "dc"
+        [[jobs]]
+        id = "big"
+        gpus = 144
+        duration_s = 3600
+        [[jobs]]
+        id = "small"
+        gpus = 72
+        duration_s = 3600
+        "#,
+    );
+    let o = run(&w);
+    assert_eq!(format!("{:?}", o.jobs[0].state), "Unschedulable");
+    assert!(o.jobs[1].end.is_some());
+}
+
+#[test]
+fn bad_capacity_input_exits_2_with_a_located_message() {
+    let cases = [
+        (
+            "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\nsite = \"nowhere\"\n",
+            "cluster.pools[0].site",
+        ),
+        (
+            "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\nstartup_s = 60\n",
+            "cluster.pools[0].startup_s",
+        ),
+        (
+            "[[sites]]\nname = \"dc\"\npower_cap_mw = 0.0001\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\nsite = \"dc\"\n",
+            "sites[0].power_cap_mw",
+        ),
+        (
+            "[[sites]]\nname = \"dc\"\npue = 0.5\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n",
+            "PUE from 1 to 3",
+        ),
+        (
+            "[[sites]]\nname = \"dc\"\n[[sites]]\nname = \"dc\"\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n",
+            "sites[1].name",
+        ),
+        (
+            "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\ncontract = \"spot\"\n",
+            "contract",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&f, text).unwrap();
+        bin()
+            .arg("validate")
+            .arg(&f)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(*want));
+    }
+    bin()
+        .args([
+            "run",
+            &repo("workloads/multi-cloud.toml"),
+            "--spill-after",
+            "-5",
+        ])
+        .assert()
+        .code(2);
+}
+
+/// The files of a run, checked against a workload (maybe not the one that ran).
+fn check_against(
+    checked: &Workload,
+    ran: &Workload,
+    o: &Outcome,
+    edit: impl Fn(String) -> String,
+) -> Result<ultrasched::check::Checked, ultrasched::check::CheckError> {
+    use ultrasched::output::report::{jobs_csv, placements_csv};
+    let report = edit(serde_json::to_string(&common::report(ran, o)).unwrap());
+    ultrasched::check::check(
+        checked,
+        ultrasched::check::RunFiles {
+            report_json: &report,
+            jobs_csv: &jobs_csv(ran, o),
+            placements_csv: &placements_csv(ran, o),
+        },
+    )
+}
+
+#[test]
+fn the_checker_recomputes_power_spill_and_the_bill() {
+    // The engine's own runs pass.
+    let w = load("workloads/multi-cloud.toml");
+    let o = run(&w);
+    check_against(&w, &w, &o, |r| r).unwrap();
+    let w = contracts(40, "spill_after_s = 7200");
+    let o = run(&w);
+    check_against(&w, &w, &o, |r| r).unwrap();
+    // An uncapped run checked against the capped workload: the site is over its cap.
+    let (capped_w, free_w) = (capped(Some(0.6)), capped(None));
+    let o = run(&free_w);
+    let err = check_against(&capped_w, &free_w, &o, |r| r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("site `dc` draws") && err.contains("above its 0.6 MW cap"),
+        "{err}"
+    );
+    // A run that spilled at once, checked against a threshold of two hours.
+    let (at_once, late) = (contracts(40, ""), contracts(40, "spill_after_s = 7200"));
+    let o = run(&at_once);
+    let err = check_against(&late, &at_once, &o, |r| r)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("before it has waited spill_after_s"), "{err}");
+    // A wrong bill.
+    let o = run(&late);
+    let err = check_against(&late, &late, &o, |r| {
+        let mut v: serde_json::Value = serde_json::from_str(&r).unwrap();
+        let x = v["cost_by_contract"]["on-demand"].as_f64().unwrap();
+        v["cost_by_contract"]["on-demand"] = (x * 1.01).into();
+        v.to_string()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cost_by_contract.on-demand"), "{err}");
+}
