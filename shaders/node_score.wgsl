@@ -10,6 +10,9 @@
 
 const WORKGROUP_SIZE: u32 = 64u;
 const MAX_GPUS: u32 = 8u;
+// The policy `score_nodes` scores with: the host builds one pipeline per policy (an override constant, so
+// each pipeline holds only its policy's code).
+override POLICY: u32 = 0u;
 const MILLI: u32 = 1000u;
 const MAX_GPU_MILLI: u32 = 8000u;
 const NO_NODE: u32 = 0xFFFFFFFFu;
@@ -411,7 +414,7 @@ fn score_nodes(@builtin(global_invocation_id) gid: vec3<u32>,
         let n = nodes[i];
         let p = the_pod();
         if (feasible(n, p)) {
-            let s = score(params.head.x, n, p);
+            let s = score(POLICY, n, p);
             w = Winner(s.score, n.rank, i, s.gpus, s.ambiguous, 0u, 0u, 0u);
         }
     }

@@ -100,13 +100,16 @@ pub(crate) struct BuiltKernel {
     pub pipelines: Vec<wgpu::ComputePipeline>,
 }
 
+/// One pipeline to build: its entry point and the values of the shader's `override` constants.
+pub(crate) type EntryPoint<'a> = (&'a str, &'a [(&'a str, f64)]);
+
 /// Compiles `source` and builds its layout and pipelines; validation errors become `DeviceError::Device`.
 pub(crate) fn build_kernel(
     device: &wgpu::Device,
     name: &str,
     source: &str,
     bindings: &[wgpu::BufferBindingType],
-    entry_points: &[&str],
+    entry_points: &[EntryPoint<'_>],
 ) -> Result<BuiltKernel, DeviceError> {
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&errors);
@@ -145,13 +148,16 @@ pub(crate) fn build_kernel(
     });
     let pipelines = entry_points
         .iter()
-        .map(|&entry| {
+        .map(|&(entry, constants)| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             })
         })

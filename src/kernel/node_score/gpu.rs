@@ -88,7 +88,8 @@ pub struct GpuNodeScorer {
     max_groups: u32,
     max_binding: u64,
     layout: wgpu::BindGroupLayout,
-    score_pipeline: wgpu::ComputePipeline,
+    /// `score_nodes` specialised for each policy (the `POLICY` override constant, by policy id).
+    score_pipelines: Vec<wgpu::ComputePipeline>,
     reduce_pipeline: wgpu::ComputePipeline,
     params: wgpu::Buffer,
     nodes: wgpu::Buffer,
@@ -141,18 +142,28 @@ impl GpuNodeScorer {
         use wgpu::BufferBindingType as T;
         let ro = T::Storage { read_only: true };
         let rw = T::Storage { read_only: false };
+        // One `score_nodes` pipeline per policy, the policy an override constant: each pipeline holds only its
+        // policy's code after specialisation. (One pipeline branching on the policy at run time made
+        // Mesa's lavapipe grow by ~0.5 MB per dispatch, without bound; the specialised ones do not.)
+        let constants: Vec<[(&str, f64); 1]> = (0..POLICY_COUNT)
+            .map(|p| [("POLICY", f64::from(p))])
+            .collect();
+        let mut entries: Vec<(&str, &[(&str, f64)])> =
+            constants.iter().map(|c| ("score_nodes", &c[..])).collect();
+        entries.push(("reduce", &[]));
         let built = build_kernel(
             &device,
             "node_score",
             SHADER_SOURCE,
             &[T::Uniform, ro, ro, ro, ro, rw, rw],
-            &["score_nodes", "reduce"],
+            &entries,
         )?;
         let (errors, layout) = (built.errors, built.layout);
-        let [score_pipeline, reduce_pipeline]: [wgpu::ComputePipeline; 2] = built
-            .pipelines
-            .try_into()
-            .map_err(|_| KernelError::Device("node_score: expected two pipelines".into()))?;
+        let mut score_pipelines = built.pipelines;
+        let reduce_pipeline = score_pipelines
+            .pop()
+            .filter(|_| score_pipelines.len() == POLICY_COUNT as usize)
+            .ok_or_else(|| KernelError::Device("node_score: expected six pipelines".into()))?;
         use wgpu::BufferUsages as U;
         let params = create_buffer(&device, "params", U::UNIFORM | U::COPY_DST, 256);
         let nodes = create_buffer(&device, "nodes", U::STORAGE | U::COPY_DST, 256);
@@ -180,7 +191,7 @@ impl GpuNodeScorer {
             software: info.device_type == wgpu::DeviceType::Cpu,
             adapter_name: describe_adapter(info),
             layout,
-            score_pipeline,
+            score_pipelines,
             reduce_pipeline,
             params,
             nodes,
@@ -402,10 +413,20 @@ impl GpuNodeScorer {
                 timestamp_writes: None,
             });
             pass.set_bind_group(0, self.bind_group.as_ref(), &[]);
-            pass.set_pipeline(&self.score_pipeline);
-            pass.dispatch_workgroups(groups as u32, 1, 1);
-            pass.set_pipeline(&self.reduce_pipeline);
-            pass.dispatch_workgroups(1, 1, 1);
+            let v = std::env::var("LEAKV").unwrap_or_default();
+            if v != "noscore" {
+                let Some(score) = self.score_pipelines.get(policy as usize) else {
+                    return Err(KernelError::Device(format!(
+                        "node_score: no policy {policy}"
+                    )));
+                };
+                pass.set_pipeline(score);
+                pass.dispatch_workgroups(groups as u32, 1, 1);
+            }
+            if v != "noreduce" {
+                pass.set_pipeline(&self.reduce_pipeline);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
         }
         let bytes = std::mem::size_of::<GpuWinner>() as u64;
         encoder.copy_buffer_to_buffer(&self.result, 0, &self.staging, 0, bytes);

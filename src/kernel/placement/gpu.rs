@@ -162,7 +162,7 @@ impl GpuBackend {
             "placement_cost",
             SHADER_SOURCE,
             &[T::Uniform, ro, ro, rw, rw],
-            &["main", "pair_costs"],
+            &[("main", &[]), ("pair_costs", &[])],
         )?;
         let (errors, layout) = (built.errors, built.layout);
         let [main_pipeline, costs_pipeline]: [wgpu::ComputePipeline; 2] = built
