@@ -17,7 +17,7 @@ chmod 400 /etc/munge/munge.key
 chmod 700 /etc/munge
 cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=ci
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -36,7 +36,7 @@ AccountingStorageType=accounting_storage/none
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 MpiDefault=none
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 munged --force 2>/dev/null || munged

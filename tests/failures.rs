@@ -390,3 +390,64 @@ fn bad_failure_settings_exit_2_naming_the_field() {
         );
     }
 }
+
+/// 256 P5 nodes (2,048 GPUs), GPU faults only at 1/192 per GPU-hour (one per node per day on average),
+/// restart in place, and a checkpointed 8-GPU job of `hours` holding the clock; `shape` as given.
+fn weibull_run(shape: &str, hours: f64) -> (Workload, Outcome) {
+    let w = from_toml(&format!(
+        r#"
+seed = 5
+[cluster]
+pools = [{{ preset = "p5-h100", count = 256 }}]
+[failures]
+rates_per_gpu_hour = {{ gpu = 0.005208333333333333, hbm = 0, network = 0, host = 0 }}
+repair_s = {{ gpu = 0 }}
+restart_s = 0
+{shape}
+[[jobs]]
+id = "clock"
+gpus = 8
+duration_s = {duration}
+checkpoint_interval_s = 60
+checkpoint_s = 0
+"#,
+        duration = hours * 3600.0
+    ));
+    let o = run(&w);
+    (w, o)
+}
+
+#[test]
+fn weibull_failures_keep_the_long_run_rate_and_move_failures_early_or_late() {
+    // gamma(1 + 1/k), the Weibull mean over its scale: gamma(1.5) = sqrt(pi) / 2, gamma(3) = 2, gamma(2) = 1.
+    let g = ultrasched::domain::failures::gamma;
+    assert!((g(1.5) - std::f64::consts::PI.sqrt() / 2.0).abs() < 1e-12);
+    assert!((g(3.0) - 2.0).abs() < 1e-12 && (g(2.0) - 1.0).abs() < 1e-12);
+    assert!((g(0.5) - std::f64::consts::PI.sqrt()).abs() < 1e-12);
+    // Over 60 days every node renews ~60 times: the count is the rate x GPU-hours, whatever the shape
+    // (renewal theorem; the start adds O(1) per node: within 5 % here).
+    for shape in ["weibull_shape = 0.7", "weibull_shape = 2.5", ""] {
+        let (w, o) = weibull_run(shape, 60.0 * 24.0);
+        let n = failures(&w, &o)["node_failures"].as_u64().unwrap() as f64;
+        let expected = 2048.0 / 192.0 * o.makespan as f64 / 3.6e9;
+        assert!(
+            (n / expected - 1.0).abs() < 0.05,
+            "{shape}: {n} node failures against {expected:.0}"
+        );
+    }
+    // In the first 6 hours (all nodes new): P(TTF < 0.25 d) with mean 1 d is 1 - exp(-(0.25 / s)^k):
+    // k = 0.5 (s = 0.5 d): 0.507; exponential: 0.221; k = 3 (s = 1.120 d): 0.011. Of 256 nodes: ~130 (more
+    // with early renewals), ~57 and ~3.
+    let early = |shape: &str| {
+        let (w, o) = weibull_run(shape, 6.0);
+        failures(&w, &o)["node_failures"].as_u64().unwrap()
+    };
+    let (infant, memoryless, wearout) = (
+        early("weibull_shape = 0.5"),
+        early(""),
+        early("weibull_shape = 3"),
+    );
+    assert!(infant >= 110, "k = 0.5: {infant}");
+    assert!((35..=80).contains(&memoryless), "exponential: {memoryless}");
+    assert!(wearout <= 12, "k = 3: {wearout}");
+}

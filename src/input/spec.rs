@@ -75,6 +75,8 @@ pub struct FailuresSpec {
     pub spare_nodes_per_domain: Option<u32>,
     /// Nodes of each rack held back as spares (default 0; not with `spare_nodes_per_domain`).
     pub spare_nodes_per_rack: Option<u32>,
+    /// Weibull shape of each node's time to failure (0.1 to 10; default: exponential).
+    pub weibull_shape: Option<WeibullShape>,
 }
 
 /// `checkpoint = "young-daly"`: the interval from the job's expected MTBF and checkpoint cost.

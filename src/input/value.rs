@@ -136,6 +136,9 @@ checked_number!(
     /// Power per GPU: 0 to 100 kW.
     Watts, "watts from 0 to 100000", |v| (0.0..=1e5).contains(&v));
 checked_number!(
+    /// A Weibull shape: 0.1 to 10.
+    WeibullShape, "a Weibull shape from 0.1 to 10", |v| (0.1..=10.0).contains(&v));
+checked_number!(
     /// A site's power cap: above 0, at most 100,000 MW.
     Megawatts, "megawatts above 0 and at most 100000", |v| v > 0.0 && v <= 1e5);
 checked_number!(

@@ -714,5 +714,6 @@ fn failures(
     }
     out.spare_nodes_per_domain = dom;
     out.spare_nodes_per_rack = rack;
+    out.weibull_shape = f.weibull_shape.map(|k| k.0);
     Ok(out)
 }

@@ -6,6 +6,9 @@
 //!   workload's seed, stream 7). A failure that lands on a node already down is dropped (the thinning that
 //!   makes the rate count up GPUs only). The draws never depend on the schedule, so two policies compared on
 //!   one workload and seed see the same failures.
+//!   With `weibull_shape = k` each node instead has its own clock: its time to failure is Weibull with shape
+//!   k and the mean the rates give its GPUs, renewed from the end of each repair (a heap of the nodes'
+//!   next failures); below 1 new nodes fail early, above 1 they wear out.
 //! - **What stops.** Every job holding GPUs on the node is interrupted: it keeps the work of its last
 //!   checkpoint, loses the rest, and pays the restart time (`restart_s`) on all its GPUs. A `software`
 //!   failure (repair 0) restarts the jobs in place. A hardware failure takes the node out for its cause's
@@ -49,6 +52,9 @@ pub struct FailureStats {
     pub timeline: Vec<(Time, Cause, u32)>,
 }
 
+/// Nodes' next failures, earliest first: (time, node).
+type NextFailures = std::collections::BinaryHeap<std::cmp::Reverse<(Time, u32)>>;
+
 /// A node out for repair.
 #[derive(Debug, Clone, Copy)]
 struct Down {
@@ -73,6 +79,8 @@ pub(super) struct FailureState {
     /// The empty cluster with the spares held back: what a job can ever use.
     pub(super) base: ClusterState,
     pub(super) stats: FailureStats,
+    /// With `weibull_shape`: each node's next failure, earliest first, and each node's Weibull scale (us).
+    weibull: Option<(NextFailures, Vec<f64>)>,
 }
 
 impl FailureState {
@@ -108,9 +116,52 @@ impl FailureState {
             by_rack,
             base,
             stats: FailureStats::default(),
+            weibull: None,
         };
-        s.next = s.gap(0);
+        match model.weibull_shape {
+            Some(shape) => {
+                // Per node: mean time to failure 1 / (rate x its GPUs), scale = mean / gamma(1 + 1/k).
+                let g = crate::domain::failures::gamma(1.0 + 1.0 / shape);
+                let rate = model.rate_per_gpu_hour();
+                let scales: Vec<f64> = (0..cluster.total_nodes)
+                    .map(|n| {
+                        let per_us = rate * node_gpus(cluster, n) as f64 / 3.6e9;
+                        if per_us > 0.0 {
+                            1.0 / per_us / g
+                        } else {
+                            f64::INFINITY
+                        }
+                    })
+                    .collect();
+                let mut heap = std::collections::BinaryHeap::new();
+                for n in 0..cluster.total_nodes {
+                    let t = s.weibull_after(0, scales[n as usize], shape);
+                    if t < Time::MAX {
+                        heap.push(std::cmp::Reverse((t, n)));
+                    }
+                }
+                s.next = heap.peek().map_or(Time::MAX, |r| r.0 .0);
+                s.weibull = Some((heap, scales));
+            }
+            None => s.next = s.gap(0),
+        }
         s
+    }
+
+    /// A Weibull time to failure after `now`: `scale x (-ln(1 - u))^(1/shape)`, at least 1 us.
+    fn weibull_after(&mut self, now: Time, scale: f64, shape: f64) -> Time {
+        if !scale.is_finite() {
+            return Time::MAX;
+        }
+        let u: f64 = self.rng.random::<f64>();
+        let t = (scale * (-(1.0 - u).ln()).powf(1.0 / shape))
+            .ceil()
+            .max(1.0);
+        if t >= (Time::MAX - now) as f64 {
+            Time::MAX
+        } else {
+            now + t as Time
+        }
     }
 
     /// The instant of the failure after `now`.
@@ -129,6 +180,27 @@ impl FailureState {
 
     /// Draws the failure at `self.next`: (node, cause); and the one after.
     fn draw(&mut self, cluster: &Cluster) -> (u32, Cause) {
+        let cause = self.draw_cause();
+        if let Some((mut heap, scales)) = self.weibull.take() {
+            // Weibull: the node whose clock ran out; its next failure counts from the end of its repair.
+            let node = heap.pop().map_or(0, |r| r.0 .1);
+            let from = self.next.saturating_add(self.model.repair[cause.index()]);
+            let shape = self.model.weibull_shape.unwrap_or(1.0);
+            let t = self.weibull_after(from, scales[node as usize], shape);
+            if t < Time::MAX {
+                heap.push(std::cmp::Reverse((t, node)));
+            }
+            self.next = heap.peek().map_or(Time::MAX, |r| r.0 .0);
+            self.weibull = Some((heap, scales));
+            return (node, cause);
+        }
+        let gpu = self.rng.random_range(0..cluster.total_gpus);
+        self.next = self.gap(self.next);
+        (node_of_gpu(cluster, gpu), cause)
+    }
+
+    /// A cause in proportion to the causes' rates.
+    fn draw_cause(&mut self) -> Cause {
         let total: f64 = self.model.rate_per_gpu_hour();
         let mut x = self.rng.random::<f64>() * total;
         let mut cause = Cause::Software;
@@ -142,9 +214,7 @@ impl FailureState {
                 x -= r;
             }
         }
-        let gpu = self.rng.random_range(0..cluster.total_gpus);
-        self.next = self.gap(self.next);
-        (node_of_gpu(cluster, gpu), cause)
+        cause
     }
 
     fn group(&self, cluster: &Cluster, node: u32) -> usize {

@@ -1229,7 +1229,9 @@ impl<'a> Engine<'a> {
                     winner.is_feasible().then_some(winner),
                     &mut self.scratch,
                     Gate {
-                        first,
+                        // The window's winner already says whether committed capacity takes the job
+                        // (it was scored with these masks on this state): infeasible, go to the spill.
+                        first: if winner.is_feasible() { first } else { (0, 0) },
                         spill,
                         idle_taken: &self.idle_taken,
                     },

@@ -112,7 +112,7 @@ pub fn place_job(
         cluster, state, backend, policy, job, first, scratch, gate.first, gate,
     )?;
     match (placed, gate.spill) {
-        (None, Some(masks)) if masks != gate.first => place_masked(
+        (None, Some(masks)) if masks != gate.first && masks.0 != 0 => place_masked(
             cluster, state, backend, policy, job, None, scratch, masks, gate,
         ),
         (placed, _) => Ok(placed),
