@@ -395,10 +395,7 @@ pub fn build_with(
                 format!("the cluster would hold {total} GPUs; at most {MAX_GPUS} are allowed"),
             ));
         }
-        let name = p
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-{i}", preset.id));
+        let name = pool_name(p, i);
         if !names.insert(name.clone()) {
             return Err(InputError::field(
                 file,
@@ -588,8 +585,6 @@ pub fn build_with(
     })
 }
 
-/// `[failures]`: the Llama 3 defaults with the causes the file names overridden; spares must leave every
-/// domain (or rack) a node to place on.
 /// `[[sites]]`: names unique, PUE 1.2 unless given.
 fn sites(spec: &WorkloadFile, file: &str) -> Result<Vec<Site>, InputError> {
     let mut out: Vec<Site> = Vec::new();
@@ -644,6 +639,8 @@ fn check_power(cluster: &Cluster, file: &str) -> Result<(), InputError> {
     Ok(())
 }
 
+/// `[failures]`: the Llama 3 defaults with the causes the file names overridden; spares must leave every
+/// domain (or rack) a node to place on.
 fn failures(
     f: &super::spec::FailuresSpec,
     cluster: &Cluster,

@@ -458,6 +458,17 @@ fn show(unit: &str, v: f64) -> String {
     }
 }
 
+/// A table cell: "mean ± half-width", the mean alone below two runs, "-" without the metric.
+fn cell(c: &CombinationSummary, key: &str, unit: &str) -> String {
+    match c.metrics.iter().find(|(m, _)| m == key) {
+        Some((_, e)) if e.ci95.is_finite() => {
+            format!("{} ± {}", show(unit, e.mean), show(unit, e.ci95))
+        }
+        Some((_, e)) => show(unit, e.mean),
+        None => "-".into(),
+    }
+}
+
 fn axis_names(s: &Summary) -> Vec<String> {
     s.combinations
         .first()
@@ -489,13 +500,7 @@ pub fn summary_markdown(s: &Summary) -> String {
         let mut row: Vec<String> = c.params.iter().map(|(_, v)| v.clone()).collect();
         row.push(c.runs.to_string());
         for (k, _, unit) in &keys {
-            row.push(match c.metrics.iter().find(|(m, _)| m == k) {
-                Some((_, e)) if e.ci95.is_finite() => {
-                    format!("{} ± {}", show(unit, e.mean), show(unit, e.ci95))
-                }
-                Some((_, e)) => show(unit, e.mean),
-                None => "-".into(),
-            });
+            row.push(cell(c, k, unit));
         }
         let _ = writeln!(t, "| {} |", row.join(" | "));
     }
@@ -685,13 +690,7 @@ pub fn sweep_html(s: &Summary) -> String {
         }
         let _ = write!(table, "<td class=\"n\">{}</td>", c.runs);
         for (k, _, unit) in &keys {
-            let cell = match c.metrics.iter().find(|(m, _)| m == k) {
-                Some((_, e)) if e.ci95.is_finite() => {
-                    format!("{} ± {}", show(unit, e.mean), show(unit, e.ci95))
-                }
-                Some((_, e)) => show(unit, e.mean),
-                None => "-".into(),
-            };
+            let cell = cell(c, k, unit);
             let _ = write!(table, "<td class=\"n\">{}</td>", esc(&cell));
         }
         table += "</tr>\n";

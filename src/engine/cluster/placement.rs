@@ -38,17 +38,6 @@ pub struct Gate<'g> {
     pub idle_taken: &'g [u64],
 }
 
-impl Gate<'_> {
-    /// No gating: the job's GPU models.
-    pub fn models(job: &Job) -> Gate<'static> {
-        Gate {
-            first: (job.model_mask, job.rollout.map_or(0, |g| g.model_mask)),
-            spill: None,
-            idle_taken: &[],
-        }
-    }
-}
-
 /// Allocates a gang of `gpus` anchored at `winner`'s domain. The winner must come from the current state.
 pub fn allocate(
     cluster: &Cluster,
