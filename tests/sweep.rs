@@ -140,6 +140,27 @@ fn bad_sweeps_exit_2_before_running() {
             .stderr(predicate::str::contains(want));
         assert!(!dir.exists(), "{args:?} wrote {}", dir.display());
     }
+    // More array tasks than Slurm's MaxArraySize, and a Slurm option of two words: refused, nothing written.
+    for (extra, want) in [
+        (
+            vec!["--slurm", "--max-array-size", "5"],
+            "above MaxArraySize 5; allowed: a chunk of at least 3",
+        ),
+        (vec!["--slurm", "--partition", "a b"], "--partition"),
+    ] {
+        let dir = tmp.path().join("bad");
+        bin()
+            .arg("sweep")
+            .arg(repo("workloads/quickstart.toml"))
+            .args(GRID)
+            .args(["--seeds", "1..3", "--out"])
+            .arg(&dir)
+            .args(&extra)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(want));
+        assert!(!dir.exists(), "{extra:?} wrote {}", dir.display());
+    }
     bin()
         .args(["sweep-task"])
         .arg(tmp.path())

@@ -46,6 +46,10 @@ pub struct SweepArgs {
     /// Array tasks (or Kubernetes pods) at once.
     #[arg(long, default_value_t = 16)]
     pub max_parallel: usize,
+    /// With --slurm: the cluster's MaxArraySize (Slurm's default is 1001): more tasks are refused before
+    /// anything is written (raise --chunk).
+    #[arg(long, default_value_t = 1001)]
+    pub max_array_size: usize,
     /// Slurm partition.
     #[arg(long)]
     pub partition: Option<String>,
@@ -89,6 +93,9 @@ pub struct SweepTaskArgs {
     pub index: usize,
 }
 
+/// Most completions of a Kubernetes Indexed Job.
+const K8S_MAX_COMPLETIONS: usize = 100_000;
+
 fn flag_error(flag: &str, msg: impl Into<String>) -> anyhow::Error {
     InputError::field("command line", flag, msg).into()
 }
@@ -115,20 +122,60 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             format!("cannot read: {e}"),
         )
     })?;
+    // Fail fast, with the loader's located message, before anything is written: the first combination
+    // with the file's own seed (which is also the default seed list).
+    let (mut ov, mut ed) = Default::default();
+    for a in &axes {
+        a.apply(&a.values[0], &mut ov, &mut ed)
+            .map_err(|e| flag_error("--grid", e))?;
+    }
+    let w = crate::input::workload::load_edited(&file_abs, ov, &ed)?;
+    crate::engine::serving::check_limits(&w)?;
     let seeds = match &args.seeds {
         Some(s) => parse_seeds(s).map_err(|e| flag_error("--seeds", e))?,
-        None => {
-            vec![crate::input::workload::load(&file_abs, Default::default())?.seed]
-        }
+        None => vec![w.seed],
     };
     let plan = Plan::new(file_abs.display().to_string(), axes, seeds, args.chunk)
         .map_err(|e| flag_error("--grid/--seeds", e))?;
-    // Fail fast, with the loader's located message, before anything is written.
-    let (ov, ed) = plan
-        .settings(&plan.run(0))
-        .map_err(|e| flag_error("--grid", e))?;
-    let w = crate::input::workload::load_edited(&file_abs, ov, &ed)?;
-    crate::engine::serving::check_limits(&w)?;
+    // What the cluster would refuse, refused now.
+    if args.slurm {
+        if plan.tasks() > args.max_array_size {
+            return Err(flag_error(
+                "--chunk",
+                format!(
+                    "{} runs in chunks of {} make {} array tasks, above MaxArraySize {}; allowed: a chunk of \
+                     at least {}",
+                    plan.len(),
+                    plan.chunk,
+                    plan.tasks(),
+                    args.max_array_size,
+                    plan.len().div_ceil(args.max_array_size.max(1))
+                ),
+            ));
+        }
+        for (flag, v) in [
+            ("--partition", &args.partition),
+            ("--time", &args.time),
+            ("--account", &args.account),
+        ] {
+            if let Some(v) = v {
+                slurm_value(flag, v)?;
+            }
+        }
+    }
+    if args.k8s && plan.tasks() > K8S_MAX_COMPLETIONS {
+        return Err(flag_error(
+            "--chunk",
+            format!(
+                "{} runs in chunks of {} make {} completions, above the {K8S_MAX_COMPLETIONS} an Indexed Job \
+                 allows; allowed: a chunk of at least {}",
+                plan.len(),
+                plan.chunk,
+                plan.tasks(),
+                plan.len().div_ceil(K8S_MAX_COMPLETIONS)
+            ),
+        ));
+    }
     for a in plan.axes.iter().filter(|a| a.name.starts_with("pool.")) {
         for v in &a.values {
             let mut ov = crate::input::workload::Overrides::default();
