@@ -15,7 +15,7 @@ const POLICIES: std::ops::Range<u32> = 0..POLICY_COUNT;
 
 /// Batch sizes (jobs x candidates): edges of a wave and of a workgroup, reuse after growing and shrinking,
 /// and one large round.
-const SIZES: [(usize, usize); 10] = [
+const SIZES: [(usize, usize); 12] = [
     (0, 5),
     (5, 0),
     (7, 1),
@@ -24,6 +24,8 @@ const SIZES: [(usize, usize); 10] = [
     (9, 65),
     (33, 4097),
     (3, 2),
+    (11, 4),
+    (6, 5),
     (300, 20_000),
     (17, 129),
 ];

@@ -20,7 +20,7 @@ pub mod placement;
 pub mod queue;
 pub mod sharing;
 
-use crate::domain::cluster::{span, Allocation, ClusterState, Contract, LEVEL_POOL};
+use crate::domain::cluster::{Allocation, ClusterState, Contract, LEVEL_POOL};
 use crate::domain::workload::{Backfill, Job, QueuePolicy, Time, Workload};
 use crate::kernel::placement::{CostBackend, KernelError};
 use placement::{job_record, Gate, KernelStats, Scratch};
@@ -119,6 +119,18 @@ fn gpus_per_domain<'a>(
     }
     out.sort_unstable();
     out
+}
+
+/// Distinct nodes a placement's gangs touch (most placements are one slice: no set is built).
+fn distinct_nodes(gangs: &[Allocation]) -> u32 {
+    let slices: usize = gangs.iter().map(Vec::len).sum();
+    if slices <= 1 {
+        return slices as u32;
+    }
+    let mut nodes: Vec<u32> = gangs.iter().flatten().map(|&(n, _)| n).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes.len() as u32
 }
 
 /// A placement's consequences.
@@ -609,6 +621,12 @@ impl<'a> Engine<'a> {
             self.out[j].state = JobState::Unschedulable;
             self.jobs_done += 1;
         }
+        // Segments still open (none, as every start schedules its end) keep their gangs.
+        for l in &mut self.live {
+            if l.running {
+                self.segments[l.segment].gangs = std::mem::take(&mut l.gangs);
+            }
+        }
         progress(self.progress());
         let mut kernel = self.scratch.stats;
         kernel.kernel_calls += self.what_if.stats.kernel_calls;
@@ -878,7 +896,10 @@ impl<'a> Engine<'a> {
         self.by_end.remove(&(self.live[j].end, j as u32));
         self.live[j].running = false;
         self.live[j].epoch += 1;
-        self.segments[self.live[j].segment].end = self.now;
+        // The segment gets its gangs when it closes: they do not change while it is open.
+        let seg = &mut self.segments[self.live[j].segment];
+        seg.end = self.now;
+        seg.gangs = gangs;
         self.busy -= held;
         if self.w.jobs[j].kind == crate::domain::workload::JobKind::Inference {
             self.inference_busy -= held;
@@ -891,11 +912,7 @@ impl<'a> Engine<'a> {
         if let Some(f) = &mut self.fair {
             f.hold(&self.w.cluster, j, &gangs, true);
         }
-        let (mut domains, mut nodes) = (0, 0);
-        let all: Allocation = gangs.iter().flatten().copied().collect();
-        if !all.is_empty() {
-            (domains, nodes) = span(&self.w.cluster, &all);
-        }
+        let nodes = distinct_nodes(&gangs);
         let PlacementCost {
             per_domain,
             factor,
@@ -912,13 +929,15 @@ impl<'a> Engine<'a> {
             .unwrap_or(0);
         let run = run.saturating_add(startup);
         self.live[j].startup = startup;
+        let domains = per_domain.len() as u32;
         self.live[j].segment = self.segments.len();
         self.segments.push(Segment {
             job: j as u32,
             start: self.now,
             end: self.now,
             domains: per_domain,
-            gangs: gangs.clone(),
+            // Filled by `stop` (or at the end of the run): no copy while the job runs.
+            gangs: Vec::new(),
         });
         let o = &mut self.out[j];
         o.start.get_or_insert(self.now);
@@ -1009,19 +1028,15 @@ impl<'a> Engine<'a> {
         order: &[(queue::Key, usize)],
         positions: &[usize],
     ) -> Result<(), KernelError> {
-        let masks: Vec<u32> = positions
-            .iter()
-            .map(|&p| self.gate_masks(&self.state, order[p].1).0 .0)
-            .collect();
+        let mut jobs = std::mem::take(&mut self.scratch.jobs);
+        jobs.clear();
+        jobs.extend(positions.iter().map(|&p| {
+            let j = order[p].1;
+            job_record(&self.w.jobs[j], self.gate_masks(&self.state, j).0 .0)
+        }));
         let s = &mut self.scratch;
+        s.jobs = jobs;
         s.refresh(&self.w.cluster, &self.state);
-        s.jobs.clear();
-        s.jobs.extend(
-            positions
-                .iter()
-                .zip(masks)
-                .map(|(&p, mask)| job_record(&self.w.jobs[order[p].1], mask)),
-        );
         self.backend.best_candidates(
             crate::kernel::placement::policy_id(self.w.scheduler.placement),
             &s.jobs,
@@ -1078,10 +1093,10 @@ impl<'a> Engine<'a> {
         &mut self,
         order: &mut Vec<(queue::Key, usize)>,
         i: usize,
-        complete: bool,
+        complete: &mut bool,
         skipped: &mut Option<queue::Key>,
     ) -> bool {
-        if complete {
+        if *complete {
             return i < order.len();
         }
         if let Some(f) = &mut self.fair {
@@ -1109,6 +1124,12 @@ impl<'a> Engine<'a> {
                 }
             } else {
                 self.pending.next_after(last, WINDOW, order);
+            }
+            // A short batch ends the queue for this round: without preemption nothing joins the queue
+            // during a round, and the gang sizes greedy admits only shrink. Later positions need no
+            // further lookups (the last one, past the end, was a whole lookup of its own).
+            if order.len() - before < WINDOW && !self.preemptive() {
+                *complete = true;
             }
             if order.len() == before {
                 return false;
@@ -1146,7 +1167,7 @@ impl<'a> Engine<'a> {
         // not fit does not fit on less: when nothing was released since the last round (the free GPUs of
         // every node only shrank), only the jobs queued since then can start. Walking just them, in queue
         // order, gives the same schedule as walking the whole queue.
-        let complete = sched.backfill == Backfill::Greedy
+        let mut complete = sched.backfill == Backfill::Greedy
             && !self.preemptive()
             && !self.freed
             && self.fair.is_none();
@@ -1180,7 +1201,7 @@ impl<'a> Engine<'a> {
         let mut reservation: Option<Reservation> = None;
         let mut scanned_behind = 0u32;
         let mut i = 0;
-        while self.fetch(&mut order, i, complete, &mut skipped) {
+        while self.fetch(&mut order, i, &mut complete, &mut skipped) {
             if blocked {
                 if scanned_behind >= sched.backfill_depth || self.state.total_free == 0 {
                     break;
@@ -1201,7 +1222,8 @@ impl<'a> Engine<'a> {
                 // (Not under fair share: which job comes next depends on what starts before it.)
                 if blocked && self.fair.is_none() {
                     let mut p = i + 1;
-                    while window.len() < WINDOW && self.fetch(&mut order, p, complete, &mut skipped)
+                    while window.len() < WINDOW
+                        && self.fetch(&mut order, p, &mut complete, &mut skipped)
                     {
                         if self.may_fit_now(order[p].1)
                             && !self.breaks_reservation(&reservation, order[p].1)

@@ -122,31 +122,35 @@ impl Pending {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
         let mut left_out: Option<Key> = None;
-        // A merge of the admitted classes' ranges, smallest head first.
+        // A merge of the admitted classes' ranges: each class's next key beside its range, the smallest
+        // key taken first.
         let mut heads = Vec::new();
         for (b, c) in self.classes.iter().enumerate() {
             if c.is_empty() {
                 continue;
             }
-            let mut r = c.range((lower, Unbounded)).peekable();
+            let mut r = c.range((lower, Unbounded));
+            let Some(&k) = r.next() else { continue };
             if (1u64 << b) > max_gpus {
-                if let Some(&&k) = r.peek() {
-                    left_out = Some(left_out.map_or(k, |l| l.min(k)));
-                }
-            } else if r.peek().is_some() {
-                heads.push(r);
+                left_out = Some(left_out.map_or(k, |l| l.min(k)));
+            } else {
+                heads.push((k, r));
             }
         }
         for _ in 0..n {
-            let Some(best) = (0..heads.len()).min_by_key(|&h| heads[h].peek().copied()) else {
+            let mut best = 0;
+            for h in 1..heads.len() {
+                if heads[h].0 < heads[best].0 {
+                    best = h;
+                }
+            }
+            let Some((k, r)) = heads.get_mut(best) else {
                 break;
             };
-            match heads[best].next() {
-                Some(&k) => out.push((k, k.1 as usize)),
-                None => break,
-            }
-            if heads[best].peek().is_none() {
-                drop(heads.swap_remove(best));
+            out.push((*k, k.1 as usize));
+            match r.next() {
+                Some(&next) => *k = next,
+                None => drop(heads.swap_remove(best)),
             }
         }
         left_out

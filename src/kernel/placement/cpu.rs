@@ -120,6 +120,22 @@ pub fn best_candidate(policy: u32, job: &JobRecord, candidates: &[CandidateRecor
     lanes[0]
 }
 
+/// One job's winner by a plain scan in candidate order: the kernel's tie rule (lowest cost, then lowest
+/// index) is what a strict `<` keeps, so this equals [`best_candidate`]; for calls over a few candidates.
+pub fn best_of_few(policy: u32, job: &JobRecord, candidates: &[CandidateRecord]) -> Winner {
+    let mut best = Winner::NONE;
+    for (i, c) in candidates.iter().enumerate() {
+        let cost = pair_cost(policy, job, c, i as u32);
+        if cost < best.cost {
+            best = Winner {
+                cost,
+                candidate: i as u32,
+            };
+        }
+    }
+    best
+}
+
 /// Lanes of one SIMD wave of the CPU twin (a multiple of the AVX2 width; the winner does not depend on it).
 pub const LANES: usize = 16;
 
@@ -320,6 +336,10 @@ fn waves_generic<const POLICY: u32>(job: &JobRecord, c: &CandidateLanes) -> Winn
 /// and back costs about as much); `bench-kernel`'s batches are far larger.
 pub const PARALLEL_PAIRS: usize = 1 << 18;
 
+/// Calls over at most this many candidates take [`best_of_few`] (identical results): filling the lanes, or
+/// the shader's 64 lanes and tree reduction, cost more than scoring so few.
+pub const SCALAR_CANDIDATES: usize = 4;
+
 thread_local! {
     /// The struct-of-arrays buffers, kept between calls on this thread.
     static LANES_BUF: std::cell::RefCell<CandidateLanes> = std::cell::RefCell::new(CandidateLanes::default());
@@ -346,6 +366,11 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
+        // A handful of candidates (a pooled partition is one): the scalar twin, with no lanes to refill.
+        if candidates.len() <= SCALAR_CANDIDATES {
+            out.extend(jobs.iter().map(|j| best_of_few(policy, j, candidates)));
+            return Ok(());
+        }
         LANES_BUF.with(|buf| {
             let mut lanes = buf.borrow_mut();
             lanes.refill(candidates);
