@@ -37,7 +37,7 @@ use crate::perf::inference::{PowerFractions, ServiceModel};
 use crate::perf::kv_transfer::KvTransfer;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 /// One inference request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -505,12 +505,16 @@ struct PrefixCache {
     clock: u64,
 }
 
-/// The distinct values of `ids`, sorted.
-fn distinct(ids: &[u64]) -> Vec<u64> {
+/// The distinct values of `ids`, sorted: `ids` itself when it is already strictly increasing (as hash ids
+/// usually are), else a sorted copy without repeats.
+fn distinct(ids: &[u64]) -> std::borrow::Cow<'_, [u64]> {
+    if ids.windows(2).all(|w| w[0] < w[1]) {
+        return std::borrow::Cow::Borrowed(ids);
+    }
     let mut v = ids.to_vec();
     v.sort_unstable();
     v.dedup();
-    v
+    std::borrow::Cow::Owned(v)
 }
 
 impl PrefixCache {
@@ -703,6 +707,12 @@ struct Sim<'a> {
     drained: Vec<(usize, u64)>,
     /// Recent (first token time, TTFT), kept only for a live run with an SLO target ([`LiveSim::ttft_p90`]).
     ttfts: Option<VecDeque<(u64, u64)>>,
+    /// The router's index: replicas that take new requests (serving, not decode-only), by index, and the
+    /// same by (outstanding, index). Rebuilt after a power change (rare), kept as loads change.
+    routable: Vec<u32>,
+    by_load: BTreeSet<(u64, u32)>,
+    /// A power change since the index was built.
+    routing_dirty: bool,
 }
 
 /// Simulates `requests` (any order; served by arrival, ties in input order) on replicas whose speed is
@@ -886,6 +896,9 @@ impl<'a> Sim<'a> {
             now: 0,
             drained: Vec::new(),
             ttfts: None,
+            routable: Vec::new(),
+            by_load: BTreeSet::new(),
+            routing_dirty: true,
         })
     }
 
@@ -932,6 +945,7 @@ impl<'a> Sim<'a> {
                         continue; // cancelled (or restarted later) since
                     }
                     rep.power = Power::Serving;
+                    self.routing_dirty = true;
                     self.record_active(t);
                     if !self.replicas[r].waiting.is_empty() && !self.replicas[r].kicked {
                         self.replicas[r].kicked = true;
@@ -999,9 +1013,9 @@ impl<'a> Sim<'a> {
         let r = self.route(q);
         self.out[q].replica = Some(r as u32);
         self.cut_decode_run(r, t);
+        self.add_outstanding(r, 1);
         let rep = &mut self.replicas[r];
         rep.waiting.push_back(q);
-        rep.outstanding += 1;
         if rep.iteration.is_none() && !rep.kicked {
             rep.kicked = true;
             self.push(t, Event::Kick(r));
@@ -1009,22 +1023,94 @@ impl<'a> Sim<'a> {
         self.maybe_scale_up(t);
     }
 
+    /// Whether replica `r` takes new requests: serving, and not a decode-only replica.
+    fn is_routable(&self, r: usize) -> bool {
+        self.replicas[r].power == Power::Serving && self.replicas[r].role != Role::Decode
+    }
+
+    /// Changes replica `r`'s outstanding requests by `delta`, keeping the router's index.
+    fn add_outstanding(&mut self, r: usize, delta: i64) {
+        let old = self.replicas[r].outstanding;
+        let new = old.checked_add_signed(delta).unwrap_or(0);
+        self.replicas[r].outstanding = new;
+        if !self.routing_dirty && self.is_routable(r) {
+            self.by_load.remove(&(old, r as u32));
+            self.by_load.insert((new, r as u32));
+        }
+    }
+
+    /// Rebuilds the router's index if a power change made it stale.
+    fn refresh_routing(&mut self) {
+        if !self.routing_dirty {
+            return;
+        }
+        self.routable.clear();
+        self.by_load.clear();
+        for r in 0..self.replicas.len() {
+            if self.is_routable(r) {
+                self.routable.push(r as u32);
+                self.by_load
+                    .insert((self.replicas[r].outstanding, r as u32));
+            }
+        }
+        self.routing_dirty = false;
+    }
+
+    /// The replica a new request goes to. Round robin cycles over the routable replicas in index order;
+    /// least-outstanding takes the fewest outstanding requests (ties: lowest index); kv-aware, among the
+    /// replicas within `kv_load_slack` of the least loaded, the longest cached prefix (ties: fewer
+    /// outstanding, then lowest index). Each reads the index, so a request costs O(log replicas), plus the
+    /// prefix lookups of the replicas within the slack under kv-aware.
     fn route(&mut self, q: usize) -> usize {
-        let mut serving: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| {
-                self.replicas[i].power == Power::Serving && self.replicas[i].role != Role::Decode
-            })
-            .collect();
-        // At least one replica serves (min_replicas >= 1, and scale-down keeps it); a live service between
-        // its replicas may have only starting ones: the request waits on one of them.
-        if serving.is_empty() {
-            serving = (0..self.replicas.len())
+        self.refresh_routing();
+        debug_assert!(self.by_load.iter().map(|&(_, r)| r).eq({
+            let mut v = self.routable.clone();
+            v.sort_by_key(|&r| (self.replicas[r as usize].outstanding, r));
+            v
+        }));
+        if self.routable.is_empty() {
+            // At least one replica serves (min_replicas >= 1, and scale-down keeps it); a live service
+            // between its replicas may have only starting ones: the request waits on one of them.
+            let mut up: Vec<usize> = (0..self.replicas.len())
                 .filter(|&i| self.replicas[i].power != Power::Off)
                 .collect();
+            if up.is_empty() {
+                up.push(0);
+            }
+            return self.route_among(q, &up);
         }
-        if serving.is_empty() {
-            serving.push(0);
+        match self.cfg.router {
+            Router::RoundRobin => {
+                let r = self.routable[self.rr % self.routable.len()] as usize;
+                self.rr += 1;
+                r
+            }
+            Router::LeastOutstanding => self.by_load.first().map_or(0, |&(_, r)| r as usize),
+            Router::KvAware => {
+                let least = self.by_load.first().map_or(0, |&(l, _)| l);
+                let limit = least + u64::from(self.cfg.kv_load_slack);
+                let ids = self.ids(q);
+                // In (load, index) order, so the first replica with the most hits wins the ties.
+                let mut best: Option<(usize, u32)> = None;
+                for &(load, r) in &self.by_load {
+                    if load > limit {
+                        break;
+                    }
+                    let hits = self.replicas[r as usize].cache.prefix_hits(ids);
+                    if best.is_none_or(|(h, _)| hits > h) {
+                        best = Some((hits, r));
+                        if hits == ids.len() {
+                            break; // nothing beats a whole-prefix hit at the lowest load
+                        }
+                    }
+                }
+                best.map_or(0, |(_, r)| r as usize)
+            }
         }
+    }
+
+    /// [`Sim::route`]'s rule over an explicit list of replicas (`serving`, in index order, not empty).
+    fn route_among(&mut self, q: usize, serving: &[usize]) -> usize {
         let load = |i: usize| self.replicas[i].outstanding;
         match self.cfg.router {
             Router::RoundRobin => {
@@ -1055,11 +1141,16 @@ impl<'a> Sim<'a> {
         let own = self.own_tokens(q);
         let block = self.block;
         let prompt = u64::from(self.reqs[q].prompt_tokens);
-        let ids: Vec<u64> = self.ids(q).to_vec();
+        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids: &[u64] = if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        };
         let rep = &mut self.replicas[r];
-        let unique = distinct(&ids);
+        let unique = distinct(ids);
         let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
-        for h in &unique {
+        for h in unique.iter() {
             match rep.cache.blocks.get(h) {
                 None => new_blocks += 1,
                 Some(b) if b.refs == 0 => idle_hits += 1,
@@ -1073,8 +1164,8 @@ impl<'a> Sim<'a> {
         if need > free + evictable {
             return None;
         }
-        let hits = rep.cache.prefix_hits(&ids) as u64;
-        rep.cache.pin(&ids);
+        let hits = rep.cache.prefix_hits(ids) as u64;
+        rep.cache.pin(ids);
         if need > free {
             rep.cache.evict((need - free).div_ceil(block));
         }
@@ -1330,9 +1421,14 @@ impl<'a> Sim<'a> {
         };
         self.set_pages(r, q, 0);
         let keep = self.cfg.prefix_caching;
-        let ids: Vec<u64> = self.ids(q).to_vec();
+        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids: &[u64] = if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        };
         let rep = &mut self.replicas[r];
-        rep.cache.unpin(&ids, keep);
+        rep.cache.unpin(ids, keep);
         rep.running.retain(|&x| x != q);
         rep.prefilling.retain(|&x| x != q);
         rep.waiting.push_front(q);
@@ -1346,11 +1442,16 @@ impl<'a> Sim<'a> {
     /// leaving the watermark free; returns the prompt tokens found in the prefix cache.
     fn try_admit_paged(&mut self, r: usize, q: usize) -> Option<u64> {
         let page = u64::from(self.cfg.block_size);
-        let ids: Vec<u64> = self.ids(q).to_vec();
-        let unique = distinct(&ids);
+        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids: &[u64] = if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        };
+        let unique = distinct(ids);
         let rep = &self.replicas[r];
         let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
-        for h in &unique {
+        for h in unique.iter() {
             match rep.cache.blocks.get(h) {
                 None => new_blocks += 1,
                 Some(b) if b.refs == 0 => idle_hits += 1,
@@ -1365,9 +1466,9 @@ impl<'a> Sim<'a> {
         if need + watermark > avail {
             return None;
         }
-        let hits = rep.cache.prefix_hits(&ids) as u64;
+        let hits = rep.cache.prefix_hits(ids) as u64;
         let rep = &mut self.replicas[r];
-        rep.cache.pin(&ids);
+        rep.cache.pin(ids);
         if need > free {
             // New blocks and pages need more than is free: evict idle blocks (never the ones just pinned).
             rep.cache.evict((need - free).div_ceil(self.block));
@@ -1599,13 +1700,18 @@ impl<'a> Sim<'a> {
         let arrive = start + dis.transfer.us(tokens, dis.domains[d] == home);
         self.set_pages(r, q, 0);
         let keep = self.cfg.prefix_caching;
-        let ids: Vec<u64> = self.ids(q).to_vec();
+        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids: &[u64] = if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        };
         let rep = &mut self.replicas[r];
-        rep.cache.unpin(&ids, keep);
+        rep.cache.unpin(ids, keep);
         rep.link_free_at = arrive;
-        rep.outstanding -= 1;
         rep.stats.kv_sent += 1;
-        self.replicas[d].outstanding += 1;
+        self.add_outstanding(r, -1);
+        self.add_outstanding(d, 1);
         let out = &mut self.out[q];
         out.replica = Some(d as u32);
         out.kv_transfer_us = Some(arrive - t);
@@ -1664,6 +1770,7 @@ impl<'a> Sim<'a> {
         let rep = &mut self.replicas[r];
         if rep.power == Power::Draining && rep.outstanding == 0 && rep.iteration.is_none() {
             rep.power = Power::Off;
+            self.routing_dirty = true;
             rep.stats.powered_us += t - rep.powered_since;
             rep.cache.clear();
             self.drained.push((r, t));
@@ -1675,17 +1782,22 @@ impl<'a> Sim<'a> {
         self.out[q].output_tokens = self.progress[q].generated;
         let own = self.own_tokens(q);
         let keep = self.cfg.prefix_caching;
-        let ids: Vec<u64> = self.ids(q).to_vec();
         if self.cfg.admission == Admission::Paged {
             self.set_pages(r, q, 0);
         }
+        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids: &[u64] = if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        };
         let rep = &mut self.replicas[r];
         if self.cfg.admission == Admission::Reserve {
             rep.own_tokens -= own;
         }
-        rep.cache.unpin(&ids, keep);
-        rep.outstanding -= 1;
+        rep.cache.unpin(ids, keep);
         rep.stats.requests += 1;
+        self.add_outstanding(r, -1);
         self.release_children(q, t);
     }
 
@@ -1723,6 +1835,7 @@ impl<'a> Sim<'a> {
         if let Some(i) = self.replicas.iter().position(|r| r.power == Power::Off) {
             let rep = &mut self.replicas[i];
             rep.power = Power::Starting;
+            self.routing_dirty = true;
             rep.powered_since = t;
             rep.ready_at = t + a.scale_up_delay_us;
             self.push(t + a.scale_up_delay_us, Event::Ready(i));
@@ -1758,6 +1871,7 @@ impl<'a> Sim<'a> {
             };
             let rep = &mut self.replicas[i];
             rep.power = Power::Off;
+            self.routing_dirty = true;
             rep.stats.powered_us += t - rep.powered_since;
             rep.cache.clear();
             self.record_active(t);
@@ -1894,6 +2008,7 @@ impl LiveSim {
         };
         let rep = &mut s.replicas[r];
         rep.power = Power::Starting;
+        s.routing_dirty = true;
         rep.powered_since = t;
         rep.ready_at = ready_at;
         s.push(ready_at, Event::Ready(r));
@@ -1908,6 +2023,7 @@ impl LiveSim {
             .iter()
             .rposition(|x| x.power == Power::Draining)?;
         self.sim.replicas[r].power = Power::Serving;
+        self.sim.routing_dirty = true;
         self.sim.record_active(t);
         Some(r)
     }
@@ -1924,12 +2040,14 @@ impl LiveSim {
             if s.replicas[r].outstanding == 0 {
                 let rep = &mut s.replicas[r];
                 rep.power = Power::Off;
+                s.routing_dirty = true;
                 rep.stats.powered_us += t - rep.powered_since;
                 return Some((r, true));
             }
         }
         let r = s.replicas.iter().rposition(|x| x.power == Power::Serving)?;
         s.replicas[r].power = Power::Draining;
+        s.routing_dirty = true;
         s.record_active(t);
         s.turn_off_if_drained(r, t);
         if s.replicas[r].power == Power::Off {
