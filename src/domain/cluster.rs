@@ -439,10 +439,22 @@ pub fn span(cluster: &Cluster, alloc: &Allocation) -> (u32, u32) {
         .collect();
     domains.sort_unstable();
     domains.dedup();
-    let mut nodes: Vec<u32> = alloc.iter().map(|&(n, _)| n).collect();
+    (
+        domains.len() as u32,
+        distinct_nodes(std::slice::from_ref(alloc)),
+    )
+}
+
+/// Distinct nodes a placement's gangs touch (most placements are one slice: no set is built).
+pub fn distinct_nodes(gangs: &[Allocation]) -> u32 {
+    let slices: usize = gangs.iter().map(Vec::len).sum();
+    if slices <= 1 {
+        return slices as u32;
+    }
+    let mut nodes: Vec<u32> = gangs.iter().flatten().map(|&(n, _)| n).collect();
     nodes.sort_unstable();
     nodes.dedup();
-    (domains.len() as u32, nodes.len() as u32)
+    nodes.len() as u32
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub mod placement;
 pub mod queue;
 pub mod sharing;
 
-use crate::domain::cluster::{Allocation, ClusterState, Contract, LEVEL_POOL};
+use crate::domain::cluster::{distinct_nodes, Allocation, ClusterState, Contract, LEVEL_POOL};
 use crate::domain::workload::{Backfill, Job, QueuePolicy, Time, Workload};
 use crate::kernel::placement::{CostBackend, KernelError};
 use placement::{job_record, Gate, KernelStats, Scratch};
@@ -119,18 +119,6 @@ fn gpus_per_domain<'a>(
     }
     out.sort_unstable();
     out
-}
-
-/// Distinct nodes a placement's gangs touch (most placements are one slice: no set is built).
-fn distinct_nodes(gangs: &[Allocation]) -> u32 {
-    let slices: usize = gangs.iter().map(Vec::len).sum();
-    if slices <= 1 {
-        return slices as u32;
-    }
-    let mut nodes: Vec<u32> = gangs.iter().flatten().map(|&(n, _)| n).collect();
-    nodes.sort_unstable();
-    nodes.dedup();
-    nodes.len() as u32
 }
 
 /// A placement's consequences.

@@ -1023,36 +1023,46 @@ impl<'a> Sim<'a> {
         self.maybe_scale_up(t);
     }
 
-    /// Whether replica `r` takes new requests: serving, and not a decode-only replica.
-    fn is_routable(&self, r: usize) -> bool {
-        self.replicas[r].power == Power::Serving && self.replicas[r].role != Role::Decode
-    }
-
     /// Changes replica `r`'s outstanding requests by `delta`, keeping the router's index.
     fn add_outstanding(&mut self, r: usize, delta: i64) {
         let old = self.replicas[r].outstanding;
         let new = old.checked_add_signed(delta).unwrap_or(0);
         self.replicas[r].outstanding = new;
-        if !self.routing_dirty && self.is_routable(r) {
-            self.by_load.remove(&(old, r as u32));
+        if !self.routing_dirty && self.by_load.remove(&(old, r as u32)) {
             self.by_load.insert((new, r as u32));
         }
     }
 
-    /// Rebuilds the router's index if a power change made it stale.
+    /// Rebuilds the router's index if a power change made it stale. The replicas a request may go to:
+    /// the serving ones that take prompts (not decode-only); when none serves (a live service between its
+    /// replicas may have only starting ones), those not off, where the request waits; else replica 0.
     fn refresh_routing(&mut self) {
         if !self.routing_dirty {
             return;
         }
-        self.routable.clear();
-        self.by_load.clear();
-        for r in 0..self.replicas.len() {
-            if self.is_routable(r) {
-                self.routable.push(r as u32);
-                self.by_load
-                    .insert((self.replicas[r].outstanding, r as u32));
-            }
+        let n = self.replicas.len();
+        let serving = |x: &Replica| x.power == Power::Serving && x.role != Role::Decode;
+        self.routable = (0..n as u32)
+            .filter(|&r| serving(&self.replicas[r as usize]))
+            .collect();
+        if self.routable.is_empty() {
+            self.routable = (0..n as u32)
+                .filter(|&r| self.replicas[r as usize].power != Power::Off)
+                .collect();
         }
+        if self.routable.is_empty() {
+            self.routable.push(0);
+        }
+        self.by_load = self
+            .routable
+            .iter()
+            .map(|&r| {
+                (
+                    self.replicas.get(r as usize).map_or(0, |x| x.outstanding),
+                    r,
+                )
+            })
+            .collect();
         self.routing_dirty = false;
     }
 
@@ -1065,20 +1075,14 @@ impl<'a> Sim<'a> {
         self.refresh_routing();
         debug_assert!(self.by_load.iter().map(|&(_, r)| r).eq({
             let mut v = self.routable.clone();
-            v.sort_by_key(|&r| (self.replicas[r as usize].outstanding, r));
+            v.sort_by_key(|&r| {
+                (
+                    self.replicas.get(r as usize).map_or(0, |x| x.outstanding),
+                    r,
+                )
+            });
             v
         }));
-        if self.routable.is_empty() {
-            // At least one replica serves (min_replicas >= 1, and scale-down keeps it); a live service
-            // between its replicas may have only starting ones: the request waits on one of them.
-            let mut up: Vec<usize> = (0..self.replicas.len())
-                .filter(|&i| self.replicas[i].power != Power::Off)
-                .collect();
-            if up.is_empty() {
-                up.push(0);
-            }
-            return self.route_among(q, &up);
-        }
         match self.cfg.router {
             Router::RoundRobin => {
                 let r = self.routable[self.rr % self.routable.len()] as usize;
@@ -1105,33 +1109,6 @@ impl<'a> Sim<'a> {
                     }
                 }
                 best.map_or(0, |(_, r)| r as usize)
-            }
-        }
-    }
-
-    /// [`Sim::route`]'s rule over an explicit list of replicas (`serving`, in index order, not empty).
-    fn route_among(&mut self, q: usize, serving: &[usize]) -> usize {
-        let load = |i: usize| self.replicas[i].outstanding;
-        match self.cfg.router {
-            Router::RoundRobin => {
-                let r = serving[self.rr % serving.len()];
-                self.rr += 1;
-                r
-            }
-            Router::LeastOutstanding => serving
-                .iter()
-                .copied()
-                .min_by_key(|&i| (load(i), i))
-                .unwrap_or(0),
-            Router::KvAware => {
-                let least = serving.iter().map(|&i| load(i)).min().unwrap_or(0);
-                let ids = self.ids(q);
-                serving
-                    .iter()
-                    .copied()
-                    .filter(|&i| load(i) <= least + u64::from(self.cfg.kv_load_slack))
-                    .min_by_key(|&i| (Reverse(self.replicas[i].cache.prefix_hits(ids)), load(i), i))
-                    .unwrap_or(0)
             }
         }
     }
