@@ -335,6 +335,9 @@ pub struct ClusterState {
     pub pool_free: Vec<u64>,
     /// Free GPUs in the cluster.
     pub total_free: u64,
+    /// One bit per domain, set while it has a free GPU (`domain_free > 0`): who walks only the domains
+    /// with free GPUs ([`ClusterState::domains_with_free`]) skips 64 full domains per word.
+    with_free: Vec<u64>,
 }
 
 impl ClusterState {
@@ -353,7 +356,14 @@ impl ClusterState {
             rack_free[cluster.domain_rack[d] as usize] += preset.domain_gpus() as u64;
         }
         let pool_free = cluster.pools.iter().map(Pool::gpus).collect();
+        let mut with_free = vec![0u64; domain_free.len().div_ceil(64)];
+        for (d, &f) in domain_free.iter().enumerate() {
+            if f > 0 {
+                with_free[d / 64] |= 1 << (d % 64);
+            }
+        }
         ClusterState {
+            with_free,
             node_free,
             domain_free,
             rack_free,
@@ -400,6 +410,7 @@ impl ClusterState {
             left -= take;
         }
         self.domain_free[domain as usize] -= gpus;
+        self.mark(domain as usize);
         self.rack_free[cluster.domain_rack[domain as usize] as usize] -= gpus as u64;
         self.pool_free[cluster.domain_pool[domain as usize] as usize] -= gpus as u64;
         self.total_free -= gpus as u64;
@@ -412,10 +423,35 @@ impl ClusterState {
             debug_assert!(self.node_free[node as usize] >= g);
             self.node_free[node as usize] -= g;
             self.domain_free[d] -= g;
+            self.mark(d);
             self.rack_free[cluster.domain_rack[d] as usize] -= g as u64;
             self.pool_free[cluster.domain_pool[d] as usize] -= g as u64;
             self.total_free -= g as u64;
         }
+    }
+
+    /// Keeps domain `d`'s bit in `with_free` in step with its free count.
+    fn mark(&mut self, d: usize) {
+        let bit = 1u64 << (d % 64);
+        if self.domain_free[d] > 0 {
+            self.with_free[d / 64] |= bit;
+        } else {
+            self.with_free[d / 64] &= !bit;
+        }
+    }
+
+    /// The domains with a free GPU, in index order.
+    pub fn domains_with_free(&self) -> impl Iterator<Item = usize> + '_ {
+        self.with_free.iter().enumerate().flat_map(|(w, &bits)| {
+            let mut left = bits;
+            std::iter::from_fn(move || {
+                (left != 0).then(|| {
+                    let b = left.trailing_zeros() as usize;
+                    left &= left - 1;
+                    w * 64 + b
+                })
+            })
+        })
     }
 
     /// Returns an allocation's GPUs.
@@ -424,6 +460,7 @@ impl ClusterState {
             let d = cluster.domain_of_node(node) as usize;
             self.node_free[node as usize] += g;
             self.domain_free[d] += g;
+            self.mark(d);
             self.rack_free[cluster.domain_rack[d] as usize] += g as u64;
             self.pool_free[cluster.domain_pool[d] as usize] += g as u64;
             self.total_free += g as u64;

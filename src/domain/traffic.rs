@@ -310,6 +310,23 @@ impl Traffic {
         }
     }
 
+    /// About how many tokens (prompt and output) the traffic sends over `duration_us`: a measure of how
+    /// long it takes to simulate, for ordering work (never a result). Sessions' prompts grow by each
+    /// turn's new tokens and the previous output, about half the turns on average.
+    pub fn expected_tokens(&self, duration_us: u64) -> f64 {
+        let per_request = match self {
+            Traffic::Poisson(p) => p.prompt_tokens.mean() + p.output_tokens.mean(),
+            Traffic::Sessions(s) => {
+                let growth = s.tokens_per_turn.mean() + s.output_tokens.mean();
+                s.first_prompt_tokens.mean()
+                    + s.output_tokens.mean()
+                    + (s.turns.mean() - 1.0).max(0.0) / 2.0 * growth
+            }
+            Traffic::Trace(_) => 1.0,
+        };
+        self.expected_requests(duration_us) * per_request
+    }
+
     /// The rate in the file: requests (poisson) or session starts (sessions) per second.
     pub fn rate_per_s(&self) -> f64 {
         match self {

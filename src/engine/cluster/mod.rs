@@ -154,7 +154,29 @@ struct Reservation {
     /// When the head fits if running jobs end as planned.
     shadow: Time,
     /// The cluster at the shadow time: running jobs that end by then are gone, jobs backfilled past it stay.
-    at_shadow: ClusterState,
+    at_shadow: Shadow,
+}
+
+/// The cluster at a reservation's shadow time. A head that is a single pool-level gang fits exactly when
+/// an acceptable pool has that many free GPUs ([`Engine::quick_fit`]), so its what-if needs only the free
+/// GPUs per pool: a copy of a few numbers per round instead of every node's.
+enum Shadow {
+    /// Free GPUs per pool and in all, for a head [`Engine::quick_fit`] decides.
+    Pools {
+        pool_free: Vec<u64>,
+        total_free: u64,
+    },
+    /// The whole what-if cluster, for any other head.
+    Full(ClusterState),
+}
+
+impl Shadow {
+    fn total_free(&self) -> u64 {
+        match self {
+            Shadow::Pools { total_free, .. } => *total_free,
+            Shadow::Full(s) => s.total_free,
+        }
+    }
 }
 
 /// The result of a run.
@@ -216,6 +238,8 @@ struct Live {
     level: u8,
     /// GPUs held now.
     held: u64,
+    /// GPUs held now per pool, (pool, GPUs): what a pool-level what-if releases when the job ends.
+    pool_gpus: Vec<(u32, u64)>,
     /// Start-up of the current placement on on-demand capacity: no work is done in its first microseconds.
     startup: Time,
 }
@@ -893,6 +917,7 @@ impl<'a> Engine<'a> {
             self.inference_busy -= held;
         }
         self.live[j].held = 0;
+        self.live[j].pool_gpus.clear();
         self.running -= 1;
     }
 
@@ -917,6 +942,15 @@ impl<'a> Engine<'a> {
             .unwrap_or(0);
         let run = run.saturating_add(startup);
         self.live[j].startup = startup;
+        let mut pool_gpus: Vec<(u32, u64)> = Vec::new();
+        for &(d, g) in &per_domain {
+            let p = c.domain_pool[d as usize];
+            match pool_gpus.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, n)) => *n += g as u64,
+                None => pool_gpus.push((p, g as u64)),
+            }
+        }
+        self.live[j].pool_gpus = pool_gpus;
         let domains = per_domain.len() as u32;
         self.live[j].segment = self.segments.len();
         self.segments.push(Segment {
@@ -942,6 +976,7 @@ impl<'a> Engine<'a> {
         l.started_at = self.now;
         let (end, epoch) = (l.end, l.epoch);
         let held: u64 = l.gangs.iter().flatten().map(|&(_, g)| g as u64).sum();
+        debug_assert_eq!(held, l.pool_gpus.iter().map(|&(_, g)| g).sum::<u64>());
         l.held = held;
         self.busy += held;
         if self.w.jobs[j].kind == crate::domain::workload::JobKind::Inference {
@@ -1071,7 +1106,7 @@ impl<'a> Engine<'a> {
             return false; // RL work is counted in steps, not time
         }
         self.now.saturating_add(self.live[j].remaining) > r.shadow
-            && r.at_shadow.total_free < self.w.jobs[r.head].total_gpus() + job.total_gpus()
+            && r.at_shadow.total_free() < self.w.jobs[r.head].total_gpus() + job.total_gpus()
     }
 
     /// Extends the lazily fetched queue order to hold position `i`; false when the queue is shorter.
@@ -1309,17 +1344,39 @@ impl<'a> Engine<'a> {
         if self.now.saturating_add(run) <= r.shadow {
             return Ok(true);
         }
-        let mut at_shadow = r.at_shadow.clone();
+        let w = self.w;
+        let head = &w.jobs[r.head];
+        if let Shadow::Pools {
+            pool_free,
+            total_free,
+        } = &mut r.at_shadow
+        {
+            // The same test on the pool counts alone: these GPUs stay taken at the shadow time.
+            let c = &w.cluster;
+            let mut after = pool_free.clone();
+            let mut total = *total_free;
+            for &(node, g) in gangs.iter().flatten() {
+                after[c.domain_pool[c.domain_of_node(node) as usize] as usize] -= g as u64;
+                total -= g as u64;
+            }
+            if total < head.total_gpus() || self.quick_fit(&after, head) != Some(true) {
+                return Ok(false);
+            }
+            (*pool_free, *total_free) = (after, total);
+            return Ok(true);
+        }
+        let Shadow::Full(full) = &r.at_shadow else {
+            unreachable!("pool-level shadows returned above")
+        };
+        let mut at_shadow = full.clone();
         for g in gangs {
             at_shadow.take(&self.w.cluster, g);
         }
-        let w = self.w;
-        let head = &w.jobs[r.head];
         if at_shadow.total_free < head.total_gpus() || !self.fits(&at_shadow, r.head)? {
             return Ok(false);
         }
         if let Some(r) = reservation {
-            r.at_shadow = at_shadow;
+            r.at_shadow = Shadow::Full(at_shadow);
         }
         Ok(true)
     }
@@ -1423,17 +1480,25 @@ impl<'a> Engine<'a> {
     /// pool (`required` = pool) is feasible exactly when an acceptable pool has that many GPUs free (the
     /// kernel's feasibility rule; then the pool's free GPUs always hold it). `None` for other jobs.
     fn fits_quick(&self, state: &ClusterState, job: &Job) -> Option<bool> {
-        if job.replicas != 1
-            || job.rollout.is_some()
-            || job.required != LEVEL_POOL
-            || self.w.cluster.gated
-        {
+        self.quick_fit(&state.pool_free, job)
+    }
+
+    /// [`Engine::fits_quick`] on the free GPUs per pool alone.
+    fn quick_fit(&self, pool_free: &[u64], job: &Job) -> Option<bool> {
+        if !self.decided_by_pools(job) {
             return None;
         }
         Some(self.w.cluster.pools.iter().enumerate().any(|(p, pool)| {
-            (job.model_mask >> pool.preset.gpu_model) & 1 == 1
-                && state.pool_free[p] >= job.gpus as u64
+            (job.model_mask >> pool.preset.gpu_model) & 1 == 1 && pool_free[p] >= job.gpus as u64
         }))
+    }
+
+    /// Whether `job`'s what-if fit depends only on the free GPUs per pool ([`Engine::fits_quick`]).
+    fn decided_by_pools(&self, job: &Job) -> bool {
+        job.replicas == 1
+            && job.rollout.is_none()
+            && job.required == LEVEL_POOL
+            && !self.w.cluster.gated
     }
 
     /// The blocked head's reservation: the earliest end time of running jobs after which it fits (all jobs
@@ -1442,6 +1507,9 @@ impl<'a> Engine<'a> {
     fn reservation(&mut self, head: usize) -> Result<Reservation, KernelError> {
         let w = self.w;
         let job = &w.jobs[head];
+        if self.decided_by_pools(job) {
+            return Ok(self.pool_reservation(head));
+        }
         let mut state = self.state.clone();
         // Running jobs in end order, read a step at a time (a long running set is not copied per round).
         let mut last: Option<(Time, u32)> = None;
@@ -1465,15 +1533,50 @@ impl<'a> Engine<'a> {
                 return Ok(Reservation {
                     head,
                     shadow: end,
-                    at_shadow: state,
+                    at_shadow: Shadow::Full(state),
                 });
             }
         }
         Ok(Reservation {
             head,
             shadow: Time::MAX,
-            at_shadow: state,
+            at_shadow: Shadow::Full(state),
         })
+    }
+
+    /// [`Engine::reservation`] for a head whose fit the free GPUs per pool decide: the same walk over the
+    /// running jobs in end order, releasing each one's GPUs per pool instead of per node.
+    fn pool_reservation(&self, head: usize) -> Reservation {
+        let job = &self.w.jobs[head];
+        let mut pool_free = self.state.pool_free.clone();
+        let mut total_free = self.state.total_free;
+        let mut ends = self.by_end.iter().peekable();
+        while let Some(end) = ends.peek().map(|e| e.0) {
+            while let Some(&(_, j)) = ends.next_if(|e| e.0 == end) {
+                for &(p, g) in &self.live[j as usize].pool_gpus {
+                    pool_free[p as usize] += g;
+                    total_free += g;
+                }
+            }
+            if total_free >= job.total_gpus() && self.quick_fit(&pool_free, job) == Some(true) {
+                return Reservation {
+                    head,
+                    shadow: end,
+                    at_shadow: Shadow::Pools {
+                        pool_free,
+                        total_free,
+                    },
+                };
+            }
+        }
+        Reservation {
+            head,
+            shadow: Time::MAX,
+            at_shadow: Shadow::Pools {
+                pool_free,
+                total_free,
+            },
+        }
     }
 
     /// The work a running job keeps if stopped now, in work units: all it did, or, with checkpoints, what

@@ -266,10 +266,9 @@ pub fn candidates(
 ) {
     out.clear();
     domain_of.clear();
-    for (d, &free) in state.domain_free.iter().enumerate() {
-        if free == 0 {
-            continue;
-        }
+    for d in state.domains_with_free() {
+        let free = state.domain_free[d];
+        debug_assert!(free > 0);
         let pool = cluster.domain_pool[d] as usize;
         domain_of.push(d as u32);
         out.push(CandidateRecord {

@@ -18,6 +18,40 @@ use crate::error::InputError;
 use rayon::prelude::*;
 use serde::Serialize;
 
+/// `f` of every item, in item order, computed on the pool's threads longest first: the items in
+/// decreasing `cost` (ties: item order) go to whichever thread is free next, so a few long services do
+/// not end up behind each other on one core while another idles (rayon's halving split of the list
+/// could). Which thread ran what never changes a result.
+fn longest_first<T: Sync, R: Send>(
+    items: &[T],
+    cost: impl Fn(&T) -> f64,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let mut order: Vec<(f64, usize)> = items.iter().map(&cost).zip(0..).collect();
+    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let workers = rayon::current_num_threads().clamp(1, items.len().max(1));
+    rayon::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|_| {
+                while let Some(&(_, i)) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let r = f(&items[i]);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
 /// One served service.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceReport {
@@ -154,9 +188,13 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
     if ran.is_empty() && live.is_empty() {
         return Ok(None);
     }
-    let served: Vec<Result<ServiceReport, InputError>> = ran
-        .par_iter()
-        .map(|(i, start, end, pool, domains)| {
+    let served: Vec<Result<ServiceReport, InputError>> = longest_first(
+        &ran,
+        |(i, start, end, ..)| {
+            let traffic = w.jobs[*i].serving.as_deref().map(|s| &s.traffic);
+            traffic.map_or(0.0, |t| t.expected_tokens(end.saturating_sub(*start)))
+        },
+        |(i, start, end, pool, domains)| {
             let (i, start, end, pool) = (*i, *start, *end, *pool);
             let job = &w.jobs[i];
             let spec = job.serving.as_deref().ok_or_else(|| {
@@ -188,8 +226,8 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
                 cost_usd: job.total_gpus() as f64 * hours * p.usd_per_gpu_hour,
                 outcome,
             })
-        })
-        .collect();
+        },
+    );
     let mut per_service = served.into_iter().collect::<Result<Vec<_>, _>>()?;
     per_service.extend(live);
     // Workload order, whichever way a service was served.
@@ -215,13 +253,18 @@ pub fn serve_services(w: &Workload, o: &Outcome) -> Result<Option<InferenceRepor
         cost += s.cost_usd;
         joules += s.outcome.energy_j;
     }
+    // Three sorts of up to 10^7 values each, on the cores there are.
+    let ((ttft_s, tpot_s), e2e_s) = rayon::join(
+        || rayon::join(|| Stats::of(&mut ttft), || Stats::of(&mut tpot)),
+        || Stats::of(&mut e2e),
+    );
     Ok(Some(InferenceReport {
         services: per_service.len() as u64,
         requests,
         completed,
-        ttft_s: Stats::of(&mut ttft),
-        tpot_s: Stats::of(&mut tpot),
-        e2e_s: Stats::of(&mut e2e),
+        ttft_s,
+        tpot_s,
+        e2e_s,
         slo_attainment: if requests > 0 {
             met as f64 / requests as f64
         } else {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Mutation testing (issue 17, item 7): cargo-mutants over the modules that decide a schedule or judge one:
+# the cluster engine, its queue and placement, the CPU twin of the placement kernel and the independent
+# checker. Each module is run against the tests that are meant to catch its mistakes (the whole suite
+# would take hours per module on a small machine). Not in CI: it is slow.
+#
+#   bash scripts/mutants.sh [OUT_DIR] [SHARD]        # SHARD: k/n runs every n-th mutant (round robin)
+#   bash scripts/mutants.sh target/mutants 0/5       # a one-in-five sample
+#
+# Needs `cargo install cargo-mutants` (27.x). Results: OUT_DIR/<name>/mutants.out/{caught,missed,timeout,
+# unviable}.txt, and a summary line per module on stdout. TESTING.md records the figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-target/mutants}"
+shard="${2:-}"
+mkdir -p "$out"
+command -v cargo-mutants >/dev/null || { echo "cargo-mutants not found: cargo install cargo-mutants" >&2; exit 2; }
+
+# name | files (-f, repeated) | cargo test arguments
+runs=(
+  "check|src/check/mod.rs|--test check --test capacity"
+  "engine|src/engine/cluster/mod.rs src/engine/cluster/queue.rs|--test engine --test schedule_props --test queues --test pinned --test check"
+  "placement|src/engine/cluster/placement.rs src/kernel/placement/mod.rs|--test engine --test pinned --test kernel_conformance"
+  "cpu-twin|src/kernel/placement/cpu.rs|--test kernel_conformance --test backends"
+)
+for spec in "${runs[@]}"; do
+  IFS='|' read -r name files tests <<<"$spec"
+  only="${ONLY:-}"
+  if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
+  args=()
+  for f in $files; do args+=(-f "$f"); done
+  if [ -n "$shard" ]; then args+=(--shard "$shard" --sharding round-robin); fi
+  echo "== $name: ${files} (tests: $tests)"
+  # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
+  cargo mutants "${args[@]}" --no-shuffle --output "$out/$name" --timeout 300 --build-timeout 600 \
+    -- $tests || rc=$?
+  rc="${rc:-0}"
+  if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then
+    echo "cargo mutants failed for $name (exit $rc)" >&2
+    exit "$rc"
+  fi
+  unset rc
+  m="$out/$name/mutants.out"
+  count() { [ -f "$m/$1.txt" ] && wc -l <"$m/$1.txt" || echo 0; }
+  caught=$(count caught) missed=$(count missed) timeout=$(count timeout) unviable=$(count unviable)
+  viable=$((caught + missed + timeout))
+  echo "$name: caught $caught, missed $missed, timeout $timeout, unviable $unviable;" \
+    "caught or timed out: $(( viable > 0 ? (100 * (caught + timeout)) / viable : 0 )) % of viable"
+done
