@@ -64,6 +64,7 @@ fn run() -> anyhow::Result<()> {
             policy,
             reps,
             seed,
+            crossover: false,
         };
         let report = bench::run(&cfg)?;
         if json {

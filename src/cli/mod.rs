@@ -108,6 +108,10 @@ pub struct BenchKernelArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also time calls of 1, 2, 4, .. --jobs jobs against --candidates on both backends and report where
+    /// the GPU starts to win (and the crossover `--backend auto` would measure).
+    #[arg(long)]
+    pub crossover: bool,
 }
 
 /// Arguments of `compare`.
@@ -250,6 +254,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
         backend: backend.name().to_string(),
         adapter: backend.adapter(),
         wall_s: started.elapsed().as_secs_f64(),
+        kernel_usage: backend.usage(),
         workload_file: args.file.display().to_string(),
     };
     let report = Report::new(&w, &outcome, run).with_inference(inference);
@@ -324,6 +329,7 @@ fn bench_kernel(args: &BenchKernelArgs) -> anyhow::Result<()> {
         policy: crate::kernel::placement::policy_id(args.policy),
         reps: args.reps as usize,
         seed: args.seed,
+        crossover: args.crossover,
     };
     let report = crate::kernel::placement::bench::run(&cfg)?;
     let text = match args.format {

@@ -18,6 +18,9 @@ pub struct RunInfo {
     pub adapter: String,
     /// Wall-clock seconds of the simulation.
     pub wall_s: f64,
+    /// Under `--backend auto` with a GPU: the crossover and how many calls and pairs each backend took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_usage: Option<crate::kernel::placement::KernelUsage>,
     /// The workload file as given on the command line (`check` reads it back; empty when not from a file).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub workload_file: String,

@@ -61,6 +61,7 @@ pub fn report(w: &Workload, o: &Outcome) -> Report {
         backend: "cpu".into(),
         adapter: "cpu twin".into(),
         wall_s: 0.5,
+        kernel_usage: None,
         workload_file: String::new(),
     };
     Report::new(w, o, run)

@@ -1,4 +1,5 @@
-//! Kernel benchmark: seeded random batches, and a timed CPU-vs-GPU run on the same batch.
+//! Kernel benchmark: a timed CPU-vs-GPU run on one seeded random batch ([`random_batch`]), and the
+//! crossover sweep.
 //!
 //! The library never prints: [`run`] returns a [`BenchReport`] that callers print as a table
 //! ([`BenchReport::to_table`]) or serialize.
@@ -6,102 +7,10 @@
 use super::cpu::CpuBackend;
 use super::gpu::GpuBackend;
 use super::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// NVLink domain sizes that occur in real clusters (8-GPU servers, 36/72-GPU racks, 64-GPU pods).
-const DOMAIN_SIZES: [u32; 4] = [8, 36, 64, 72];
-/// GPU model ids the random clusters use (a mask bit outside them makes a job infeasible).
-const MODELS: u32 = 4;
-
-/// A seeded, realistic batch: `jobs` pending jobs and `candidates` NVLink domains.
-///
-/// Domains come in pools (one model and domain size per pool) of racks of 1..=4 domains; free counts are a
-/// mix of idle, full and partly used domains, and `rack_free`/`pool_free` are the sums over the emitted
-/// domains, so they are consistent. Jobs need 1..=576 GPUs, mostly few, accept one or a few models, and mix
-/// levels and preferences, so batches hold feasible and infeasible pairs and many equal costs.
-pub fn random_batch(
-    seed: u64,
-    jobs: usize,
-    candidates: usize,
-) -> (Vec<JobRecord>, Vec<CandidateRecord>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut cands = Vec::with_capacity(candidates);
-    while cands.len() < candidates {
-        let model = rng.random_range(0..MODELS);
-        let size = DOMAIN_SIZES[rng.random_range(0..DOMAIN_SIZES.len())];
-        let racks = rng.random_range(1..=16usize);
-        let per_rack = rng.random_range(1..=4usize);
-        let pool_start = cands.len();
-        for _ in 0..racks {
-            let rack_start = cands.len();
-            for _ in 0..per_rack {
-                if cands.len() == candidates {
-                    break;
-                }
-                let free = match rng.random_range(0..100u32) {
-                    0..25 => size,
-                    25..40 => 0,
-                    // Partly used: whole servers (multiples of 4) or any count.
-                    40..70 => rng.random_range(0..=size / 4) * 4,
-                    _ => rng.random_range(0..=size),
-                };
-                cands.push(CandidateRecord {
-                    free,
-                    size,
-                    model,
-                    ..Default::default()
-                });
-            }
-            let rack_free: u32 = cands[rack_start..].iter().map(|c| c.free).sum();
-            for c in &mut cands[rack_start..] {
-                c.rack_free = rack_free;
-            }
-        }
-        let pool_free: u32 = cands[pool_start..].iter().map(|c| c.free).sum();
-        for c in &mut cands[pool_start..] {
-            c.pool_free = pool_free;
-        }
-    }
-
-    let jobs = (0..jobs)
-        .map(|_| {
-            let gpus = match rng.random_range(0..100u32) {
-                0..40 => [1, 2, 4, 8][rng.random_range(0..4usize)],
-                40..70 => [16, 32, 36, 64, 72][rng.random_range(0..5usize)],
-                70..90 => rng.random_range(1..=144),
-                _ => rng.random_range(1..=576),
-            };
-            let model_mask = match rng.random_range(0..100u32) {
-                0..60 => 1 << rng.random_range(0..MODELS),
-                60..85 => (1 << rng.random_range(0..MODELS)) | (1 << rng.random_range(0..MODELS)),
-                85..95 => (1 << MODELS) - 1,
-                // A model no domain has: infeasible everywhere.
-                _ => 1 << rng.random_range(MODELS..32),
-            };
-            let level = match rng.random_range(0..100u32) {
-                0..40 => LEVEL_DOMAIN,
-                40..75 => LEVEL_RACK,
-                _ => LEVEL_POOL,
-            };
-            let preferred = match rng.random_range(0..100u32) {
-                0..50 => LEVEL_NONE,
-                50..75 => LEVEL_DOMAIN,
-                75..95 => LEVEL_RACK,
-                _ => LEVEL_POOL,
-            };
-            JobRecord {
-                gpus,
-                model_mask,
-                level,
-                preferred,
-            }
-        })
-        .collect();
-    (jobs, cands)
-}
+pub use super::batch::random_batch;
 
 /// What [`run`] measures.
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +25,96 @@ pub struct BenchConfig {
     pub reps: usize,
     /// Seed of [`random_batch`].
     pub seed: u64,
+    /// Also sweep the call size (jobs 1, 2, 4, .. up to `jobs`, against `candidates`) to find where the
+    /// GPU starts to win ([`CrossoverReport`]).
+    pub crossover: bool,
+}
+
+/// One call size of the crossover sweep: median seconds per call on each backend.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrossoverRow {
+    /// Jobs per call.
+    pub jobs: usize,
+    /// Candidates per call.
+    pub candidates: usize,
+    /// Pairs per call.
+    pub pairs: u64,
+    /// CPU twin, median seconds per call.
+    pub cpu_s: f64,
+    /// GPU, median seconds per call (upload, dispatch and readback).
+    pub gpu_s: f64,
+}
+
+/// Where the GPU starts to win.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrossoverReport {
+    /// The sweep, smallest call first.
+    pub rows: Vec<CrossoverRow>,
+    /// The smallest measured call size from which the GPU was faster at every larger size measured;
+    /// `None` when it was not faster at the largest.
+    pub measured_pairs: Option<u64>,
+    /// What `--backend auto` would measure on this machine ([`super::hybrid::calibrate`]): its model's
+    /// crossover, round trip and times per pair.
+    pub auto: super::hybrid::Crossover,
+}
+
+/// Sweeps calls of 1, 2, 4, .. `max_jobs` jobs against `candidates` candidates on both backends.
+pub fn crossover(
+    gpu: &mut GpuBackend,
+    policy: u32,
+    seed: u64,
+    max_jobs: usize,
+    candidates: usize,
+    reps: usize,
+) -> Result<CrossoverReport, KernelError> {
+    let mut cpu = CpuBackend;
+    let mut rows = Vec::new();
+    let mut out = Vec::new();
+    let mut expected = Vec::new();
+    let mut jobs = 1;
+    loop {
+        let (js, cs) = random_batch(seed, jobs, candidates);
+        cpu.best_candidates(policy, &js, &cs, &mut expected)?;
+        let time = |b: &mut dyn CostBackend, out: &mut Vec<Winner>| {
+            let mut v = Vec::with_capacity(reps);
+            b.best_candidates(policy, &js, &cs, out)?;
+            for _ in 0..reps.max(1) {
+                let t = Instant::now();
+                b.best_candidates(policy, &js, &cs, out)?;
+                v.push(t.elapsed());
+            }
+            Ok::<f64, KernelError>(median(v))
+        };
+        let cpu_s = time(&mut cpu, &mut out)?;
+        let gpu_s = time(gpu, &mut out)?;
+        if out != expected {
+            return Err(KernelError::Device(format!(
+                "the GPU kernel and the CPU twin disagree at {jobs} x {candidates}"
+            )));
+        }
+        rows.push(CrossoverRow {
+            jobs,
+            candidates,
+            pairs: (jobs * candidates) as u64,
+            cpu_s,
+            gpu_s,
+        });
+        if jobs >= max_jobs {
+            break;
+        }
+        jobs = (jobs * 2).min(max_jobs);
+    }
+    let measured_pairs = rows
+        .iter()
+        .rposition(|r| r.gpu_s >= r.cpu_s)
+        .map_or(Some(0), |i| rows.get(i + 1).map(|r| r.pairs))
+        .map(|p| p.max(rows.first().map_or(0, |r| r.pairs)));
+    let auto = super::hybrid::calibrate(&mut cpu, gpu)?;
+    Ok(CrossoverReport {
+        rows,
+        measured_pairs,
+        auto,
+    })
 }
 
 /// Median timings of one backend (seconds).
@@ -156,6 +155,8 @@ pub struct BenchReport {
     pub agree: bool,
     /// GPU adapter name ("none" without one).
     pub adapter: String,
+    /// The crossover sweep, when asked for and a GPU ran.
+    pub crossover: Option<CrossoverReport>,
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {
@@ -232,8 +233,25 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport, KernelError> {
                 total_s,
                 pairs_per_s: per_second(pairs, total_s),
             };
-            (Some(timings), None)
+            let sweep = if cfg.crossover {
+                gpu.set_phase_sync(false);
+                Some(crossover(
+                    &mut gpu,
+                    cfg.policy,
+                    cfg.seed,
+                    cfg.jobs,
+                    cfg.candidates,
+                    reps,
+                )?)
+            } else {
+                None
+            };
+            (Some((timings, sweep)), None)
         }
+    };
+    let (gpu_timings, crossover) = match gpu_timings {
+        Some((t, c)) => (Some(t), c),
+        None => (None, None),
     };
     let speedup = gpu_timings
         .as_ref()
@@ -251,6 +269,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport, KernelError> {
         speedup,
         agree,
         adapter,
+        crossover,
     })
 }
 
@@ -297,6 +316,39 @@ impl BenchReport {
         }
         if let Some(x) = self.speedup {
             s += &format!("speedup gpu vs cpu: {x:.3}x\n");
+        }
+        if let Some(c) = &self.crossover {
+            s += "crossover sweep (medians per call, one submission per dispatch):\n";
+            s += &format!(
+                "{:>8} {:>10} {:>14} {:>12} {:>12}  faster\n",
+                "jobs", "candidates", "pairs", "cpu ms", "gpu ms"
+            );
+            for r in &c.rows {
+                s += &format!(
+                    "{:>8} {:>10} {:>14} {:>12.4} {:>12.4}  {}\n",
+                    r.jobs,
+                    r.candidates,
+                    r.pairs,
+                    r.cpu_s * 1e3,
+                    r.gpu_s * 1e3,
+                    if r.gpu_s < r.cpu_s { "gpu" } else { "cpu" }
+                );
+            }
+            s += &match c.measured_pairs {
+                Some(p) => format!("crossover: the gpu is faster from {p} pairs per call\n"),
+                None => "crossover: the gpu was not faster at any size measured\n".to_string(),
+            };
+            s += &format!(
+                "auto's model: round trip {:.1} us, gpu {:.4} ns/pair, cpu {:.4} ns/pair: {}\n",
+                c.auto.gpu_round_trip_s * 1e6,
+                c.auto.gpu_s_per_pair * 1e9,
+                c.auto.cpu_s_per_pair * 1e9,
+                if c.auto.pairs == u64::MAX {
+                    "every call on the cpu".to_string()
+                } else {
+                    format!("calls of >= {} pairs on the gpu", c.auto.pairs)
+                }
+            );
         }
         s += if self.gpu.is_none() {
             "agreement: only the cpu twin ran\n"

@@ -8,11 +8,14 @@
 //!
 //! Nothing here does I/O or knows about workloads: records are plain `#[repr(C)]` integers.
 
+pub mod batch;
 pub mod bench;
 pub mod cpu;
 pub mod gpu;
+pub mod hybrid;
 pub mod select;
 
+pub use hybrid::{Crossover, HybridBackend, KernelUsage};
 pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};
 
 use bytemuck::{Pod, Zeroable};
@@ -215,4 +218,9 @@ pub trait CostBackend: Send {
         candidates: &[CandidateRecord],
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError>;
+    /// Where the calls went, for a backend that splits them ([`HybridBackend`]); `None` for one that
+    /// runs every call itself.
+    fn usage(&self) -> Option<KernelUsage> {
+        None
+    }
 }

@@ -192,8 +192,8 @@ pub fn open_backend(
                 ),
             )),
             Ok(gpu) => {
-                let note = format!("backend: gpu ({})", gpu.adapter());
-                Ok((Box::new(gpu), note))
+                let (backend, note) = hybrid(gpu)?;
+                Ok((Box::new(backend), note))
             }
             Err(KernelError::NoAdapter(_)) => Ok((
                 Box::new(CpuBackend),
@@ -206,6 +206,40 @@ pub fn open_backend(
             )),
         },
     }
+}
+
+/// `auto` with a GPU: the CPU twin below the measured crossover, the GPU from it on. The environment
+/// variable `ULTRASCHED_AUTO_CROSSOVER` (pairs per call) sets the crossover instead of measuring it, so
+/// tests can send some calls to each side.
+fn hybrid(mut gpu: GpuBackend) -> Result<(HybridBackend, String), KernelError> {
+    let fixed = std::env::var("ULTRASCHED_AUTO_CROSSOVER").ok();
+    let crossover = match fixed.as_deref().map(str::parse::<u64>) {
+        Some(Ok(pairs)) => Crossover::fixed(pairs),
+        Some(Err(_)) => {
+            return Err(KernelError::Device(format!(
+                "ULTRASCHED_AUTO_CROSSOVER={}: expected a whole number of pairs",
+                fixed.unwrap_or_default()
+            )))
+        }
+        None => super::hybrid::calibrate(&mut CpuBackend, &mut gpu)?,
+    };
+    let note = if crossover.pairs == u64::MAX {
+        format!(
+            "backend: auto (cpu twin for every call: gpu {} never wins; round trip {:.0} us, {:.3} ns/pair \
+             against {:.3} ns/pair on the cpu)",
+            gpu.adapter(),
+            crossover.gpu_round_trip_s * 1e6,
+            crossover.gpu_s_per_pair * 1e9,
+            crossover.cpu_s_per_pair * 1e9
+        )
+    } else {
+        format!(
+            "backend: auto (gpu {} for calls of >= {} pairs, cpu twin below)",
+            gpu.adapter(),
+            crossover.pairs
+        )
+    };
+    Ok((HybridBackend::new(gpu, crossover), note))
 }
 
 /// Adapters wgpu can see, for messages (re-exported for the CLI's diagnostics).
