@@ -240,3 +240,39 @@ fn bench_kernel_reports_a_crossover_consistent_with_its_sweep() {
     assert!(c["auto"]["gpu_round_trip_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["agree"], true);
 }
+
+/// `auto` opens no GPU for the simulator's small calls (a run costs what it costs on the CPU twin), and a
+/// call large enough makes it try: it either finds no usable GPU (no adapter, or only a software one it
+/// was not told to use) and stays on the CPU, or measures its crossover. Either way the winners are the
+/// CPU twin's. Needs no GPU.
+#[test]
+fn auto_opens_a_gpu_only_for_a_large_call() {
+    use ultrasched::kernel::placement::bench::random_batch;
+    use ultrasched::kernel::placement::hybrid::OPEN_GPU_PAIRS;
+    use ultrasched::kernel::placement::{CostBackend, HybridBackend, POLICY_TOPOLOGY_PACK};
+    let mut auto = HybridBackend::lazy(None);
+    let w = common::load("workloads/gb200-training.toml");
+    assert_eq!(outputs(&w, &mut auto), outputs(&w, &mut CpuBackend));
+    let u = auto.usage().unwrap();
+    assert!(u.gpu.starts_with("not opened"), "{u:?}");
+    assert!(u.cpu_calls > 0 && u.gpu_calls == 0, "{u:?}");
+    assert!(u.cpu_pairs / u.cpu_calls < OPEN_GPU_PAIRS);
+
+    let (jobs, candidates) = random_batch(3, 64, 1024);
+    assert!(jobs.len() as u64 * candidates.len() as u64 >= OPEN_GPU_PAIRS);
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    auto.best_candidates(POLICY_TOPOLOGY_PACK, &jobs, &candidates, &mut got)
+        .unwrap();
+    CpuBackend
+        .best_candidates(POLICY_TOPOLOGY_PACK, &jobs, &candidates, &mut want)
+        .unwrap();
+    assert_eq!(got, want);
+    let u = auto.usage().unwrap();
+    assert!(!u.gpu.starts_with("not opened"), "{u:?}");
+    if u.gpu.starts_with("none") {
+        assert_eq!(u.crossover_pairs, u64::MAX, "{u:?}");
+        assert_eq!(u.gpu_calls, 0);
+    } else {
+        assert!(u.crossover_pairs >= 1, "{u:?}");
+    }
+}

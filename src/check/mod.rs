@@ -921,4 +921,38 @@ mod tests {
         assert_eq!(fmt_us(12_500_000), "12.5");
         assert_eq!(fmt_us(3_000_000), "3");
     }
+
+    /// Found by mutation testing: nothing held the count of gangs an empty pool takes to its arithmetic.
+    /// A pool of 5 domains of 2 nodes x 4 GPUs (8 per domain, 40 in all), 3 domains per rack: one full
+    /// rack (24 GPUs) and a rack of the 2 domains left (16 GPUs). Counted by hand.
+    #[test]
+    fn gangs_that_fit_an_empty_pool_by_hand() {
+        use crate::domain::cluster::LEVEL_POOL;
+        let p = PoolShape {
+            name: "p",
+            gpu_model: 0,
+            gpus_per_node: 4,
+            nodes_per_domain: 2,
+            domains: 5,
+            domains_per_rack: 3,
+            usd_per_gpu_hour: 1.0,
+            first_node: 0,
+            site: None,
+            on_demand: false,
+            idle_w: 0.0,
+            busy_w: 0.0,
+        };
+        assert_eq!(p.domain_gpus(), 8);
+        // Inside one domain: floor(8 / 3) = 2 per domain, 5 domains.
+        assert_eq!(p.gangs_that_fit(LEVEL_DOMAIN, 3), 10);
+        assert_eq!(p.gangs_that_fit(LEVEL_DOMAIN, 8), 5);
+        assert_eq!(p.gangs_that_fit(LEVEL_DOMAIN, 9), 0);
+        // Inside one rack: floor(24 / 10) = 2 in the full rack, floor(16 / 10) = 1 in the other.
+        assert_eq!(p.gangs_that_fit(LEVEL_RACK, 10), 3);
+        // 8 GPUs: 3 in the full rack, 2 in the other.
+        assert_eq!(p.gangs_that_fit(LEVEL_RACK, 8), 5);
+        // Anywhere in the pool: floor(40 / 10) = 4.
+        assert_eq!(p.gangs_that_fit(LEVEL_POOL, 10), 4);
+        assert_eq!(p.gangs_that_fit(LEVEL_POOL, 41), 0);
+    }
 }

@@ -1,11 +1,13 @@
-//! `--backend auto` on a machine with a GPU: each call goes to the backend that is faster at its size.
+//! `--backend auto`: each call goes to the backend that is faster at its size.
 //!
 //! A dispatch costs a round trip (upload, submission, readback) whatever its size, so the GPU only wins
-//! on calls with enough pairs; most calls inside the simulator score a few jobs against the domains with
-//! free GPUs and are faster on the CPU twin. [`calibrate`] measures, once per process, the GPU's round
-//! trip and both backends' time per pair, and [`Crossover::pairs`] is the call size from which the GPU is
-//! predicted faster. Both backends return identical winners, so where a call runs never changes a
-//! schedule; [`HybridBackend`] counts the calls and pairs each one took (report.json `run.kernel_usage`).
+//! on calls with enough pairs; calls inside the simulator score at most 32 jobs against the domains with
+//! free GPUs and are faster on the CPU twin. So `auto` does not even open a GPU until a call of
+//! [`OPEN_GPU_PAIRS`] pairs comes (opening a device costs more than a small run); then [`calibrate`]
+//! measures, once per process, the GPU's round trip and both backends' time per pair, and
+//! [`Crossover::pairs`] is the call size from which the GPU is predicted faster. Both backends return
+//! identical winners, so where a call runs never changes a schedule; [`HybridBackend`] counts the calls
+//! and pairs each one took (report.json `run.kernel_usage`).
 
 use super::batch::random_batch;
 use super::cpu::CpuBackend;
@@ -109,9 +111,18 @@ pub fn calibrate(cpu: &mut CpuBackend, gpu: &mut GpuBackend) -> Result<Crossover
     ))
 }
 
+/// Calls below this many pairs never open a GPU: the CPU twin scores 2^16 pairs in ~50 us on one core of
+/// the dev machine (0.7 ns a pair), under a wgpu round trip (~200 us on lavapipe; submission and map of a
+/// discrete GPU are tens of microseconds before any work). Every call the simulator makes is below it
+/// (32 jobs x 1,820 domains is 58,240 pairs), so a run under `auto` costs what it costs on the CPU twin.
+pub const OPEN_GPU_PAIRS: u64 = 1 << 16;
+
 /// How many calls and pairs went to each backend (report.json `run.kernel_usage`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct KernelUsage {
+    /// The GPU `auto` opened, or why it has none ("not opened: no call of 65536 pairs" when no call was
+    /// large enough to try).
+    pub gpu: String,
     /// Calls of at least this many pairs went to the GPU (`u64::MAX`: none could).
     pub crossover_pairs: u64,
     /// Calls the CPU twin scored.
@@ -124,31 +135,93 @@ pub struct KernelUsage {
     pub gpu_pairs: u64,
 }
 
-/// The CPU twin below the crossover, the GPU from it on.
+/// Whether `auto` has a GPU yet.
+enum Gpu {
+    /// No call has been large enough to open one.
+    NotOpened,
+    /// Open, with the crossover measured on it.
+    Open(Box<GpuBackend>, Crossover),
+    /// None to be had (why).
+    None(String),
+}
+
+/// The CPU twin below the crossover, the GPU from it on; the GPU opened by the first call that could
+/// use it.
 pub struct HybridBackend {
     cpu: CpuBackend,
-    gpu: GpuBackend,
-    crossover: Crossover,
+    gpu: Gpu,
+    /// Calls of at least this many pairs open the GPU.
+    open_at: u64,
+    /// A crossover to use instead of measuring one.
+    fixed: Option<u64>,
     usage: KernelUsage,
 }
 
 impl HybridBackend {
-    /// Sends calls of at least `crossover.pairs` pairs to `gpu`.
-    pub fn new(gpu: GpuBackend, crossover: Crossover) -> HybridBackend {
+    /// `auto` as the CLI opens it: no GPU until a call of `OPEN_GPU_PAIRS` pairs (or of `fixed` pairs,
+    /// when a crossover is fixed), then the crossover `fixed` or the measured one.
+    pub fn lazy(fixed: Option<u64>) -> HybridBackend {
         HybridBackend {
             cpu: CpuBackend,
-            gpu,
-            crossover,
+            gpu: Gpu::NotOpened,
+            open_at: fixed.map_or(OPEN_GPU_PAIRS, |f| f.min(OPEN_GPU_PAIRS)),
+            fixed,
             usage: KernelUsage {
-                crossover_pairs: crossover.pairs,
+                gpu: format!("not opened: no call of {OPEN_GPU_PAIRS} pairs"),
+                crossover_pairs: u64::MAX,
                 ..KernelUsage::default()
             },
         }
     }
 
-    /// The crossover in use.
-    pub fn crossover(&self) -> Crossover {
-        self.crossover
+    /// Sends calls of at least `crossover.pairs` pairs to `gpu`, open from the start.
+    pub fn new(gpu: GpuBackend, crossover: Crossover) -> HybridBackend {
+        let mut h = HybridBackend::lazy(Some(crossover.pairs));
+        h.usage.gpu = gpu.adapter();
+        h.usage.crossover_pairs = crossover.pairs;
+        h.gpu = Gpu::Open(Box::new(gpu), crossover);
+        h
+    }
+
+    /// The crossover in use, once a GPU is open.
+    pub fn crossover(&self) -> Option<Crossover> {
+        match &self.gpu {
+            Gpu::Open(_, c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// Opens a GPU (a software adapter only when named, as for `auto` everywhere) and finds the
+    /// crossover. Never an error: without a usable GPU every call stays on the CPU twin.
+    fn open(&mut self) {
+        let gpu = match GpuBackend::new() {
+            Ok(g) if g.is_software() && std::env::var_os("WGPU_ADAPTER_NAME").is_none() => {
+                Err(format!("only a software adapter: {}", g.adapter()))
+            }
+            Ok(g) => Ok(g),
+            Err(e) => Err(e.to_string()),
+        };
+        self.gpu = match gpu {
+            Err(why) => Gpu::None(why),
+            Ok(mut g) => {
+                let crossover = match self.fixed {
+                    Some(pairs) => Ok(Crossover::fixed(pairs)),
+                    None => calibrate(&mut self.cpu, &mut g),
+                };
+                match crossover {
+                    Ok(c) => Gpu::Open(Box::new(g), c),
+                    Err(e) => Gpu::None(format!("{}: {e}", g.adapter())),
+                }
+            }
+        };
+        match &self.gpu {
+            Gpu::Open(g, c) => {
+                self.usage.gpu = g.adapter();
+                self.usage.crossover_pairs = c.pairs;
+            }
+            Gpu::None(why) => self.usage.gpu = format!("none: {why}"),
+            Gpu::NotOpened => {}
+        }
     }
 }
 
@@ -158,7 +231,10 @@ impl CostBackend for HybridBackend {
     }
 
     fn adapter(&self) -> String {
-        format!("cpu twin + {}", self.gpu.adapter())
+        match &self.gpu {
+            Gpu::Open(g, _) => format!("cpu twin + {}", g.adapter()),
+            _ => "cpu twin".to_string(),
+        }
     }
 
     fn best_candidates(
@@ -169,19 +245,25 @@ impl CostBackend for HybridBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         let pairs = jobs.len() as u64 * candidates.len() as u64;
-        if pairs >= self.crossover.pairs {
-            self.usage.gpu_calls += 1;
-            self.usage.gpu_pairs += pairs;
-            self.gpu.best_candidates(policy, jobs, candidates, out)
-        } else {
-            self.usage.cpu_calls += 1;
-            self.usage.cpu_pairs += pairs;
-            self.cpu.best_candidates(policy, jobs, candidates, out)
+        if pairs >= self.open_at && matches!(self.gpu, Gpu::NotOpened) {
+            self.open();
+        }
+        match &mut self.gpu {
+            Gpu::Open(gpu, c) if pairs >= c.pairs => {
+                self.usage.gpu_calls += 1;
+                self.usage.gpu_pairs += pairs;
+                gpu.best_candidates(policy, jobs, candidates, out)
+            }
+            _ => {
+                self.usage.cpu_calls += 1;
+                self.usage.cpu_pairs += pairs;
+                self.cpu.best_candidates(policy, jobs, candidates, out)
+            }
         }
     }
 
     fn usage(&self) -> Option<KernelUsage> {
-        Some(self.usage)
+        Some(self.usage.clone())
     }
 }
 

@@ -181,65 +181,24 @@ pub fn open_backend(
             let note = format!("backend: gpu ({})", gpu.adapter());
             Ok((Box::new(gpu), note))
         }
-        BackendChoice::Auto => match GpuBackend::new() {
-            // A software device (lavapipe) runs the shader correctly but ~100x slower than the CPU twin:
-            // auto means "a GPU if there is one", so it takes the twin unless an adapter was named.
-            Ok(gpu) if gpu.is_software() && std::env::var_os("WGPU_ADAPTER_NAME").is_none() => Ok((
-                Box::new(CpuBackend),
-                format!(
-                    "backend: cpu (only a software adapter: {}; --backend gpu runs the shader there)",
-                    gpu.adapter()
-                ),
-            )),
-            Ok(gpu) => {
-                let (backend, note) = hybrid(gpu)?;
-                Ok((Box::new(backend), note))
-            }
-            Err(KernelError::NoAdapter(_)) => Ok((
-                Box::new(CpuBackend),
-                "backend: cpu (no GPU adapter found)".to_string(),
-            )),
-            // An adapter exists but its device failed: auto still runs, on the CPU, and says why.
-            Err(e) => Ok((
-                Box::new(CpuBackend),
-                format!("backend: cpu (gpu unusable: {e})"),
-            )),
-        },
-    }
-}
-
-/// `auto` with a GPU: the CPU twin below the measured crossover, the GPU from it on. The environment
-/// variable `ULTRASCHED_AUTO_CROSSOVER` (pairs per call) sets the crossover instead of measuring it, so
-/// tests can send some calls to each side.
-fn hybrid(mut gpu: GpuBackend) -> Result<(HybridBackend, String), KernelError> {
-    let fixed = std::env::var("ULTRASCHED_AUTO_CROSSOVER").ok();
-    let crossover = match fixed.as_deref().map(str::parse::<u64>) {
-        Some(Ok(pairs)) => Crossover::fixed(pairs),
-        Some(Err(_)) => {
-            return Err(KernelError::Device(format!(
-                "ULTRASCHED_AUTO_CROSSOVER={}: expected a whole number of pairs",
-                fixed.unwrap_or_default()
-            )))
+        BackendChoice::Auto => {
+            let fixed = match std::env::var("ULTRASCHED_AUTO_CROSSOVER") {
+                Ok(v) => Some(v.parse::<u64>().map_err(|_| {
+                    KernelError::Device(format!(
+                        "ULTRASCHED_AUTO_CROSSOVER={v}: expected a whole number of pairs"
+                    ))
+                })?),
+                Err(_) => None,
+            };
+            let note = format!(
+                "backend: auto (cpu twin; a call of {} pairs or more opens a GPU, if there is one, and \
+                 calls from the measured crossover on go to it)",
+                fixed.map_or(super::hybrid::OPEN_GPU_PAIRS, |f| f
+                    .min(super::hybrid::OPEN_GPU_PAIRS))
+            );
+            Ok((Box::new(HybridBackend::lazy(fixed)), note))
         }
-        None => super::hybrid::calibrate(&mut CpuBackend, &mut gpu)?,
-    };
-    let note = if crossover.pairs == u64::MAX {
-        format!(
-            "backend: auto (cpu twin for every call: gpu {} never wins; round trip {:.0} us, {:.3} ns/pair \
-             against {:.3} ns/pair on the cpu)",
-            gpu.adapter(),
-            crossover.gpu_round_trip_s * 1e6,
-            crossover.gpu_s_per_pair * 1e9,
-            crossover.cpu_s_per_pair * 1e9
-        )
-    } else {
-        format!(
-            "backend: auto (gpu {} for calls of >= {} pairs, cpu twin below)",
-            gpu.adapter(),
-            crossover.pairs
-        )
-    };
-    Ok((HybridBackend::new(gpu, crossover), note))
+    }
 }
 
 /// Adapters wgpu can see, for messages (re-exported for the CLI's diagnostics).
