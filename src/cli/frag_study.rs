@@ -262,9 +262,10 @@ pub fn run(args: &FragStudyArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "elapsed {:.2} s ({} experiments, {} threads)",
+        "elapsed {:.2} s ({} experiments, {:.1} experiments/s, {} threads)",
         elapsed.as_secs_f64(),
         rows.len(),
+        rows.len() as f64 / elapsed.as_secs_f64().max(1e-9),
         rayon::current_num_threads()
     )?;
     Ok(())
