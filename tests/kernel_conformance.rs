@@ -689,3 +689,50 @@ fn wide_values_match_the_reference() {
         }
     }
 }
+
+/// Resident candidates: across a sequence of calls where a few records change, the list shrinks, grows
+/// past the device buffer and is scored by `pair_costs` in between, every call's winners equal the CPU
+/// twin's, and only changed records are uploaded (none when nothing changed).
+#[test]
+#[cfg_attr(
+    no_gpu_adapter,
+    ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+)]
+fn resident_candidates_upload_only_what_changed_and_stay_exact() {
+    let Some(mut gpu) = gpu_backend() else { return };
+    let policy = POLICY_TOPOLOGY_PACK;
+    let (jobs, mut cands) = random_batch(11, 40, 700);
+    // Every record distinct (a pool far larger than any gang), so a shift changes every record after it.
+    for (i, c) in cands.iter_mut().enumerate() {
+        c.pool_free = 1_000_000 + i as u32;
+    }
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    let mut check = |gpu: &mut gpu::GpuBackend, cands: &[CandidateRecord], what: &str| -> u64 {
+        let before = gpu.uploaded_candidates();
+        gpu.best_candidates(policy, &jobs, cands, &mut got)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        CpuBackend
+            .best_candidates(policy, &jobs, cands, &mut want)
+            .unwrap();
+        assert_eq!(got, want, "{what}");
+        gpu.uploaded_candidates() - before
+    };
+    assert_eq!(check(&mut gpu, &cands, "first call"), 700);
+    assert_eq!(check(&mut gpu, &cands, "unchanged"), 0);
+    // Two domains change: the span between them goes up, not the whole list.
+    cands[100].free = cands[100].free.saturating_sub(1);
+    cands[109].pool_free = cands[109].pool_free.saturating_add(3);
+    assert_eq!(check(&mut gpu, &cands, "two changed"), 10);
+    // A shorter list (a domain filled up, the rest shift down) then the longer one again.
+    let shorter: Vec<CandidateRecord> = cands[..350].iter().chain(&cands[351..]).copied().collect();
+    assert_eq!(check(&mut gpu, &shorter, "one removed"), 349);
+    assert_eq!(check(&mut gpu, &cands, "back"), 350);
+    // pair_costs writes the whole list; the next call sends nothing.
+    gpu.pair_costs(policy, &jobs[0], &shorter).unwrap();
+    assert_eq!(check(&mut gpu, &shorter, "after pair_costs"), 0);
+    // Past the buffer: a new buffer, everything uploaded.
+    let (_, big) = random_batch(12, 1, 9_000);
+    assert_eq!(check(&mut gpu, &big, "grown"), 9_000);
+    gpu.drop_resident();
+    assert_eq!(check(&mut gpu, &big, "dropped"), 9_000);
+}

@@ -45,6 +45,76 @@ pub struct CrossoverRow {
     pub gpu_s: f64,
 }
 
+/// The GPU with resident candidates against a full upload per call.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResidentTimings {
+    /// Candidates changed before each call (1 %, at least 1), spread over the list.
+    pub changed_per_call: usize,
+    /// Candidate records uploaded per call with resident state (median): the span of the changes.
+    pub uploaded_per_call: u64,
+    /// Median seconds per call, resident.
+    pub resident_s: f64,
+    /// Median seconds per call, every candidate uploaded.
+    pub full_upload_s: f64,
+}
+
+/// Times calls on `gpu` where 1 % of the candidates change between calls: resident (only the changed
+/// span uploaded) and with every candidate uploaded; checks each call against the CPU twin.
+fn resident(
+    gpu: &mut GpuBackend,
+    policy: u32,
+    jobs: &[JobRecord],
+    candidates: &[CandidateRecord],
+    reps: usize,
+) -> Result<ResidentTimings, KernelError> {
+    let mut cands = candidates.to_vec();
+    let n = cands.len();
+    let changed = (n / 100).max(1);
+    let (mut out, mut expected) = (Vec::new(), Vec::new());
+    let (mut res, mut full, mut uploaded) = (Vec::new(), Vec::new(), Vec::new());
+    gpu.best_candidates(policy, jobs, &cands, &mut out)?;
+    for rep in 0..reps.max(1) {
+        for drop in [false, true] {
+            // A domain gives a GPU back: its free count and its pool's move.
+            for k in 0..changed {
+                let i = (k * n / changed + rep) % n.max(1);
+                let c = &mut cands[i];
+                c.free = if c.free < c.size {
+                    c.free + 1
+                } else {
+                    c.free - 1
+                };
+            }
+            if drop {
+                gpu.drop_resident();
+            }
+            let before = gpu.uploaded_candidates();
+            let t = Instant::now();
+            gpu.best_candidates(policy, jobs, &cands, &mut out)?;
+            let took = t.elapsed();
+            CpuBackend.best_candidates(policy, jobs, &cands, &mut expected)?;
+            if out != expected {
+                return Err(KernelError::Device(
+                    "resident candidates: the GPU and the CPU twin disagree".to_string(),
+                ));
+            }
+            if drop {
+                full.push(took);
+            } else {
+                res.push(took);
+                uploaded.push(gpu.uploaded_candidates() - before);
+            }
+        }
+    }
+    uploaded.sort_unstable();
+    Ok(ResidentTimings {
+        changed_per_call: changed,
+        uploaded_per_call: uploaded[uploaded.len() / 2],
+        resident_s: median(res),
+        full_upload_s: median(full),
+    })
+}
+
 /// Where the GPU starts to win.
 #[derive(Clone, Debug, Serialize)]
 pub struct CrossoverReport {
@@ -149,6 +219,9 @@ pub struct BenchReport {
     pub gpu: Option<BackendTimings>,
     /// Why the GPU did not run, when it did not.
     pub gpu_skipped: Option<String>,
+    /// Resident candidates: the GPU's call time when 1 % of the candidates change between calls (only
+    /// they are uploaded) against uploading all of them every call, when the GPU ran.
+    pub resident: Option<ResidentTimings>,
     /// GPU speedup over the CPU (total time), when both ran.
     pub speedup: Option<f64>,
     /// True when every backend that ran returned identical winners on every repetition.
@@ -233,6 +306,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport, KernelError> {
                 total_s,
                 pairs_per_s: per_second(pairs, total_s),
             };
+            let resident = resident(&mut gpu, cfg.policy, &jobs, &candidates, reps)?;
             let sweep = if cfg.crossover {
                 gpu.set_phase_sync(false);
                 Some(crossover(
@@ -246,12 +320,12 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport, KernelError> {
             } else {
                 None
             };
-            (Some((timings, sweep)), None)
+            (Some((timings, sweep, resident)), None)
         }
     };
-    let (gpu_timings, crossover) = match gpu_timings {
-        Some((t, c)) => (Some(t), c),
-        None => (None, None),
+    let (gpu_timings, crossover, resident) = match gpu_timings {
+        Some((t, c, r)) => (Some(t), c, Some(r)),
+        None => (None, None, None),
     };
     let speedup = gpu_timings
         .as_ref()
@@ -270,6 +344,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport, KernelError> {
         agree,
         adapter,
         crossover,
+        resident,
     })
 }
 
@@ -316,6 +391,16 @@ impl BenchReport {
         }
         if let Some(x) = self.speedup {
             s += &format!("speedup gpu vs cpu: {x:.3}x\n");
+        }
+        if let Some(r) = &self.resident {
+            s += &format!(
+                "gpu resident: {} candidates changed per call, {} uploaded: {:.3} ms per call; every \
+                 candidate uploaded: {:.3} ms\n",
+                r.changed_per_call,
+                r.uploaded_per_call,
+                r.resident_s * 1e3,
+                r.full_upload_s * 1e3
+            );
         }
         if let Some(c) = &self.crossover {
             s += "crossover sweep (medians per call, one submission per dispatch):\n";

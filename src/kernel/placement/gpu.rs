@@ -4,6 +4,10 @@
 //! each call writes its inputs with `queue.write_buffer`, dispatches one workgroup per job, copies only the
 //! winners to a `MAP_READ` staging buffer and reads them back. Buffers grow in powers of two and are reused.
 //!
+//! Candidates stay resident: the backend keeps a copy of what the device's candidate buffer holds, and a
+//! call uploads only the runs of records that differ (nothing when the cluster did not change between
+//! calls), so a round that changed a few domains sends a few records, not all.
+//!
 //! Device acquisition ([`GpuBackend::new`]) is separate from the kernel ([`GpuBackend::with_device`]), so tests
 //! and embedders can pass their own device.
 
@@ -115,6 +119,11 @@ pub struct GpuBackend {
     timings: Timings,
     /// Drain the queue between upload, dispatch and readback (benchmarks); off: one submission per dispatch.
     phase_sync: bool,
+    /// What the device's candidate buffer holds (its first `resident.len()` records), so a call uploads
+    /// only what changed; emptied whenever the buffer is replaced.
+    resident: Vec<CandidateRecord>,
+    /// Candidate records uploaded so far (all calls).
+    uploaded_candidates: u64,
 }
 
 fn device_err(what: &str, e: impl std::fmt::Display) -> KernelError {
@@ -204,6 +213,8 @@ impl GpuBackend {
             errors,
             timings: Timings::default(),
             phase_sync: false,
+            resident: Vec::new(),
+            uploaded_candidates: 0,
         })
     }
 
@@ -216,6 +227,38 @@ impl GpuBackend {
     /// Wall time of the phases of the last `best_candidates` or `pair_costs` call.
     pub fn last_timings(&self) -> Timings {
         self.timings
+    }
+
+    /// Candidate records uploaded so far, over all calls (resident state: unchanged records are not sent).
+    pub fn uploaded_candidates(&self) -> u64 {
+        self.uploaded_candidates
+    }
+
+    /// Forgets what the device holds, so the next call uploads every candidate (benchmarks compare).
+    pub fn drop_resident(&mut self) {
+        self.resident.clear();
+    }
+
+    /// The runs of `candidates` the device does not hold yet (records past the resident copy's end all
+    /// count as changed), in order. Runs closer than `MERGE_GAP` records are merged (one write of a few
+    /// unchanged records costs less than another write), and past `MAX_RUNS` runs the rest goes as one.
+    /// Empty when nothing changed.
+    fn changed_runs(&self, candidates: &[CandidateRecord]) -> Vec<std::ops::Range<usize>> {
+        const MERGE_GAP: usize = 32;
+        const MAX_RUNS: usize = 256;
+        let r = &self.resident;
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, c) in candidates.iter().enumerate() {
+            if r.get(i) == Some(c) {
+                continue;
+            }
+            let full = runs.len() >= MAX_RUNS;
+            match runs.last_mut() {
+                Some(last) if i - last.end < MERGE_GAP || full => last.end = i + 1,
+                _ => runs.push(i..i + 1),
+            }
+        }
+        runs
     }
 
     /// The device limits the backend runs under.
@@ -286,7 +329,10 @@ impl GpuBackend {
     fn prepare(&mut self, jobs: u64, candidates: u64, winners: u64, costs: u64, staging: u64) {
         let mut grew = self.bind_group.is_none();
         grew |= self.jobs.ensure(&self.device, jobs);
-        grew |= self.candidates.ensure(&self.device, candidates);
+        if self.candidates.ensure(&self.device, candidates) {
+            self.resident.clear(); // a new buffer holds nothing yet
+            grew = true;
+        }
         grew |= self.winners.ensure(&self.device, winners);
         grew |= self.costs.ensure(&self.device, costs);
         self.staging.ensure(&self.device, staging);
@@ -447,11 +493,13 @@ impl GpuBackend {
         self.prepare(16, candidate_bytes, 8, cost_bytes, cost_bytes);
 
         let mut costs = Vec::with_capacity(n);
+        let mut resident = Vec::new();
         self.timings = self.execute(
             |queue| {
                 self.write_params(policy, 1, n);
                 queue.write_buffer(&self.jobs.buffer, 0, bytemuck::bytes_of(job));
                 queue.write_buffer(&self.candidates.buffer, 0, bytemuck::cast_slice(candidates));
+                resident = candidates.to_vec();
             },
             &self.costs_pipeline,
             n.div_ceil(WORKGROUP_SIZE as usize) as u32,
@@ -465,6 +513,8 @@ impl GpuBackend {
                 )
             },
         )?;
+        self.uploaded_candidates += n as u64;
+        self.resident = resident;
         Ok(costs)
     }
 }
@@ -519,18 +569,21 @@ impl CostBackend for GpuBackend {
         );
 
         let mut timings = Timings::default();
+        // Only what the device does not hold yet; every dispatch of a call reads the same candidates.
+        let runs = self.changed_runs(candidates);
         for (k, chunk) in jobs.chunks(per_dispatch).enumerate() {
             let t = self.execute(
                 |queue| {
                     self.write_params(policy, chunk.len(), candidates.len());
                     queue.write_buffer(&self.jobs.buffer, 0, bytemuck::cast_slice(chunk));
-                    // Every dispatch of a call reads the same candidates: upload them once.
                     if k == 0 {
-                        queue.write_buffer(
-                            &self.candidates.buffer,
-                            0,
-                            bytemuck::cast_slice(candidates),
-                        );
+                        for run in &runs {
+                            queue.write_buffer(
+                                &self.candidates.buffer,
+                                (run.start * size_of::<CandidateRecord>()) as u64,
+                                bytemuck::cast_slice(&candidates[run.clone()]),
+                            );
+                        }
                     }
                 },
                 &self.main_pipeline,
@@ -546,6 +599,11 @@ impl CostBackend for GpuBackend {
             timings.dispatch += t.dispatch;
             timings.readback += t.readback;
         }
+        self.uploaded_candidates += runs.iter().map(|r| r.len() as u64).sum::<u64>();
+        // The device now holds `candidates` (and stale records past their end, which no call reads:
+        // `num_candidates` bounds the shader).
+        self.resident.clear();
+        self.resident.extend_from_slice(candidates);
         self.timings = timings;
         Ok(())
     }
