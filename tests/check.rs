@@ -308,6 +308,22 @@ fn every_corruption_is_a_violation_naming_what_is_wrong() {
     }
 }
 
+/// `csv` with the last field of data row `row` (1 = the first after the header) dropped.
+fn short_row(csv: &str, row: usize) -> String {
+    csv.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == row {
+                l.rsplit_once(',').map_or(l, |(head, _)| head).to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 #[test]
 fn malformed_files_are_located_errors_not_violations() {
     let (w, base) = good();
@@ -338,6 +354,16 @@ fn malformed_files_are_located_errors_not_violations() {
                 jobs: base.jobs.clone(),
             },
             "nope",
+        ),
+        (
+            // Found by mutation testing: the row number of a record the CSV reader cannot read.
+            "the second data row one field short",
+            Files {
+                placements: short_row(&base.placements, 2),
+                report: base.report.clone(),
+                jobs: base.jobs.clone(),
+            },
+            "placements.csv: row 2: cannot read",
         ),
     ];
     for (what, f, phrase) in cases {
