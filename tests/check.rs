@@ -327,6 +327,14 @@ fn short_row(csv: &str, row: usize) -> String {
 #[test]
 fn malformed_files_are_located_errors_not_violations() {
     let (w, base) = good();
+    // The data row (1 = the first after the header) whose `gpus` the first case spoils: the checker must
+    // name it (a mutant of the row number survived a test that only looked for the file name).
+    let eight = base
+        .placements
+        .lines()
+        .position(|l| l.ends_with(",8"))
+        .unwrap();
+    let bad_gpus = format!("placements.csv: row {eight}, column `gpus`");
     let cases: Vec<(&str, Files, &str)> = vec![
         (
             "gpus not a number",
@@ -335,7 +343,7 @@ fn malformed_files_are_located_errors_not_violations() {
                 report: base.report.clone(),
                 jobs: base.jobs.clone(),
             },
-            "placements.csv",
+            &bad_gpus,
         ),
         (
             "report.json not JSON",
