@@ -146,14 +146,7 @@ pub fn crossover(
         let (js, cs) = random_batch(seed, jobs, candidates);
         cpu.best_candidates(policy, &js, &cs, &mut expected)?;
         let time = |b: &mut dyn CostBackend, out: &mut Vec<Winner>| {
-            let mut v = Vec::with_capacity(reps);
-            b.best_candidates(policy, &js, &cs, out)?;
-            for _ in 0..reps.max(1) {
-                let t = Instant::now();
-                b.best_candidates(policy, &js, &cs, out)?;
-                v.push(t.elapsed());
-            }
-            Ok::<f64, KernelError>(median(v))
+            super::hybrid::time_median(reps.max(1), || b.best_candidates(policy, &js, &cs, out))
         };
         let cpu_s = time(&mut cpu, &mut out)?;
         let gpu_s = time(gpu, &mut out)?;

@@ -68,7 +68,7 @@ fn median_s(mut v: Vec<f64>) -> f64 {
 }
 
 /// Times `f` `reps` times after one warm-up call; the median, seconds.
-fn time_median(
+pub(super) fn time_median(
     reps: usize,
     mut f: impl FnMut() -> Result<(), KernelError>,
 ) -> Result<f64, KernelError> {
@@ -183,12 +183,9 @@ impl HybridBackend {
         h
     }
 
-    /// The crossover in use, once a GPU is open.
-    pub fn crossover(&self) -> Option<Crossover> {
-        match &self.gpu {
-            Gpu::Open(_, c) => Some(*c),
-            _ => None,
-        }
+    /// Calls of at least this many pairs open the GPU.
+    pub fn open_at(&self) -> u64 {
+        self.open_at
     }
 
     /// Opens a GPU (a software adapter only when named, as for `auto` everywhere) and finds the

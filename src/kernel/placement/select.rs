@@ -190,13 +190,13 @@ pub fn open_backend(
                 })?),
                 Err(_) => None,
             };
+            let auto = HybridBackend::lazy(fixed);
             let note = format!(
                 "backend: auto (cpu twin; a call of {} pairs or more opens a GPU, if there is one, and \
                  calls from the measured crossover on go to it)",
-                fixed.map_or(super::hybrid::OPEN_GPU_PAIRS, |f| f
-                    .min(super::hybrid::OPEN_GPU_PAIRS))
+                auto.open_at()
             );
-            Ok((Box::new(HybridBackend::lazy(fixed)), note))
+            Ok((Box::new(auto), note))
         }
     }
 }
