@@ -62,7 +62,11 @@ struct Files {
 }
 
 fn good() -> (ultrasched::domain::workload::Workload, Files) {
-    let w = from_toml(WORKLOAD);
+    good_of(WORKLOAD)
+}
+
+fn good_of(toml: &str) -> (ultrasched::domain::workload::Workload, Files) {
+    let w = from_toml(toml);
     let o = common::run(&w);
     let files = Files {
         report: common::report(&w, &o).to_json(),
@@ -277,8 +281,13 @@ fn the_known_good_run_passes_and_has_the_expected_shape() {
 
 #[test]
 fn every_corruption_is_a_violation_naming_what_is_wrong() {
-    let (w, base) = good();
-    for (what, corrupt, phrase) in corruptions() {
+    refused_each(WORKLOAD, corruptions());
+}
+
+/// Each corruption of `toml`'s known-good run is refused with a violation containing its phrase.
+fn refused_each(toml: &str, table: Vec<(&'static str, Corruption, &'static str)>) {
+    let (w, base) = good_of(toml);
+    for (what, corrupt, phrase) in table {
         let mut f = Files {
             report: base.report.clone(),
             jobs: base.jobs.clone(),
@@ -427,4 +436,198 @@ fn check_command_exits_0_1_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("placements.csv"));
+}
+
+/// A fleet shared under `sharing = "elastic"` with priority preemption, on two 8-GPU H100 domains in one
+/// rack. Known schedule (worked out from the rules, and what the engine does):
+/// - `svc` (one 2-GPU replica) starts at 0 on domain 0 and scales to its `max_replicas` = 2 at 10 s; the
+///   fleet is full then, so the elastic `el` (12 GPUs: 6 + 6, started at 1 s) gives back one TP group of 4
+///   on domain 0 and runs on 8 (segment 1), then grows back to 12 when `low` and `hi` are done (segment 2);
+/// - `low` (2 GPUs, priority 1) starts at 2 s on domain 1 and is preempted at 30 s by `hi` (4 GPUs,
+///   `required = "rack"`, priority 10), which takes 2 GPUs on each domain: one gang across two domains of
+///   one rack; `low` restarts at 80 s.
+const SHARED: &str = r#"
+seed = 1
+[scheduler]
+queue = "priority"
+backfill = "none"
+preemption = true
+restart_cost_s = 20
+sharing = "elastic"
+[cluster]
+[[cluster.pools]]
+name = "h"
+preset = "p5-h100"
+count = 2
+domains_per_rack = 2
+[[jobs]]
+id = "svc"
+kind = "inference"
+replicas = 1
+gpus_per_replica = 2
+lifetime_s = 600
+priority = 5
+[jobs.serving]
+model = "llama-3-8b"
+autoscale = { min_replicas = 1, max_replicas = 2, target_outstanding = 2, cold_start_s = 10, cooldown_s = 30, eval_period_s = 10 }
+traffic = { kind = "poisson", rate_per_s = 20, prompt_tokens = { median = 1200, sigma = 0.8, max = 32000 }, output_tokens = { median = 250, sigma = 0.7, max = 4096 } }
+[[jobs]]
+id = "el"
+gpus = 12
+duration_s = 400
+priority = 6
+submit_s = 1
+elastic = { min_gpus = 4, max_gpus = 12 }
+model = { params_b = 8, tokens_per_step = 1048576, tp = 4, mfu = 0.4 }
+[[jobs]]
+id = "low"
+gpus = 2
+duration_s = 100
+priority = 1
+submit_s = 2
+topology = { required = "rack" }
+[[jobs]]
+id = "hi"
+gpus = 4
+duration_s = 50
+submit_s = 30
+priority = 10
+topology = { required = "rack" }
+"#;
+
+/// The rows of `job` in segment `seg`, as (domain, gpus), in file order.
+fn segment_rows(placements: &str, job: &str, seg: &str) -> Vec<(String, String)> {
+    let mut lines = placements.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| l.split(',').map(String::from).collect::<Vec<_>>())
+        .filter(|r| r[0] == job && get(&header, r, "segment") == seg)
+        .map(|r| {
+            (
+                get(&header, &r, "domain").to_string(),
+                get(&header, &r, "gpus").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Sets the `gpus` of job `el`'s segment-1 rows on domains 0 and 1.
+fn el_segment_1(f: &mut Files, gpus: [&'static str; 2]) {
+    f.placements = edit_rows(&f.placements, "el", move |h, r| {
+        if get(h, r, "segment") == "1" {
+            let d: usize = get(h, r, "domain").parse().unwrap();
+            set(h, r, "gpus", gpus[d]);
+        }
+        vec![r.to_vec()]
+    });
+}
+
+#[test]
+fn the_shared_fleet_run_passes_and_has_the_expected_shape() {
+    let (w, f) = good_of(SHARED);
+    let ok = checked_ok(&w, &f);
+    // svc 2 segments, el 3 (two resizes), low 2 (one preemption), hi 1.
+    assert_eq!(
+        (ok.jobs, ok.completed, ok.segments),
+        (4, 4, 8),
+        "{}",
+        f.placements
+    );
+    let p = &f.placements;
+    let pair = |d: &str, g: &str| (d.to_string(), g.to_string());
+    assert_eq!(
+        segment_rows(p, "svc", "1").len(),
+        2,
+        "svc at max_replicas\n{p}"
+    );
+    assert_eq!(
+        segment_rows(p, "el", "0"),
+        [pair("0", "6"), pair("1", "6")],
+        "{p}"
+    );
+    assert_eq!(
+        segment_rows(p, "el", "1"),
+        [pair("0", "2"), pair("1", "6")],
+        "{p}"
+    );
+    assert_eq!(
+        segment_rows(p, "hi", "0"),
+        [pair("0", "2"), pair("1", "2")],
+        "{p}"
+    );
+    assert_eq!(segment_rows(p, "low", "1").len(), 1, "{p}");
+    let report: serde_json::Value = serde_json::from_str(&f.report).unwrap();
+    assert_eq!(report["summary"]["jobs"]["preemptions"], 1);
+}
+
+fn checked_ok(w: &ultrasched::domain::workload::Workload, f: &Files) -> ultrasched::check::Checked {
+    check(
+        w,
+        RunFiles {
+            report_json: &f.report,
+            jobs_csv: &f.jobs,
+            placements_csv: &f.placements,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", f.jobs, f.placements))
+}
+
+#[test]
+fn every_corruption_of_the_shared_fleet_run_is_a_violation() {
+    refused_each(
+        SHARED,
+        vec![
+            (
+                "an autoscaled service above max_replicas",
+                |f| f.placements += "svc,1,2,10.000000,600.000000,h,1,0,2\n",
+                "3 replicas, outside 1..=2 (max_replicas)",
+            ),
+            (
+                "an elastic gang below min_gpus",
+                |f| el_segment_1(f, ["1", "1"]),
+                "elastic gang holds 2 GPUs; allowed 4..=12 in steps of 4",
+            ),
+            (
+                "an elastic gang off its tensor-parallel step",
+                |f| el_segment_1(f, ["2", "5"]),
+                "elastic gang holds 7 GPUs",
+            ),
+            (
+                "an elastic gang above its size",
+                |f| el_segment_1(f, ["8", "6"]),
+                "elastic gang holds 14 GPUs",
+            ),
+            (
+                "a segment that starts before the previous one ended",
+                |f| {
+                    f.placements = edit_rows(&f.placements, "low", |h, r| {
+                        if get(h, r, "segment") == "1" {
+                            set(h, r, "start_s", "25.000000");
+                        }
+                        vec![r.to_vec()]
+                    })
+                },
+                "before the previous one ended",
+            ),
+            (
+                "a preemption missing from jobs.csv",
+                |f| {
+                    f.jobs = edit_rows(&f.jobs, "low", |h, r| {
+                        set(h, r, "preemptions", "0");
+                        vec![r.to_vec()]
+                    })
+                },
+                "0 preemptions, 0 resizes and 0 interruptions but 2 segments",
+            ),
+            (
+                "a preemption total in report.json that jobs.csv does not add up to",
+                |f| {
+                    let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
+                    v["summary"]["jobs"]["preemptions"] = 2.into();
+                    f.report = v.to_string();
+                },
+                "summary.jobs.preemptions",
+            ),
+        ],
+    );
 }

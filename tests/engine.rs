@@ -544,6 +544,8 @@ fn inference_services_are_served_where_and_when_they_ran() {
             backend: String::new(),
             adapter: String::new(),
             wall_s: 0.0,
+            cluster_s: 0.0,
+            serving_s: 0.0,
             kernel_usage: None,
             workload_file: String::new(),
         },

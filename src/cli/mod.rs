@@ -246,14 +246,18 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<()> {
     });
     bar.finish();
     let outcome = outcome.context("simulation stopped")?;
+    let cluster_s = started.elapsed().as_secs_f64();
     // Request-level serving of the inference services, on the replicas and times the engine gave them.
     let inference = crate::engine::serving::serve_services(&w, &outcome)?;
+    let wall_s = started.elapsed().as_secs_f64();
 
     let run = RunInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         backend: backend.name().to_string(),
         adapter: backend.adapter(),
-        wall_s: started.elapsed().as_secs_f64(),
+        wall_s,
+        cluster_s,
+        serving_s: wall_s - cluster_s,
         kernel_usage: backend.usage(),
         workload_file: args.file.display().to_string(),
     };

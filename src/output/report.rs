@@ -18,6 +18,10 @@ pub struct RunInfo {
     pub adapter: String,
     /// Wall-clock seconds of the simulation.
     pub wall_s: f64,
+    /// Of which the cluster engine (scheduling and placing every job).
+    pub cluster_s: f64,
+    /// Of which request-level serving of the inference services (services in parallel).
+    pub serving_s: f64,
     /// Under `--backend auto` with a GPU: the crossover and how many calls and pairs each backend took.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_usage: Option<crate::kernel::placement::KernelUsage>,

@@ -61,6 +61,8 @@ pub fn report(w: &Workload, o: &Outcome) -> Report {
         backend: "cpu".into(),
         adapter: "cpu twin".into(),
         wall_s: 0.5,
+        cluster_s: 0.0,
+        serving_s: 0.0,
         kernel_usage: None,
         workload_file: String::new(),
     };

@@ -525,6 +525,15 @@ impl PrefixCache {
             .count()
     }
 
+    /// `prefix_hits(ids)` when it is more than `beat`, else `None`. A prefix longer than `beat` blocks
+    /// holds block `ids[beat]`, so one lookup of that block rules most caches out before the walk.
+    fn prefix_hits_over(&self, ids: &[u64], beat: usize) -> Option<usize> {
+        if !ids.get(beat).is_some_and(|h| self.blocks.contains_key(h)) {
+            return None;
+        }
+        Some(self.prefix_hits(ids)).filter(|&hits| hits > beat)
+    }
+
     fn pin(&mut self, ids: &[u64]) {
         for &h in ids {
             let b = self.blocks.entry(h).or_default();
@@ -1100,8 +1109,12 @@ impl<'a> Sim<'a> {
                     if load > limit {
                         break;
                     }
-                    let hits = self.replicas[r as usize].cache.prefix_hits(ids);
-                    if best.is_none_or(|(h, _)| hits > h) {
+                    let cache = &self.replicas[r as usize].cache;
+                    let hits = match best {
+                        None => Some(cache.prefix_hits(ids)),
+                        Some((h, _)) => cache.prefix_hits_over(ids, h),
+                    };
+                    if let Some(hits) = hits {
                         best = Some((hits, r));
                         if hits == ids.len() {
                             break; // nothing beats a whole-prefix hit at the lowest load
