@@ -29,11 +29,20 @@ for spec in "${runs[@]}"; do
   if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
   args=()
   for f in $files; do args+=(-f "$f"); done
+  # The test selection goes to every cargo call (`-C`), so a mutant rebuilds only the library and those
+  # test binaries (seconds), not every test target of the crate (minutes).
+  for t in $tests; do
+    case "$t" in
+      --test) ;;
+      --lib) args+=("-C=--lib") ;;
+      *) args+=("-C=--test=$t") ;;
+    esac
+  done
   if [ -n "$shard" ]; then args+=(--shard "$shard" --sharding round-robin); fi
   echo "== $name: ${files} (tests: $tests)"
   # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
   cargo mutants "${args[@]}" --no-shuffle --output "$out/$name" --timeout 300 --build-timeout 600 \
-    -- $tests || rc=$?
+    || rc=$?
   rc="${rc:-0}"
   if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then
     echo "cargo mutants failed for $name (exit $rc)" >&2
