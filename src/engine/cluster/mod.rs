@@ -696,20 +696,21 @@ impl<'a> Engine<'a> {
         };
         let job = &self.w.jobs[head];
         let c = &self.w.cluster;
-        let mut total = 0u64;
-        for pool in &c.pools {
-            if (job.model_mask >> pool.preset.gpu_model) & 1 == 0 {
-                continue;
-            }
-            let need = job.gpus.min(pool.domain_gpus());
-            let range = pool.first_domain as usize..(pool.first_domain + pool.domains) as usize;
-            for &free in &self.state.domain_free[range] {
-                if free > 0 && free < need {
-                    total += free as u64;
+        // Only domains with a free GPU can strand any (on a busy fleet, a fraction of them).
+        self.state
+            .domains_with_free()
+            .map(|d| {
+                let pool = &c.pools[c.domain_pool[d] as usize];
+                let free = self.state.domain_free[d];
+                // What the head's gang would take there: its size, or a whole domain.
+                let runs_here = (job.model_mask >> pool.preset.gpu_model) & 1 == 1;
+                if runs_here && free < job.gpus.min(pool.domain_gpus()) {
+                    free as u64
+                } else {
+                    0
                 }
-            }
-        }
-        total
+            })
+            .sum()
     }
 
     /// What a placement of `j` on `gangs` means: GPUs per domain, run time (checkpoint stalls included),

@@ -2419,5 +2419,21 @@ mod tests {
                 }
             }
         }
+
+        /// The kv-aware router's shortcut: `prefix_hits_over(ids, beat)` is the prefix length exactly when
+        /// that is more than `beat`, on caches holding any subset of blocks.
+        #[test]
+        fn prefix_hits_over_is_the_walk_when_it_beats(
+            held in prop::collection::btree_set(0u64..24, 0..24),
+            ids in prop::collection::vec(0u64..24, 0..16),
+            beat in 0usize..18,
+        ) {
+            let mut cache = PrefixCache::default();
+            let held: Vec<u64> = held.into_iter().collect();
+            cache.pin(&held);
+            let walk = ids.iter().take_while(|h| held.contains(h)).count();
+            prop_assert_eq!(cache.prefix_hits(&ids), walk);
+            prop_assert_eq!(cache.prefix_hits_over(&ids, beat), (walk > beat).then_some(walk));
+        }
     }
 }
