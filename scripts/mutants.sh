@@ -7,6 +7,7 @@
 #   bash scripts/mutants.sh [OUT_DIR] [SHARD]        # SHARD: k/n runs every n-th mutant (round robin)
 #   bash scripts/mutants.sh target/mutants 0/5       # a one-in-five sample
 #
+# TIMEOUT=seconds (default 120) bounds one mutant's tests: a mutant that loops forever counts as a timeout.
 # Needs `cargo install cargo-mutants` (27.x). Results: OUT_DIR/<name>/mutants.out/{caught,missed,timeout,
 # unviable}.txt, and a summary line per module on stdout. TESTING.md records the figures.
 set -euo pipefail
@@ -41,7 +42,7 @@ for spec in "${runs[@]}"; do
   if [ -n "$shard" ]; then args+=(--shard "$shard" --sharding round-robin); fi
   echo "== $name: ${files} (tests: $tests)"
   # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
-  cargo mutants "${args[@]}" --no-shuffle --output "$out/$name" --timeout 300 --build-timeout 600 \
+  cargo mutants "${args[@]}" --no-shuffle --output "$out/$name" --timeout "${TIMEOUT:-120}" --build-timeout 600 \
     || rc=$?
   rc="${rc:-0}"
   if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then

@@ -261,3 +261,22 @@ fn easy_backfill_never_idles_a_pool_behind_a_head_that_cannot_use_it() {
     let h0 = w.jobs.iter().position(|j| j.id == "h0").unwrap();
     assert_eq!(o.jobs[h0].start.unwrap() / 1_000_000, 10_000);
 }
+
+#[test]
+fn fair_share_compares_dominant_shares_across_gpu_models() {
+    // DRF: a tenant's share is the largest fraction it holds of any GPU model. From 0 s, `a` holds 16 of
+    // the 32 B200s (0.5) and `b` 6 of the 8 H100s (0.75). At 10 s each submits a 2-GPU H100 job and only 2
+    // H100s are free: `a` holds the smaller dominant share, so a_x starts at 10 s and b_x when it ends
+    // (110 s), although b_x comes first in the file. Counting GPUs instead of fractions (16 > 6) would pick
+    // b first.
+    let text = "[cluster]\n\
+        [[cluster.pools]]\nname = \"h\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+        [[cluster.pools]]\nname = \"g\"\ngpu = \"b200\"\ngpus_per_node = 8\ncount = 4\n\
+        [scheduler]\nqueue = \"fair-share\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"a_big\"\ntenant = \"a\"\ngpus = 16\ngpu_model = \"b200\"\nduration_s = 1000\n\
+        [[jobs]]\nid = \"b_big\"\ntenant = \"b\"\ngpus = 6\ngpu_model = \"h100\"\nduration_s = 1000\n\
+        [[jobs]]\nid = \"b_x\"\ntenant = \"b\"\ngpus = 2\ngpu_model = \"h100\"\nduration_s = 100\nsubmit_s = 10\n\
+        [[jobs]]\nid = \"a_x\"\ntenant = \"a\"\ngpus = 2\ngpu_model = \"h100\"\nduration_s = 100\nsubmit_s = 10\n";
+    let want = at(&[("a_big", 0.0), ("b_big", 0.0), ("a_x", 10.0), ("b_x", 110.0)]);
+    assert_eq!(starts(text), want);
+}
