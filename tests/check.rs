@@ -634,7 +634,8 @@ fn every_corruption_of_the_shared_fleet_run_is_a_violation() {
 }
 
 /// Software faults at 0.05 per GPU-hour: `a` (8 GPUs, 10 h) restarts in place a few times; `b` (16 GPUs)
-/// waits for it. Node failures close segments like preemptions do, counted as interruptions.
+/// arrives after it has ended, so for a while nothing runs and nothing waits but failures go on. Node
+/// failures close segments like preemptions do, counted as interruptions.
 const FAILING: &str = r#"
 seed = 3
 [cluster]
@@ -653,7 +654,7 @@ duration_s = 36000
 id = "b"
 gpus = 16
 duration_s = 7200
-submit_s = 100
+submit_s = 40000
 "#;
 
 #[test]

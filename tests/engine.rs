@@ -4,7 +4,7 @@ mod common;
 
 use common::{bundled, from_toml, load_with as load, repo, report_value as report, run};
 use ultrasched::domain::workload::Workload;
-use ultrasched::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
+use ultrasched::domain::workload::{Backfill, JobKind, PlacementPolicy, QueuePolicy};
 use ultrasched::engine::cluster::{JobState, Outcome};
 use ultrasched::input::workload::{build, parse_str, Format, Overrides};
 use ultrasched::output::report::{jobs_csv, Report, RunInfo};
@@ -733,3 +733,118 @@ fn a_disaggregated_split_that_cannot_be_honoured_is_refused_with_its_field() {
     );
     assert!(e.contains("autoscale"), "{e}");
 }
+
+/// The utilisation timeline is recomputed from the segments alone: at every sample instant `t` (taken
+/// after everything due at `t`), the jobs running are those with a segment `start <= t < end`, the busy
+/// GPUs theirs, the inference GPUs those of services, and the queued jobs those submitted, not yet ended
+/// and not running. Workloads with preemption, elastic resizes, autoscaled services, failures and a gap with
+/// nothing running.
+#[test]
+fn samples_agree_with_the_segments() {
+    let mut cases: Vec<(String, Workload)> = ["quickstart", "mixed-fleet", "failures-spares"]
+        .iter()
+        .map(|n| (n.to_string(), common::load(&format!("workloads/{n}.toml"))))
+        .collect();
+    cases.push(("shared".into(), from_toml(SHARED_FLEET)));
+    for (name, w) in &cases {
+        let o = common::run(w);
+        assert!(o.samples.len() > 3, "{name}: {} samples", o.samples.len());
+        let last_end: Vec<Option<u64>> = (0..w.jobs.len())
+            .map(|j| {
+                o.segments
+                    .iter()
+                    .filter(|s| s.job as usize == j)
+                    .map(|s| s.end)
+                    .max()
+            })
+            .collect();
+        for s in &o.samples {
+            let t = s.time;
+            let live: Vec<&ultrasched::engine::cluster::Segment> = o
+                .segments
+                .iter()
+                .filter(|g| g.start <= t && t < g.end)
+                .collect();
+            let running: std::collections::BTreeSet<u32> = live.iter().map(|g| g.job).collect();
+            let gpus = |g: &&ultrasched::engine::cluster::Segment| -> u64 {
+                g.domains.iter().map(|&(_, n)| n as u64).sum()
+            };
+            let busy: u64 = live.iter().map(gpus).sum();
+            let inference: u64 = live
+                .iter()
+                .filter(|g| w.jobs[g.job as usize].kind == JobKind::Inference)
+                .map(gpus)
+                .sum();
+            let queued = (0..w.jobs.len())
+                .filter(|&j| {
+                    o.jobs[j].state == JobState::Completed
+                        && w.jobs[j].submit <= t
+                        && last_end[j].is_some_and(|e| e > t)
+                        && !running.contains(&(j as u32))
+                })
+                .count();
+            let want = (running.len() as u32, busy, inference, queued as u32);
+            let got = (s.running, s.busy_gpus, s.inference_gpus, s.queued);
+            assert_eq!(
+                got, want,
+                "{name} at {t} us: (running, busy, inference, queued)"
+            );
+        }
+    }
+}
+
+/// Two H100 domains in one rack shared under `sharing = "elastic"` with priority preemption: an autoscaled
+/// service, an elastic job shrunk for it, a preempted job (the same run as tests/check.rs `SHARED`).
+const SHARED_FLEET: &str = r#"
+seed = 1
+[scheduler]
+queue = "priority"
+backfill = "none"
+preemption = true
+restart_cost_s = 20
+sharing = "elastic"
+[cluster]
+[[cluster.pools]]
+name = "h"
+preset = "p5-h100"
+count = 2
+domains_per_rack = 2
+[[jobs]]
+id = "svc"
+kind = "inference"
+replicas = 1
+gpus_per_replica = 2
+lifetime_s = 600
+priority = 5
+[jobs.serving]
+model = "llama-3-8b"
+autoscale = { min_replicas = 1, max_replicas = 2, target_outstanding = 2, cold_start_s = 10, cooldown_s = 30, eval_period_s = 10 }
+traffic = { kind = "poisson", rate_per_s = 20, prompt_tokens = { median = 1200, sigma = 0.8, max = 32000 }, output_tokens = { median = 250, sigma = 0.7, max = 4096 } }
+[[jobs]]
+id = "el"
+gpus = 12
+duration_s = 400
+priority = 6
+submit_s = 1
+elastic = { min_gpus = 8, max_gpus = 12 }
+model = { params_b = 8, tokens_per_step = 1048576, tp = 4, mfu = 0.4 }
+[[jobs]]
+id = "low"
+gpus = 2
+duration_s = 100
+priority = 1
+submit_s = 2
+topology = { required = "rack" }
+[[jobs]]
+id = "hi"
+gpus = 4
+duration_s = 50
+submit_s = 30
+priority = 10
+topology = { required = "rack" }
+[[jobs]]
+id = "later"
+gpus = 8
+duration_s = 10
+submit_s = 2000
+"#;
