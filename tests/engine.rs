@@ -275,6 +275,21 @@ fn gpu_model_constraints_route_jobs_to_their_pool() {
 }
 
 #[test]
+fn a_job_too_big_for_its_gpu_model_does_not_hold_up_a_fifo_queue() {
+    // `wide` needs 16 H100s and the fleet has 8 (plus a 72-GPU GB200 domain it may not use): it is
+    // unschedulable when it arrives, so under FIFO without backfill `small` (8 H100s, at 1 s) starts at once
+    // instead of waiting behind a head that can never start.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 1\n\
+        [[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 1\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"none\"\n\
+        [[jobs]]\nid = \"wide\"\ngpus = 16\nduration_s = 10\ngpu_model = \"h100\"\n\
+        [[jobs]]\nid = \"small\"\ngpus = 8\nduration_s = 10\ngpu_model = \"h100\"\nsubmit_s = 1\n";
+    let o = run(&from_toml(text));
+    assert_eq!(o.jobs[0].state, JobState::Unschedulable);
+    assert_eq!(o.jobs[1].start, Some(1_000_000));
+}
+
+#[test]
 fn segments_account_for_every_busy_gpu_second() {
     for p in bundled() {
         let w = load(&p, Overrides::default());

@@ -277,6 +277,11 @@ fn fair_share_compares_dominant_shares_across_gpu_models() {
         [[jobs]]\nid = \"b_big\"\ntenant = \"b\"\ngpus = 6\ngpu_model = \"h100\"\nduration_s = 1000\n\
         [[jobs]]\nid = \"b_x\"\ntenant = \"b\"\ngpus = 2\ngpu_model = \"h100\"\nduration_s = 100\nsubmit_s = 10\n\
         [[jobs]]\nid = \"a_x\"\ntenant = \"a\"\ngpus = 2\ngpu_model = \"h100\"\nduration_s = 100\nsubmit_s = 10\n";
-    let want = at(&[("a_big", 0.0), ("b_big", 0.0), ("a_x", 10.0), ("b_x", 110.0)]);
+    let want = at(&[
+        ("a_big", 0.0),
+        ("b_big", 0.0),
+        ("a_x", 10.0),
+        ("b_x", 110.0),
+    ]);
     assert_eq!(starts(text), want);
 }
