@@ -290,6 +290,28 @@ fn a_job_too_big_for_its_gpu_model_does_not_hold_up_a_fifo_queue() {
 }
 
 #[test]
+fn a_preempted_checkpointing_job_keeps_its_checkpoints_and_pays_for_them() {
+    // `low`: 8 GPUs, 1,000 s of compute, a 10 s checkpoint after every 100 s. `hi` preempts it at 235 s:
+    // two checkpoints were written (at 110 s and 220 s of wall time), 200 s of compute kept, the 15 s
+    // since lost (120 GPU-s). It resumes when `hi` ends at 245 s with 800 s left: 800 + 7 x 10 = 870 s of
+    // wall time, so it ends at 1,115 s. Checkpoint GPU time: (2 + 7) x 10 s x 8 GPUs = 720 GPU-s.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 1\n\
+        [scheduler]\nqueue = \"priority\"\npreemption = true\nrestart_cost_s = 0\n\
+        [[jobs]]\nid = \"low\"\ngpus = 8\nduration_s = 1000\npriority = 1\n\
+        checkpoint_interval_s = 100\ncheckpoint_s = 10\n\
+        [[jobs]]\nid = \"hi\"\ngpus = 8\nduration_s = 10\npriority = 10\nsubmit_s = 235\n";
+    let o = run(&from_toml(text));
+    let low = &o.jobs[0];
+    assert_eq!((low.start, low.end), (Some(0), Some(1_115_000_000)));
+    assert_eq!(low.preemptions, 1);
+    assert_eq!(low.lost_gpu_time, 120_000_000, "GPU-us lost");
+    assert_eq!(
+        low.checkpoint_gpu_time, 720_000_000,
+        "GPU-us writing checkpoints"
+    );
+}
+
+#[test]
 fn segments_account_for_every_busy_gpu_second() {
     for p in bundled() {
         let w = load(&p, Overrides::default());
