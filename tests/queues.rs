@@ -100,6 +100,30 @@ fn las_with_three_queues_orders_by_attained_service() {
 }
 
 #[test]
+fn las_counts_attained_service_from_when_a_job_started() {
+    // Thresholds 100 and 1000 GPU-s, one 8-GPU node, all jobs 8 GPUs. a: 0..60. b (100 s, at 60): 100 GPU-s
+    // at 72.5 -> queue 1; c (10 s, at 80, queue 0) preempts it: 80..90. d (200 s, at 85) starts at 90 in
+    // queue 0, reaches 100 GPU-s at 102.5 -> queue 1, beside the waiting b: same queue, no preemption. d
+    // reaches 1000 GPU-s at 215 -> queue 2, and b (queue 1) preempts it: b 215..295 (80 s left), then d
+    // 295..370 (75 s left). Service counted from time 0 instead of each start would put b and d in queue 2
+    // early, and d would run to its end first.
+    let jobs = "[[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 60\nsubmit_s = 0\n\
+                [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 100\nsubmit_s = 60\n\
+                [[jobs]]\nid = \"c\"\ngpus = 8\nduration_s = 10\nsubmit_s = 80\n\
+                [[jobs]]\nid = \"d\"\ngpus = 8\nduration_s = 200\nsubmit_s = 85\n";
+    let got = segments(&node8("las", "las_thresholds_gpu_s = [100, 1000]", jobs));
+    let want = vec![
+        seg("a", 0.0, 60.0),
+        seg("b", 60.0, 80.0),
+        seg("c", 80.0, 90.0),
+        seg("d", 90.0, 215.0),
+        seg("b", 215.0, 295.0),
+        seg("d", 295.0, 370.0),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
 fn bad_las_thresholds_exit_2_naming_the_field() {
     for (value, what) in [
         ("[]", "1 to 7 thresholds"),
