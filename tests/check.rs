@@ -590,8 +590,8 @@ fn every_corruption_of_the_shared_fleet_run_is_a_violation() {
             ),
             (
                 "an elastic gang off its tensor-parallel step",
-                |f| el_segment_1(f, ["2", "5"]),
-                "elastic gang holds 7 GPUs",
+                |f| el_segment_1(f, ["5", "5"]),
+                "elastic gang holds 10 GPUs",
             ),
             (
                 "an elastic gang above its size (in whole steps)",

@@ -312,6 +312,28 @@ fn a_preempted_checkpointing_job_keeps_its_checkpoints_and_pays_for_them() {
 }
 
 #[test]
+fn easy_reserves_a_whole_domain_for_a_domain_level_head() {
+    // Two 8-GPU domains. r1 (6 GPUs, to 100 s) and r2 (6 GPUs, to 200 s) take one each. h (8 GPUs,
+    // `required = "domain"`, at 1 s) is blocked; its reservation is domain 0 at 100 s, when r1 ends. x
+    // (2 GPUs, 150 s, at 2 s) fits now, but topology-pack puts it on domain 0 (2 free on each, lowest
+    // index), and it would run past 100 s there: EASY holds it back. At 100 s h takes domain 0 and x the
+    // two GPUs left on domain 1.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"topology-pack\"\n\
+        [[jobs]]\nid = \"r1\"\ngpus = 6\nduration_s = 100\n\
+        [[jobs]]\nid = \"r2\"\ngpus = 6\nduration_s = 200\n\
+        [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 50\nsubmit_s = 1\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"x\"\ngpus = 2\nduration_s = 150\nsubmit_s = 2\n";
+    let o = run(&from_toml(text));
+    let starts: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| j.start.map(|s| s / 1_000_000))
+        .collect();
+    assert_eq!(starts, [Some(0), Some(0), Some(100), Some(100)]);
+}
+
+#[test]
 fn segments_account_for_every_busy_gpu_second() {
     for p in bundled() {
         let w = load(&p, Overrides::default());
