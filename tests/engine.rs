@@ -334,6 +334,36 @@ fn easy_reserves_a_whole_domain_for_a_domain_level_head() {
 }
 
 #[test]
+fn greedy_marks_backfilled_only_the_jobs_that_pass_a_waiting_one() {
+    // Two 8-GPU domains, FIFO + greedy. a (8 GPUs, 0..100) and b (8 GPUs at 10 s, 10..110): b starts on
+    // the idle domain with nobody waiting: not backfilled. big (16 GPUs at 20 s) waits for both; c (8 GPUs
+    // at 30 s) waits too (no free GPU) and starts at 100 s on a's domain, ahead of big, which is still
+    // waiting: backfilled. big starts when c ends, at 150 s.
+    let text =
+        "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\n\
+        [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n\
+        [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 100\nsubmit_s = 10\n\
+        [[jobs]]\nid = \"big\"\ngpus = 16\nduration_s = 10\nsubmit_s = 20\n\
+        [[jobs]]\nid = \"c\"\ngpus = 8\nduration_s = 50\nsubmit_s = 30\n";
+    let o = run(&from_toml(text));
+    let got: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| (j.start.map(|s| s / 1_000_000), j.backfilled))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some(0), false),
+            (Some(10), false),
+            (Some(150), false),
+            (Some(100), true)
+        ]
+    );
+}
+
+#[test]
 fn segments_account_for_every_busy_gpu_second() {
     for p in bundled() {
         let w = load(&p, Overrides::default());
