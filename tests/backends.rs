@@ -183,6 +183,15 @@ fn auto_reports_its_split_in_run() {
         "{usage} vs {}",
         report["engine"]
     );
+    // The CPU twin runs every call itself: no split to report.
+    let cpu_report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cpu.join("report.json")).unwrap()).unwrap();
+    assert_eq!(cpu_report["run"]["backend"], "cpu");
+    assert!(
+        cpu_report["run"].get("kernel_usage").is_none(),
+        "{}",
+        cpu_report["run"]
+    );
 }
 
 /// `bench-kernel --crossover` sweeps calls of 1, 2, 4, .. jobs, checks agreement at every size, and its

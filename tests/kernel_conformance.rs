@@ -736,3 +736,9 @@ fn resident_candidates_upload_only_what_changed_and_stay_exact() {
     gpu.drop_resident();
     assert_eq!(check(&mut gpu, &big, "dropped"), 9_000);
 }
+
+/// Only a backend that splits calls between two others reports where they went.
+#[test]
+fn a_single_backend_reports_no_usage() {
+    assert_eq!(CpuBackend.usage(), None);
+}
