@@ -264,15 +264,7 @@ fn checked(w: &ultrasched::domain::workload::Workload, f: &Files) -> Result<(), 
 #[test]
 fn the_known_good_run_passes_and_has_the_expected_shape() {
     let (w, f) = good();
-    let ok = check(
-        &w,
-        RunFiles {
-            report_json: &f.report,
-            jobs_csv: &f.jobs,
-            placements_csv: &f.placements,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", f.placements));
+    let ok = checked_ok(&w, &f);
     assert_eq!((ok.jobs, ok.completed, ok.segments), (5, 4, 4));
     // c holds two GB200 nodes (4 GPUs each); a, b, d one H100 node each.
     assert_eq!(ok.rows, 5, "{}", f.placements);
@@ -438,64 +430,6 @@ fn check_command_exits_0_1_2() {
         .stderr(predicate::str::contains("placements.csv"));
 }
 
-/// A fleet shared under `sharing = "elastic"` with priority preemption, on two 8-GPU H100 domains in one
-/// rack. Known schedule (worked out from the rules, and what the engine does):
-/// - `svc` (one 2-GPU replica) starts at 0 on domain 0 and scales to its `max_replicas` = 2 at 10 s; the
-///   fleet is full then, so the elastic `el` (12 GPUs: 6 + 6, started at 1 s) gives back one TP group of 4
-///   on domain 0 and runs on 8, its `min_gpus` (segment 1, from the instant segment 0 ends), then grows
-///   back to 12 when `low` and `hi` are done (segment 2);
-/// - `low` (2 GPUs, priority 1) starts at 2 s on domain 1 and is preempted at 30 s by `hi` (4 GPUs,
-///   `required = "rack"`, priority 10), which takes 2 GPUs on each domain: one gang across two domains of
-///   one rack; `low` restarts at 80 s.
-const SHARED: &str = r#"
-seed = 1
-[scheduler]
-queue = "priority"
-backfill = "none"
-preemption = true
-restart_cost_s = 20
-sharing = "elastic"
-[cluster]
-[[cluster.pools]]
-name = "h"
-preset = "p5-h100"
-count = 2
-domains_per_rack = 2
-[[jobs]]
-id = "svc"
-kind = "inference"
-replicas = 1
-gpus_per_replica = 2
-lifetime_s = 600
-priority = 5
-[jobs.serving]
-model = "llama-3-8b"
-autoscale = { min_replicas = 1, max_replicas = 2, target_outstanding = 2, cold_start_s = 10, cooldown_s = 30, eval_period_s = 10 }
-traffic = { kind = "poisson", rate_per_s = 20, prompt_tokens = { median = 1200, sigma = 0.8, max = 32000 }, output_tokens = { median = 250, sigma = 0.7, max = 4096 } }
-[[jobs]]
-id = "el"
-gpus = 12
-duration_s = 400
-priority = 6
-submit_s = 1
-elastic = { min_gpus = 8, max_gpus = 12 }
-model = { params_b = 8, tokens_per_step = 1048576, tp = 4, mfu = 0.4 }
-[[jobs]]
-id = "low"
-gpus = 2
-duration_s = 100
-priority = 1
-submit_s = 2
-topology = { required = "rack" }
-[[jobs]]
-id = "hi"
-gpus = 4
-duration_s = 50
-submit_s = 30
-priority = 10
-topology = { required = "rack" }
-"#;
-
 /// The rows of `job` in segment `seg`, as (domain, gpus), in file order.
 fn segment_rows(placements: &str, job: &str, seg: &str) -> Vec<(String, String)> {
     let mut lines = placements.lines();
@@ -525,7 +459,7 @@ fn el_segment_1(f: &mut Files, gpus: [&'static str; 2]) {
 
 #[test]
 fn the_shared_fleet_run_passes_and_has_the_expected_shape() {
-    let (w, f) = good_of(SHARED);
+    let (w, f) = good_of(common::SHARED_FLEET);
     let ok = checked_ok(&w, &f);
     // svc 2 segments, el 3 (two resizes), low 2 (one preemption), hi 1.
     assert_eq!(
@@ -576,7 +510,7 @@ fn checked_ok(w: &ultrasched::domain::workload::Workload, f: &Files) -> ultrasch
 #[test]
 fn every_corruption_of_the_shared_fleet_run_is_a_violation() {
     refused_each(
-        SHARED,
+        common::SHARED_FLEET,
         vec![
             (
                 "an autoscaled service above max_replicas",

@@ -834,7 +834,10 @@ fn samples_agree_with_the_segments() {
         .iter()
         .map(|n| (n.to_string(), common::load(&format!("workloads/{n}.toml"))))
         .collect();
-    cases.push(("shared".into(), from_toml(SHARED_FLEET)));
+    cases.push((
+        "shared".into(),
+        from_toml(&format!("{}{LATER}", common::SHARED_FLEET)),
+    ));
     for (name, w) in &cases {
         let o = common::run(w);
         assert!(o.samples.len() > 3, "{name}: {} samples", o.samples.len());
@@ -882,58 +885,5 @@ fn samples_agree_with_the_segments() {
     }
 }
 
-/// Two H100 domains in one rack shared under `sharing = "elastic"` with priority preemption: an autoscaled
-/// service, an elastic job shrunk for it, a preempted job (the same run as tests/check.rs `SHARED`).
-const SHARED_FLEET: &str = r#"
-seed = 1
-[scheduler]
-queue = "priority"
-backfill = "none"
-preemption = true
-restart_cost_s = 20
-sharing = "elastic"
-[cluster]
-[[cluster.pools]]
-name = "h"
-preset = "p5-h100"
-count = 2
-domains_per_rack = 2
-[[jobs]]
-id = "svc"
-kind = "inference"
-replicas = 1
-gpus_per_replica = 2
-lifetime_s = 600
-priority = 5
-[jobs.serving]
-model = "llama-3-8b"
-autoscale = { min_replicas = 1, max_replicas = 2, target_outstanding = 2, cold_start_s = 10, cooldown_s = 30, eval_period_s = 10 }
-traffic = { kind = "poisson", rate_per_s = 20, prompt_tokens = { median = 1200, sigma = 0.8, max = 32000 }, output_tokens = { median = 250, sigma = 0.7, max = 4096 } }
-[[jobs]]
-id = "el"
-gpus = 12
-duration_s = 400
-priority = 6
-submit_s = 1
-elastic = { min_gpus = 8, max_gpus = 12 }
-model = { params_b = 8, tokens_per_step = 1048576, tp = 4, mfu = 0.4 }
-[[jobs]]
-id = "low"
-gpus = 2
-duration_s = 100
-priority = 1
-submit_s = 2
-topology = { required = "rack" }
-[[jobs]]
-id = "hi"
-gpus = 4
-duration_s = 50
-submit_s = 30
-priority = 10
-topology = { required = "rack" }
-[[jobs]]
-id = "later"
-gpus = 8
-duration_s = 10
-submit_s = 2000
-"#;
+/// A job long after the shared fleet's others have ended: a stretch with nothing running or waiting.
+const LATER: &str = "[[jobs]]\nid = \"later\"\ngpus = 8\nduration_s = 10\nsubmit_s = 2000\n";

@@ -138,3 +138,62 @@ pub fn gpu_node_scorer() -> Option<ultrasched::kernel::node_score::gpu::GpuNodeS
         Err(e) => panic!("a GPU adapter exists but the node scorer failed: {e}"),
     }
 }
+
+/// A fleet shared under `sharing = "elastic"` with priority preemption, on two 8-GPU H100 domains in one
+/// rack (tests/check.rs checks its files, tests/engine.rs its timeline). Known schedule (worked out from
+/// the rules, and what the engine does):
+/// - `svc` (one 2-GPU replica) starts at 0 on domain 0 and scales to its `max_replicas` = 2 at 10 s; the
+///   fleet is full then, so the elastic `el` (12 GPUs: 6 + 6, started at 1 s) gives back one TP group of 4
+///   on domain 0 and runs on 8, its `min_gpus` (segment 1, from the instant segment 0 ends), then grows
+///   back to 12 when `low` and `hi` are done (segment 2);
+/// - `low` (2 GPUs, priority 1) starts at 2 s on domain 1 and is preempted at 30 s by `hi` (4 GPUs,
+///   `required = "rack"`, priority 10), which takes 2 GPUs on each domain: one gang across two domains of
+///   one rack; `low` restarts at 80 s.
+pub const SHARED_FLEET: &str = r#"
+seed = 1
+[scheduler]
+queue = "priority"
+backfill = "none"
+preemption = true
+restart_cost_s = 20
+sharing = "elastic"
+[cluster]
+[[cluster.pools]]
+name = "h"
+preset = "p5-h100"
+count = 2
+domains_per_rack = 2
+[[jobs]]
+id = "svc"
+kind = "inference"
+replicas = 1
+gpus_per_replica = 2
+lifetime_s = 600
+priority = 5
+[jobs.serving]
+model = "llama-3-8b"
+autoscale = { min_replicas = 1, max_replicas = 2, target_outstanding = 2, cold_start_s = 10, cooldown_s = 30, eval_period_s = 10 }
+traffic = { kind = "poisson", rate_per_s = 20, prompt_tokens = { median = 1200, sigma = 0.8, max = 32000 }, output_tokens = { median = 250, sigma = 0.7, max = 4096 } }
+[[jobs]]
+id = "el"
+gpus = 12
+duration_s = 400
+priority = 6
+submit_s = 1
+elastic = { min_gpus = 8, max_gpus = 12 }
+model = { params_b = 8, tokens_per_step = 1048576, tp = 4, mfu = 0.4 }
+[[jobs]]
+id = "low"
+gpus = 2
+duration_s = 100
+priority = 1
+submit_s = 2
+topology = { required = "rack" }
+[[jobs]]
+id = "hi"
+gpus = 4
+duration_s = 50
+submit_s = 30
+priority = 10
+topology = { required = "rack" }
+"#;
