@@ -22,7 +22,7 @@ runs=(
   "check|src/check/mod.rs|--lib --test check --test capacity"
   "engine|src/engine/cluster/mod.rs src/engine/cluster/queue.rs|--test engine --test schedule_props --test queues --test check"
   "placement|src/engine/cluster/placement.rs src/kernel/placement/mod.rs|--test engine --test kernel_conformance --test check"
-  "cpu-twin|src/kernel/placement/cpu.rs|--lib --test kernel_conformance --test backends"
+  "cpu-twin|src/kernel/placement/cpu.rs|--lib --test kernel_conformance --test engine"
 )
 for spec in "${runs[@]}"; do
   IFS='|' read -r name files tests <<<"$spec"

@@ -547,6 +547,55 @@ fn rl_jobs_run_their_steps_at_the_modelled_step_time() {
 }
 
 #[test]
+fn an_async_rl_job_whose_rollouts_span_domains_syncs_its_weights_over_efa() {
+    // Two GB200 UltraServers (72-GPU domains). `h0` takes 60 GPUs of domain 0 and `h1` 68 of domain 1
+    // (it does not fit domain 0's 12). The RL job's 8 training GPUs go to domain 0 (topology-pack: the
+    // only domain they fit), leaving 4 free in each domain; its 8 one-GPU rollout replicas take domain 0's
+    // 4 (tie: lowest index) and then domain 1's 4. The job is src/perf/rl.rs's hand-worked async case
+    // (llama-3-8b, 64 episodes of three turns, staleness 0): rollout 7.566203 s, train 0.765562 s. Not
+    // all of its GPUs share one NVLink domain, so the weights sync over EFA: 28,800 Gb/s / 8 / 72 GPUs x
+    // 0.7 = 35 GB/s per stream, 8 streams, 16.0605e9 B / (8 x 35e9) = 0.057359 s (over NVLink it would
+    // be 0.001593 s). Step 7.566203 + 5 + 0.765562 + 0.057359 = 13.389124 s; 10 steps.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [scheduler]\nplacement = \"topology-pack\"\n\
+        [[jobs]]\nid = \"h0\"\ngpus = 60\nduration_s = 100000\n\
+        [[jobs]]\nid = \"h1\"\ngpus = 68\nduration_s = 100000\n\
+        [[jobs]]\nid = \"rl\"\nkind = \"rl\"\ngpus = 8\nsubmit_s = 1\n\
+        rl = { mode = \"async\", staleness = 0, steps = 10, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, turn_tokens = 256, output_tokens = 128, tool_wait_s = 2, reward_s = 5, rollout_replicas = 8, rollout_tp = 1 }\n";
+    let w = from_toml(text);
+    let o = run(&w);
+    let seg = o.segments.iter().find(|s| s.job == 2).unwrap();
+    assert_eq!(
+        seg.domains,
+        [(0, 12), (1, 4)],
+        "training and 4 rollouts in domain 0, 4 in 1"
+    );
+    let b = o.jobs[2].rl.expect("rl breakdown");
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b;
+    assert!(close(b.sync_s, 0.057_359_008_914_285_71), "{b:?}");
+    assert!(close(b.step_s, 13.389_124_248_165_44), "{b:?}");
+    let ran = (o.jobs[2].end.unwrap() - o.jobs[2].start.unwrap()) as f64 / 1e6;
+    assert!((ran - 133.891_242).abs() < 1e-5, "ran {ran}");
+}
+
+#[test]
+fn async_rollouts_that_fit_only_on_a_gpu_model_they_may_not_use_are_unschedulable() {
+    // The trainer may use the B200 pool (32 GPUs); its 16 one-GPU rollout replicas must run on H100s, and
+    // the fleet has 8. Counting the B200s for the rollouts would make the job wait for ever instead.
+    let text = "seed = 1\n[cluster]\n\
+        [[cluster.pools]]\nname = \"h\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+        [[cluster.pools]]\nname = \"b\"\ngpu = \"b200\"\ngpus_per_node = 8\ncount = 4\n\
+        [[jobs]]\nid = \"rl\"\nkind = \"rl\"\ngpus = 8\ngpu_model = \"b200\"\n\
+        rl = { mode = \"async\", steps = 10, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, rollout_replicas = 16, rollout_tp = 1, rollout_gpu_model = \"h100\" }\n\
+        [[jobs]]\nid = \"fits\"\nkind = \"rl\"\ngpus = 8\ngpu_model = \"b200\"\n\
+        rl = { mode = \"async\", steps = 10, llm = \"llama-3-8b\", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, rollout_replicas = 8, rollout_tp = 1, rollout_gpu_model = \"h100\" }\n";
+    let o = run(&from_toml(text));
+    assert_eq!(o.jobs[0].state, JobState::Unschedulable);
+    assert_eq!(o.jobs[1].state, JobState::Completed);
+    assert_eq!(o.jobs[1].start, Some(0));
+}
+
+#[test]
 fn rl_jobs_are_checked_when_read() {
     let base = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n[[jobs]]\nkind = \"rl\"\ngpus = 8\n";
     let err = |rl: &str| {

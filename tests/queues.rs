@@ -309,3 +309,32 @@ fn fair_share_compares_dominant_shares_across_gpu_models() {
     ]);
     assert_eq!(starts(text), want);
 }
+
+#[test]
+fn fair_share_picks_each_job_behind_a_blocked_head_after_the_one_before_it_starts() {
+    // One 8-GPU node, greedy backfill. `x` (tenant z, 6 GPUs, 0-100 s) leaves 2 free. At 10 s `h` (tenant
+    // a, all 8 GPUs) and 1-GPU jobs of tenants b and c arrive. Shares: a = b = c = 0, so a's `h` is walked
+    // first and blocks. Behind it: b (tie: name) -> b1 starts, b now holds 1/8; c (0) -> c1 starts; node
+    // full. b2 and c2 start at 100 when x ends (h, needing 8, still blocked), and h at 200 when they end.
+    // Picking the jobs behind h before b1 starts (b's share still 0) would start b1 and b2 at 10 instead.
+    let mut jobs = String::from(
+        "[[jobs]]\nid = \"x\"\ntenant = \"z\"\ngpus = 6\nduration_s = 100\nsubmit_s = 0\n\
+         [[jobs]]\nid = \"h\"\ntenant = \"a\"\ngpus = 8\nduration_s = 50\nsubmit_s = 10\n",
+    );
+    for id in ["b1", "b2", "c1", "c2"] {
+        jobs += &format!(
+            "[[jobs]]\nid = \"{id}\"\ntenant = \"{}\"\ngpus = 1\nduration_s = 100\nsubmit_s = 10\n",
+            &id[..1]
+        );
+    }
+    let text = node8("fair-share", "backfill = \"greedy\"", &jobs);
+    let want = at(&[
+        ("x", 0.0),
+        ("b1", 10.0),
+        ("c1", 10.0),
+        ("b2", 100.0),
+        ("c2", 100.0),
+        ("h", 200.0),
+    ]);
+    assert_eq!(starts(&text), want);
+}
