@@ -305,3 +305,49 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(2),
+        ..ProptestConfig::default()
+    })]
+
+    /// The engine's resident candidate set, updated in place after each change (domains filled, freed,
+    /// partly taken; rack and pool counts moving), holds exactly the records a rebuild from the state gives.
+    #[test]
+    fn resident_candidates_equal_a_rebuild(ops in prop::collection::vec((0u32..30, 1u32..40, any::<bool>()), 1..60)) {
+        use ultrasched::domain::cluster::ClusterState;
+        use ultrasched::engine::cluster::placement::{candidates, Scratch};
+        // 12 H100 domains (8 GPUs, 4 per rack) and 6 GB200 x36 domains (2 per rack): 18 domains, 7 racks.
+        let w = common::from_toml(
+            "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 12\ndomains_per_rack = 4\n\
+             [[cluster.pools]]\npreset = \"p6e-gb200-x36\"\ncount = 6\n",
+        );
+        let c = &w.cluster;
+        let domains = c.domain_pool.len() as u32;
+        let mut state = ClusterState::new(c);
+        let mut scratch = Scratch::new();
+        let mut held: Vec<Vec<(u32, u32)>> = Vec::new();
+        for (d, gpus, release) in ops {
+            if release && !held.is_empty() {
+                let a = held.remove(d as usize % held.len());
+                state.release(c, &a);
+            } else {
+                let d = d % domains;
+                let take = gpus.min(state.domain_free[d as usize]);
+                if take > 0 {
+                    let mut a = Vec::new();
+                    state.take_from_domain(c, d, take, &mut a);
+                    held.push(a);
+                }
+            }
+            scratch.dirty = true;
+            scratch.refresh(c, &state);
+            let (mut want, mut want_domains) = (Vec::new(), Vec::new());
+            candidates(&state, c, &mut want, &mut want_domains);
+            prop_assert_eq!(&scratch.domain_of, &want_domains);
+            prop_assert_eq!(scratch.candidates.records(), &want[..]);
+        }
+    }
+}

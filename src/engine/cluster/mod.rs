@@ -1061,10 +1061,10 @@ impl<'a> Engine<'a> {
         let s = &mut self.scratch;
         s.jobs = jobs;
         s.refresh(&self.w.cluster, &self.state);
-        self.backend.best_candidates(
+        self.backend.best_candidates_resident(
             crate::kernel::placement::policy_id(self.w.scheduler.placement),
             &s.jobs,
-            &s.candidates,
+            &mut s.candidates,
             &mut s.winners,
         )?;
         if s.winners.len() != s.jobs.len() {

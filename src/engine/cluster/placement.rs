@@ -10,8 +10,9 @@ use crate::domain::cluster::{Allocation, Cluster, ClusterState};
 use crate::domain::workload::Job;
 use crate::domain::workload::PlacementPolicy;
 use crate::kernel::placement::{
-    CandidateRecord, CostBackend, JobRecord, KernelError, Winner, LEVEL_DOMAIN,
+    CandidateRecord, CostBackend, JobRecord, KernelError, ResidentCandidates, Winner, LEVEL_DOMAIN,
 };
+use std::ops::Range;
 
 /// The kernel's view of one gang of `job`, allowed the pool codes of `mask` (see [`Gate`]).
 pub fn job_record(job: &Job, mask: u32) -> JobRecord {
@@ -59,21 +60,22 @@ pub fn allocate(
     );
     state.take_from_domain(cluster, anchor, free, alloc);
     let mut left = record.gpus - free;
-    let mut others: Vec<u32> = cluster
+    // Each policy's order as a key, smallest first: (rank, domain), unique per domain. Only the first few
+    // domains are taken, so they come off a heap (built in linear time) instead of a sort of the group.
+    let rank = |free: u32| match policy {
+        PlacementPolicy::FirstFit => 0,
+        PlacementPolicy::BestFit => free,
+        PlacementPolicy::TopologyPack | PlacementPolicy::FragAware => u32::MAX - free,
+    };
+    let mut others: std::collections::BinaryHeap<std::cmp::Reverse<(u32, u32)>> = cluster
         .group(anchor, record.level)
         .filter(|&d| d != anchor && state.domain_free[d as usize] > 0)
+        .map(|d| std::cmp::Reverse((rank(state.domain_free[d as usize]), d)))
         .collect();
-    match policy {
-        PlacementPolicy::FirstFit => {}
-        PlacementPolicy::BestFit => others.sort_by_key(|&d| (state.domain_free[d as usize], d)),
-        PlacementPolicy::TopologyPack | PlacementPolicy::FragAware => {
-            others.sort_by_key(|&d| (std::cmp::Reverse(state.domain_free[d as usize]), d))
-        }
-    }
-    for d in others {
-        if left == 0 {
+    while left > 0 {
+        let Some(std::cmp::Reverse((_, d))) = others.pop() else {
             break;
-        }
+        };
         let take = left.min(state.domain_free[d as usize]);
         state.take_from_domain(cluster, d, take, alloc);
         left -= take;
@@ -178,10 +180,10 @@ fn place_gangs(
             (0, Some(w)) => w,
             _ => {
                 scratch.refresh(cluster, state);
-                backend.best_candidates(
+                backend.best_candidates_resident(
                     crate::kernel::placement::policy_id(policy),
                     std::slice::from_ref(record),
-                    &scratch.candidates,
+                    &mut scratch.candidates,
                     &mut scratch.winners,
                 )?;
                 scratch.stats.kernel_calls += 1;
@@ -210,21 +212,51 @@ pub struct KernelStats {
     pub pairs: u64,
 }
 
-/// Reused buffers: the candidate records of the current state, and the last winners.
+/// Reused buffers: the candidate records of the current state, kept between calls, and the last winners.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// Candidate records: one per domain with a free GPU, in domain order.
-    pub candidates: Vec<CandidateRecord>,
+    /// Candidate records: one per domain with a free GPU, in domain order, updated in place (see
+    /// [`Scratch::refresh`]).
+    pub candidates: ResidentCandidates,
     /// The domain of each candidate.
     pub domain_of: Vec<u32>,
     /// Winners of the last call.
     pub winners: Vec<Winner>,
     /// Job records of the last batch.
     pub jobs: Vec<JobRecord>,
-    /// True when `candidates` no longer matches the state.
+    /// True when `candidates` may no longer match the state.
     pub dirty: bool,
     /// Counters.
     pub stats: KernelStats,
+    /// Free GPUs per domain, rack and pool that `candidates` holds (empty before the first build).
+    seen_domain: Vec<u32>,
+    seen_rack: Vec<u64>,
+    seen_pool: Vec<u64>,
+    /// Domains of each rack and of each pool, as index ranges; `None` when some rack or pool is not a
+    /// contiguous run of domains (then every refresh rebuilds).
+    groups: Option<(DomainRanges, DomainRanges)>,
+}
+
+/// Domain index ranges, one per rack or pool.
+type DomainRanges = Vec<Range<u32>>;
+
+/// The domains of each group (`group_of[d]` is domain d's group) as contiguous index ranges, or `None`
+/// when some group's domains are not contiguous.
+fn contiguous_groups(
+    group_of: impl Iterator<Item = u32>,
+    groups: usize,
+) -> Option<Vec<Range<u32>>> {
+    let mut ranges: Vec<Option<Range<u32>>> = vec![None; groups];
+    for (d, g) in group_of.enumerate() {
+        let d = d as u32;
+        let r = ranges.get_mut(g as usize)?;
+        match r {
+            None => *r = Some(d..d + 1),
+            Some(r) if r.end == d => r.end += 1,
+            Some(_) => return None,
+        }
+    }
+    Some(ranges.into_iter().map(|r| r.unwrap_or(0..0)).collect())
 }
 
 impl Scratch {
@@ -236,12 +268,98 @@ impl Scratch {
         }
     }
 
-    /// Rebuilds the candidate records if the state changed.
+    /// Brings the candidate records up to `state` if it may have changed: the domains whose free GPUs
+    /// differ from what the records hold are updated, inserted (a full domain freed) or removed (a domain
+    /// filled), then the rack and pool free counts that changed are written over their candidates. A call
+    /// after one placement costs the domains it touched, not a rebuild of every record.
     pub fn refresh(&mut self, cluster: &Cluster, state: &ClusterState) {
-        if self.dirty {
-            candidates(state, cluster, &mut self.candidates, &mut self.domain_of);
-            self.dirty = false;
+        if !self.dirty {
+            return;
         }
+        self.dirty = false;
+        if self.seen_domain.len() != state.domain_free.len() {
+            self.groups =
+                contiguous_groups(cluster.domain_rack.iter().copied(), state.rack_free.len()).zip(
+                    contiguous_groups(cluster.domain_pool.iter().copied(), state.pool_free.len()),
+                );
+            return self.rebuild(cluster, state);
+        }
+        let Some((racks, pools)) = self.groups.take() else {
+            return self.rebuild(cluster, state);
+        };
+        // Compared a block at a time (a memcmp): after one placement most blocks are unchanged.
+        const BLOCK: usize = 64;
+        let n = state.domain_free.len();
+        for b in (0..n).step_by(BLOCK) {
+            let r = b..(b + BLOCK).min(n);
+            if state.domain_free[r.clone()] == self.seen_domain[r.clone()] {
+                continue;
+            }
+            for d in r {
+                let free = state.domain_free[d];
+                if free != self.seen_domain[d] {
+                    self.seen_domain[d] = free;
+                    self.update_domain(cluster, state, d);
+                }
+            }
+        }
+        // The candidates of a group are the run of `domain_of` inside its domain range.
+        let at = |domain_of: &[u32], r: &Range<u32>| {
+            domain_of.partition_point(|&x| x < r.start)..domain_of.partition_point(|&x| x < r.end)
+        };
+        for (k, r) in racks.iter().enumerate() {
+            if state.rack_free[k] != self.seen_rack[k] {
+                self.seen_rack[k] = state.rack_free[k];
+                let span = at(&self.domain_of, r);
+                self.candidates
+                    .fill_rack_free(span, clamp_u32(state.rack_free[k]));
+            }
+        }
+        for (k, r) in pools.iter().enumerate() {
+            if state.pool_free[k] != self.seen_pool[k] {
+                self.seen_pool[k] = state.pool_free[k];
+                let span = at(&self.domain_of, r);
+                self.candidates
+                    .fill_pool_free(span, clamp_u32(state.pool_free[k]));
+            }
+        }
+        self.groups = Some((racks, pools));
+        #[cfg(debug_assertions)]
+        {
+            let (mut want, mut domains) = (Vec::new(), Vec::new());
+            candidates(state, cluster, &mut want, &mut domains);
+            assert_eq!(self.domain_of, domains, "resident candidates: domains");
+            assert_eq!(self.candidates.records(), &want[..], "resident candidates");
+        }
+    }
+
+    /// Applies domain `d`'s new free count: updated, inserted (it was full) or removed (it is full now).
+    fn update_domain(&mut self, cluster: &Cluster, state: &ClusterState, d: usize) {
+        let free = state.domain_free[d];
+        let i = self.domain_of.partition_point(|&x| (x as usize) < d);
+        let held = self.domain_of.get(i) == Some(&(d as u32));
+        match (held, free > 0) {
+            (true, true) => self.candidates.set_free(i, free),
+            (true, false) => {
+                self.candidates.remove(i);
+                self.domain_of.remove(i);
+            }
+            (false, true) => {
+                self.candidates.insert(i, &record(cluster, state, d));
+                self.domain_of.insert(i, d as u32);
+            }
+            (false, false) => {}
+        }
+    }
+
+    /// Builds the candidate records from scratch.
+    fn rebuild(&mut self, cluster: &Cluster, state: &ClusterState) {
+        let mut records = Vec::new();
+        candidates(state, cluster, &mut records, &mut self.domain_of);
+        self.candidates.assign(&records);
+        self.seen_domain.clone_from(&state.domain_free);
+        self.seen_rack.clone_from(&state.rack_free);
+        self.seen_pool.clone_from(&state.pool_free);
     }
 
     /// Turns the last call's winners from candidate indices into domain ids.
@@ -251,6 +369,19 @@ impl Scratch {
                 w.candidate = self.domain_of[w.candidate as usize];
             }
         }
+    }
+}
+
+/// Domain `d`'s candidate record in `state`.
+fn record(cluster: &Cluster, state: &ClusterState, d: usize) -> CandidateRecord {
+    let pool = cluster.domain_pool[d] as usize;
+    CandidateRecord {
+        free: state.domain_free[d],
+        size: cluster.pools[pool].domain_gpus(),
+        rack_free: clamp_u32(state.rack_free[cluster.domain_rack[d] as usize]),
+        pool_free: clamp_u32(state.pool_free[pool]),
+        model: cluster.pool_class[pool],
+        _pad: [0; 3],
     }
 }
 
@@ -267,18 +398,9 @@ pub fn candidates(
     out.clear();
     domain_of.clear();
     for d in state.domains_with_free() {
-        let free = state.domain_free[d];
-        debug_assert!(free > 0);
-        let pool = cluster.domain_pool[d] as usize;
+        debug_assert!(state.domain_free[d] > 0);
         domain_of.push(d as u32);
-        out.push(CandidateRecord {
-            free,
-            size: cluster.pools[pool].domain_gpus(),
-            rack_free: clamp_u32(state.rack_free[cluster.domain_rack[d] as usize]),
-            pool_free: clamp_u32(state.pool_free[pool]),
-            model: cluster.pool_class[pool],
-            _pad: [0; 3],
-        });
+        out.push(record(cluster, state, d));
     }
 }
 

@@ -141,7 +141,7 @@ pub const LANES: usize = 16;
 
 /// Largest value the wave path feeds to its f32 division: below 2^24 every u32 is exact in f32 and
 /// `ceil(a as f32 / b as f32)` equals the integer `div_ceil(a, b)` (the rounding error is below 1/b).
-const F32_EXACT: u32 = 1 << 24;
+pub(super) const F32_EXACT: u32 = 1 << 24;
 /// 2^23: for an integer-valued `0 <= x < 2^23`, `(x + 2^23).to_bits() - (2^23).to_bits()` is `x as u32`.
 const F32_MAGIC: f32 = 8_388_608.0;
 
@@ -149,16 +149,16 @@ const F32_MAGIC: f32 = 8_388_608.0;
 #[derive(Debug, Default, Clone)]
 pub struct CandidateLanes {
     /// `1 << model`, or 0 when the candidate can take nothing (`free == 0` or `size == 0`, and padding).
-    model_bit: Vec<u32>,
-    free: Vec<u32>,
-    rack_free: Vec<u32>,
-    pool_free: Vec<u32>,
+    pub(super) model_bit: Vec<u32>,
+    pub(super) free: Vec<u32>,
+    pub(super) rack_free: Vec<u32>,
+    pub(super) pool_free: Vec<u32>,
     /// `size` as f32 (1.0 where the candidate is infeasible, so padding never divides by zero).
-    size: Vec<f32>,
+    pub(super) size: Vec<f32>,
     /// Candidates before padding.
-    len: usize,
+    pub(super) len: usize,
     /// False when some record is outside what the wave path computes exactly (then the scalar path runs).
-    exact: bool,
+    pub(super) exact: bool,
 }
 
 impl CandidateLanes {
@@ -223,15 +223,20 @@ pub fn best_candidate_lanes(
     candidates: &[CandidateRecord],
     lanes: &CandidateLanes,
 ) -> Winner {
+    wave_winner(policy, job, lanes).unwrap_or_else(|| best_candidate(policy, job, candidates))
+}
+
+/// The wave path's winner, or `None` where it does not apply (a record or gang outside what it computes
+/// exactly, or a policy without a wave version, which is still right, just scalar).
+pub fn wave_winner(policy: u32, job: &JobRecord, lanes: &CandidateLanes) -> Option<Winner> {
     if !lanes.exact || job.gpus >= F32_EXACT {
-        return best_candidate(policy, job, candidates);
+        return None;
     }
     match policy {
-        POLICY_FIRST_FIT => waves::<POLICY_FIRST_FIT>(job, lanes),
-        POLICY_BEST_FIT => waves::<POLICY_BEST_FIT>(job, lanes),
-        POLICY_TOPOLOGY_PACK => waves::<POLICY_TOPOLOGY_PACK>(job, lanes),
-        // A policy without a wave version (a new one) is still right, just scalar.
-        _ => best_candidate(policy, job, candidates),
+        POLICY_FIRST_FIT => Some(waves::<POLICY_FIRST_FIT>(job, lanes)),
+        POLICY_BEST_FIT => Some(waves::<POLICY_BEST_FIT>(job, lanes)),
+        POLICY_TOPOLOGY_PACK => Some(waves::<POLICY_TOPOLOGY_PACK>(job, lanes)),
+        _ => None,
     }
 }
 
@@ -389,5 +394,35 @@ impl CostBackend for CpuBackend {
             }
         });
         Ok(())
+    }
+
+    /// The wave path straight over the resident lanes: nothing to refill. Calls the waves do not cover
+    /// (a handful of candidates, a policy without waves, inexact records) take the records.
+    fn best_candidates_resident(
+        &mut self,
+        policy: u32,
+        jobs: &[JobRecord],
+        candidates: &mut ResidentCandidates,
+        out: &mut Vec<Winner>,
+    ) -> Result<(), KernelError> {
+        out.clear();
+        if candidates.len() > SCALAR_CANDIDATES {
+            let lanes = candidates.lanes();
+            if jobs.len() * lanes.len() < PARALLEL_PAIRS {
+                out.extend(jobs.iter().map_while(|j| wave_winner(policy, j, lanes)));
+            } else if let Some(all) = jobs
+                .par_iter()
+                .with_min_len(4)
+                .map(|j| wave_winner(policy, j, lanes))
+                .collect::<Option<Vec<Winner>>>()
+            {
+                *out = all;
+            }
+            if out.len() == jobs.len() {
+                return Ok(());
+            }
+        }
+        let records = candidates.records();
+        self.best_candidates(policy, jobs, records, out)
     }
 }

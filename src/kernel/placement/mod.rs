@@ -13,9 +13,11 @@ pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod hybrid;
+pub mod resident;
 pub mod select;
 
 pub use hybrid::{Crossover, HybridBackend, KernelUsage};
+pub use resident::ResidentCandidates;
 pub use select::{open_backend, BackendChoice, CostRows, VerifyingBackend};
 
 use bytemuck::{Pod, Zeroable};
@@ -218,6 +220,18 @@ pub trait CostBackend: Send {
         candidates: &[CandidateRecord],
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError>;
+    /// [`CostBackend::best_candidates`] over a resident candidate set (the engine's, updated in place
+    /// between calls). Same winners; a backend that has nothing better to do with it scores the records.
+    fn best_candidates_resident(
+        &mut self,
+        policy: u32,
+        jobs: &[JobRecord],
+        candidates: &mut ResidentCandidates,
+        out: &mut Vec<Winner>,
+    ) -> Result<(), KernelError> {
+        let records = candidates.records();
+        self.best_candidates(policy, jobs, records, out)
+    }
     /// Where the calls went, for a backend that splits them ([`HybridBackend`]); `None` for one that
     /// runs every call itself.
     fn usage(&self) -> Option<KernelUsage> {
