@@ -1075,7 +1075,7 @@ impl<'a> Engine<'a> {
             )));
         }
         s.stats.kernel_calls += 1;
-        s.stats.pairs += (s.jobs.len() * s.candidates.len()) as u64;
+        s.stats.pairs += (s.jobs.len() * s.live()) as u64;
         s.winners_to_domains();
         Ok(())
     }

@@ -187,7 +187,7 @@ fn place_gangs(
                     &mut scratch.winners,
                 )?;
                 scratch.stats.kernel_calls += 1;
-                scratch.stats.pairs += scratch.candidates.len() as u64;
+                scratch.stats.pairs += scratch.live() as u64;
                 scratch.winners_to_domains();
                 scratch.winners[0]
             }
@@ -216,8 +216,11 @@ pub struct KernelStats {
 #[derive(Debug, Default)]
 pub struct Scratch {
     /// Candidate records: one per domain with a free GPU, in domain order, updated in place (see
-    /// [`Scratch::refresh`]).
+    /// [`Scratch::refresh`]), plus holes: domains that filled up since the list was last compacted, held
+    /// with 0 free GPUs (infeasible for every job, so they never win and never reorder the others).
     pub candidates: ResidentCandidates,
+    /// Holes in `candidates`.
+    holes: usize,
     /// The domain of each candidate.
     pub domain_of: Vec<u32>,
     /// Winners of the last call.
@@ -324,32 +327,50 @@ impl Scratch {
             }
         }
         self.groups = Some((racks, pools));
+        // Compacted when holes would make a call score more than twice the live candidates (amortised:
+        // at least as many changes as the list is long happened since the last rebuild).
+        if self.holes > 64 && 2 * self.holes > self.candidates.len() {
+            self.rebuild(cluster, state);
+        }
         #[cfg(debug_assertions)]
         {
-            let (mut want, mut domains) = (Vec::new(), Vec::new());
-            candidates(state, cluster, &mut want, &mut domains);
-            assert_eq!(self.domain_of, domains, "resident candidates: domains");
-            assert_eq!(self.candidates.records(), &want[..], "resident candidates");
+            let (mut want, mut want_domains) = (Vec::new(), Vec::new());
+            candidates(state, cluster, &mut want, &mut want_domains);
+            let (domains, records) = self.live_candidates();
+            assert_eq!(domains, want_domains, "resident candidates: domains");
+            assert_eq!(records, want, "resident candidates");
         }
     }
 
-    /// Applies domain `d`'s new free count: updated, inserted (it was full) or removed (it is full now).
+    /// Candidates that are not holes: what a call scores.
+    pub fn live(&self) -> usize {
+        self.candidates.len() - self.holes
+    }
+
+    /// Applies domain `d`'s new free count: updated in place (a domain that fills up becomes a hole, a
+    /// hole that frees up a candidate again), or inserted when it is not in the list.
     fn update_domain(&mut self, cluster: &Cluster, state: &ClusterState, d: usize) {
         let free = state.domain_free[d];
         let i = self.domain_of.partition_point(|&x| (x as usize) < d);
-        let held = self.domain_of.get(i) == Some(&(d as u32));
-        match (held, free > 0) {
-            (true, true) => self.candidates.set_free(i, free),
-            (true, false) => {
-                self.candidates.remove(i);
-                self.domain_of.remove(i);
-            }
-            (false, true) => {
-                self.candidates.insert(i, &record(cluster, state, d));
-                self.domain_of.insert(i, d as u32);
-            }
-            (false, false) => {}
+        if self.domain_of.get(i) == Some(&(d as u32)) {
+            let was = self.candidates.free_at(i);
+            self.holes = self.holes + (free == 0) as usize - (was == 0) as usize;
+            self.candidates.set_free(i, free);
+        } else if free > 0 {
+            self.candidates.insert(i, &record(cluster, state, d));
+            self.domain_of.insert(i, d as u32);
         }
+    }
+
+    /// The candidates without holes: (domains, records), what a rebuild gives.
+    pub fn live_candidates(&mut self) -> (Vec<u32>, Vec<CandidateRecord>) {
+        let domains = self.domain_of.clone();
+        let records = self.candidates.records();
+        domains
+            .into_iter()
+            .zip(records.iter().copied())
+            .filter(|(_, r)| r.free > 0)
+            .unzip()
     }
 
     /// Builds the candidate records from scratch.
@@ -357,6 +378,7 @@ impl Scratch {
         let mut records = Vec::new();
         candidates(state, cluster, &mut records, &mut self.domain_of);
         self.candidates.assign(&records);
+        self.holes = 0;
         self.seen_domain.clone_from(&state.domain_free);
         self.seen_rack.clone_from(&state.rack_free);
         self.seen_pool.clone_from(&state.pool_free);

@@ -136,7 +136,12 @@ impl ResidentCandidates {
         self.fresh = false;
     }
 
-    /// Sets candidate `i`'s free GPUs.
+    /// Candidate `i`'s free GPUs.
+    pub fn free_at(&self, i: usize) -> u32 {
+        self.lanes.free[i]
+    }
+
+    /// Sets candidate `i`'s free GPUs (0 leaves it in place as a hole: infeasible for every job).
     pub fn set_free(&mut self, i: usize, free: u32) {
         let (size, model) = (self.size[i], self.model[i]);
         self.lanes.free[i] = free;
