@@ -361,6 +361,28 @@ fn huge_values_take_the_exact_path() {
     case(POLICY_TOPOLOGY_PACK, j, &c, Some(0));
 }
 
+#[test]
+fn a_saturated_pool_spill_is_clamped_below_the_spill_bit() {
+    // Best-fit scores a spill as `SPILL_BIT | group leftover`, the leftover clamped to SPILL_BIT - 1. A pool
+    // past 4G GPUs saturates its free count (u32::MAX), so its spill scores 2^31 - 1 and loses to a spill
+    // that leaves 5 GPUs (2^30 + 5). Six candidates, so the CPU twin takes its wave path, not the scan.
+    let c = [
+        domain(50, 72, 50, u32::MAX),
+        domain(60, 72, 60, 105),
+        domain(0, 72, 0, 105),
+        domain(0, 72, 0, 105),
+        domain(0, 72, 0, 105),
+        domain(0, 72, 0, 105),
+    ];
+    let j = job(100, LEVEL_POOL, LEVEL_NONE);
+    assert_eq!(
+        pair_cost(POLICY_BEST_FIT, &j, &c[0], 0),
+        SPILL_BIT | (SPILL_BIT - 1)
+    );
+    assert_eq!(pair_cost(POLICY_BEST_FIT, &j, &c[1], 1), SPILL_BIT | 5);
+    case(POLICY_BEST_FIT, j, &c, Some(1));
+}
+
 // ---- GPU specifics ---------------------------------------------------------------------------------------
 
 #[test]
