@@ -89,6 +89,21 @@ fn check(
             got[j]
         );
     }
+    // The same call over the candidates held resident, as the engine makes it.
+    let mut resident = ResidentCandidates::default();
+    resident.assign(candidates);
+    if let Err(e) = b.best_candidates_resident(policy, jobs, &mut resident, &mut got) {
+        panic!(
+            "{} backend failed on {what} (policy {policy}), resident: {e}",
+            b.name()
+        );
+    }
+    assert_eq!(
+        got,
+        want,
+        "{} backend, resident candidates, on {what} (policy {policy})",
+        b.name()
+    );
 }
 
 /// The conformance suite every backend runs: seeded random batches of every size, under every policy.
@@ -603,9 +618,19 @@ fn verifying_backend_names_the_first_differing_pair() {
         }
         other => panic!("expected a mismatch at job {j}, got {other:?}"),
     }
+    // The engine's resident path is verified the same way (the twin on its lanes, the other on records).
+    let mut resident = ResidentCandidates::default();
+    resident.assign(&candidates);
+    match v.best_candidates_resident(policy, &jobs, &mut resident, &mut out) {
+        Err(KernelError::Mismatch { job, candidate, .. }) => assert_eq!((job, candidate), (j, bad)),
+        other => panic!("expected a mismatch at job {j} on the resident path, got {other:?}"),
+    }
     // Agreement passes through the reference's winners.
     let mut v = VerifyingBackend::new(CpuBackend, CpuBackend);
     v.best_candidates(policy, &jobs, &candidates, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out, want);
+    v.best_candidates_resident(policy, &jobs, &mut resident, &mut out)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out, want);
 }

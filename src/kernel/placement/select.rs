@@ -129,6 +129,33 @@ impl<R: CostRows, C: CostRows> CostBackend for VerifyingBackend<R, C> {
     ) -> Result<(), KernelError> {
         self.reference
             .best_candidates(policy, jobs, candidates, out)?;
+        self.check_against(policy, jobs, candidates, out)
+    }
+
+    /// The reference on the resident candidates (the CPU twin scores its lanes), the checked backend on
+    /// the records rebuilt from them: so `--verify` covers the resident path too.
+    fn best_candidates_resident(
+        &mut self,
+        policy: u32,
+        jobs: &[JobRecord],
+        candidates: &mut ResidentCandidates,
+        out: &mut Vec<Winner>,
+    ) -> Result<(), KernelError> {
+        self.reference
+            .best_candidates_resident(policy, jobs, candidates, out)?;
+        self.check_against(policy, jobs, candidates.records(), out)
+    }
+}
+
+impl<R: CostRows, C: CostRows> VerifyingBackend<R, C> {
+    /// Runs the checked backend and compares its winners with the reference's `out`.
+    fn check_against(
+        &mut self,
+        policy: u32,
+        jobs: &[JobRecord],
+        candidates: &[CandidateRecord],
+        out: &[Winner],
+    ) -> Result<(), KernelError> {
         let mut got = std::mem::take(&mut self.scratch);
         let result = self
             .checked
