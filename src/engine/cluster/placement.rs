@@ -290,42 +290,24 @@ impl Scratch {
         let Some((racks, pools)) = self.groups.take() else {
             return self.rebuild(cluster, state);
         };
-        // Compared a block at a time (a memcmp): after one placement most blocks are unchanged.
-        const BLOCK: usize = 64;
-        let n = state.domain_free.len();
-        for b in (0..n).step_by(BLOCK) {
-            let r = b..(b + BLOCK).min(n);
-            if state.domain_free[r.clone()] == self.seen_domain[r.clone()] {
-                continue;
-            }
-            for d in r {
-                let free = state.domain_free[d];
-                if free != self.seen_domain[d] {
-                    self.seen_domain[d] = free;
-                    self.update_domain(cluster, state, d);
-                }
-            }
-        }
+        // Domains, racks and pools are compared with what the list holds a block at a time (a memcmp):
+        // after one placement most blocks are unchanged.
+        let mut seen = std::mem::take(&mut self.seen_domain);
+        for_changed(&state.domain_free, &mut seen, |d, _| {
+            self.update_domain(cluster, state, d)
+        });
+        self.seen_domain = seen;
         // The candidates of a group are the run of `domain_of` inside its domain range.
         let at = |domain_of: &[u32], r: &Range<u32>| {
             domain_of.partition_point(|&x| x < r.start)..domain_of.partition_point(|&x| x < r.end)
         };
-        for (k, r) in racks.iter().enumerate() {
-            if state.rack_free[k] != self.seen_rack[k] {
-                self.seen_rack[k] = state.rack_free[k];
-                let span = at(&self.domain_of, r);
-                self.candidates
-                    .fill_rack_free(span, clamp_u32(state.rack_free[k]));
-            }
-        }
-        for (k, r) in pools.iter().enumerate() {
-            if state.pool_free[k] != self.seen_pool[k] {
-                self.seen_pool[k] = state.pool_free[k];
-                let span = at(&self.domain_of, r);
-                self.candidates
-                    .fill_pool_free(span, clamp_u32(state.pool_free[k]));
-            }
-        }
+        let (domain_of, list) = (&self.domain_of, &mut self.candidates);
+        for_changed(&state.rack_free, &mut self.seen_rack, |k, free| {
+            list.fill_rack_free(at(domain_of, &racks[k]), clamp_u32(free))
+        });
+        for_changed(&state.pool_free, &mut self.seen_pool, |k, free| {
+            list.fill_pool_free(at(domain_of, &pools[k]), clamp_u32(free))
+        });
         self.groups = Some((racks, pools));
         // Compacted when holes would make a call score more than twice the live candidates (amortised:
         // at least as many changes as the list is long happened since the last rebuild).
@@ -389,6 +371,24 @@ impl Scratch {
         for w in &mut self.winners {
             if w.is_feasible() {
                 w.candidate = self.domain_of[w.candidate as usize];
+            }
+        }
+    }
+}
+
+/// Calls `f(i, now[i])` for each `i` where `now` differs from `seen`, in increasing `i`, and copies it to
+/// `seen`; blocks of 64 that are equal are skipped with one slice comparison.
+fn for_changed<T: Copy + PartialEq>(now: &[T], seen: &mut [T], mut f: impl FnMut(usize, T)) {
+    const BLOCK: usize = 64;
+    for b in (0..now.len()).step_by(BLOCK) {
+        let r = b..(b + BLOCK).min(now.len());
+        if now[r.clone()] == seen[r.clone()] {
+            continue;
+        }
+        for i in r {
+            if now[i] != seen[i] {
+                seen[i] = now[i];
+                f(i, now[i]);
             }
         }
     }
