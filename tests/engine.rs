@@ -220,16 +220,22 @@ fn preemption_evicts_lower_priority_work_and_charges_the_restart() {
          [[jobs]]\nid = \"high\"\ngpus = 72\nduration_s = 100\nsubmit_s = 200\npriority = 5\n"
     );
     let w = from_toml(&text);
-    let o = run(&w);
-    let (low, high) = (&o.jobs[0], &o.jobs[1]);
-    assert_eq!(
-        high.start,
-        Some(200_000_000),
-        "the high-priority job starts on arrival"
-    );
-    assert_eq!(low.preemptions, 1);
-    // low ran 200 s, was evicted, waits for high (ends 300), then redoes 800 s + 50 s restart.
-    assert_eq!(low.end, Some((300 + 800 + 50) * 1_000_000));
+    // Under every backfill mode: greedy's walk, which leaves out gangs larger than the free GPUs, must
+    // still reach a job that does not fit when it may preempt (`high` needs 72 GPUs, none are free).
+    for backfill in [Backfill::None, Backfill::Easy, Backfill::Greedy] {
+        let mut w = w.clone();
+        w.scheduler.backfill = backfill;
+        let o = run(&w);
+        let (low, high) = (&o.jobs[0], &o.jobs[1]);
+        assert_eq!(
+            high.start,
+            Some(200_000_000),
+            "{backfill:?}: the high-priority job starts on arrival"
+        );
+        assert_eq!(low.preemptions, 1, "{backfill:?}");
+        // low ran 200 s, was evicted, waits for high (ends 300), then redoes 800 s + 50 s restart.
+        assert_eq!(low.end, Some((300 + 800 + 50) * 1_000_000), "{backfill:?}");
+    }
     // Without preemption the high-priority job waits for the whole low job.
     let mut calm = w.clone();
     calm.scheduler.preemption = false;

@@ -1113,12 +1113,15 @@ impl<'a> Engine<'a> {
     /// Extends the lazily fetched queue order to hold position `i`; false when the queue is shorter.
     /// `complete` says `order` already holds every job the round considers. `skipped` keeps the first key
     /// of a waiting job that the walk leaves out (it cannot fit), so later jobs count as backfilled.
+    /// `by_size` lets greedy leave out size classes larger than any pool's free GPUs (not while a job that
+    /// does not fit may still preempt).
     fn fetch(
         &mut self,
         order: &mut Vec<(queue::Key, usize)>,
         i: usize,
         complete: &mut bool,
         skipped: &mut Option<queue::Key>,
+        by_size: bool,
     ) -> bool {
         if *complete {
             return i < order.len();
@@ -1136,7 +1139,7 @@ impl<'a> Engine<'a> {
         while i >= order.len() {
             let before = order.len();
             let last = order.last().map(|&(k, _)| k);
-            if self.w.scheduler.backfill == Backfill::Greedy {
+            if self.w.scheduler.backfill == Backfill::Greedy && by_size {
                 // Greedy skips whatever does not fit, so a gang larger than every pool's free GPUs
                 // need not be walked at all (free GPUs only shrink during a round).
                 let most_free = self.state.pool_free.iter().copied().max().unwrap_or(0);
@@ -1225,7 +1228,15 @@ impl<'a> Engine<'a> {
         let mut reservation: Option<Reservation> = None;
         let mut scanned_behind = 0u32;
         let mut i = 0;
-        while self.fetch(&mut order, i, &mut complete, &mut skipped) {
+        // Until a job blocks, a job that does not fit may still preempt: under greedy the walk then
+        // leaves out no size class (a gang larger than the free GPUs is exactly the one that preempts).
+        while self.fetch(
+            &mut order,
+            i,
+            &mut complete,
+            &mut skipped,
+            blocked || !self.preemptive(),
+        ) {
             if blocked {
                 if scanned_behind >= sched.backfill_depth || self.state.total_free == 0 {
                     break;
@@ -1247,7 +1258,7 @@ impl<'a> Engine<'a> {
                 if blocked && self.fair.is_none() {
                     let mut p = i + 1;
                     while window.len() < WINDOW
-                        && self.fetch(&mut order, p, &mut complete, &mut skipped)
+                        && self.fetch(&mut order, p, &mut complete, &mut skipped, true)
                     {
                         if self.may_fit_now(order[p].1)
                             && !self.breaks_reservation(&reservation, order[p].1)
