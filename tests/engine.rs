@@ -370,6 +370,33 @@ fn greedy_marks_backfilled_only_the_jobs_that_pass_a_waiting_one() {
 }
 
 #[test]
+fn greedy_marks_a_job_backfilled_when_it_passes_a_job_left_unwalked() {
+    // Two 8-GPU domains, FIFO + greedy. a (8 GPUs, 0..100); big (16 GPUs at 10 s) waits; s (4 GPUs at
+    // 20 s) starts at once on the free domain. Nothing was released since big's round, so the round at
+    // 20 s walks only s (big cannot fit on less): s still passed big, which waits: backfilled. big starts
+    // when a ends (s ended at 70 s). The engine counts a round at each instant with a waiting job: 0, 10,
+    // 20, 70 and 100 s.
+    let text =
+        "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\n\
+        [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n\
+        [[jobs]]\nid = \"big\"\ngpus = 16\nduration_s = 10\nsubmit_s = 10\n\
+        [[jobs]]\nid = \"s\"\ngpus = 4\nduration_s = 50\nsubmit_s = 20\n";
+    let w = from_toml(text);
+    let o = run(&w);
+    let got: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| (j.start.map(|s| s / 1_000_000), j.backfilled))
+        .collect();
+    assert_eq!(
+        got,
+        [(Some(0), false), (Some(100), false), (Some(20), true)]
+    );
+    assert_eq!(report(&w, &o)["engine"]["rounds"], 5);
+}
+
+#[test]
 fn segments_account_for_every_busy_gpu_second() {
     for p in bundled() {
         let w = load(&p, Overrides::default());
@@ -896,6 +923,11 @@ fn samples_agree_with_the_segments() {
     for (name, w) in &cases {
         let o = common::run(w);
         assert!(o.samples.len() > 3, "{name}: {} samples", o.samples.len());
+        // One sample per instant: a later change at the same instant replaces it.
+        assert!(
+            o.samples.windows(2).all(|p| p[0].time < p[1].time),
+            "{name}: two samples at one instant"
+        );
         let last_end: Vec<Option<u64>> = (0..w.jobs.len())
             .map(|j| {
                 o.segments
