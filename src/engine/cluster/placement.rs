@@ -272,9 +272,10 @@ impl Scratch {
     }
 
     /// Brings the candidate records up to `state` if it may have changed: the domains whose free GPUs
-    /// differ from what the records hold are updated, inserted (a full domain freed) or removed (a domain
-    /// filled), then the rack and pool free counts that changed are written over their candidates. A call
-    /// after one placement costs the domains it touched, not a rebuild of every record.
+    /// differ from what the records hold are updated in place (a domain that filled up becomes a hole),
+    /// or inserted (a domain not in the list that has free GPUs again), then the rack and pool free counts
+    /// that changed are written over their candidates. A call after one placement costs the domains it
+    /// touched, not a rebuild of every record.
     pub fn refresh(&mut self, cluster: &Cluster, state: &ClusterState) {
         if !self.dirty {
             return;

@@ -9,6 +9,9 @@
 //! consecutive candidates is scored branch-free, lane `l` of the wave keeping its own best like a shader
 //! lane. Any lane count yields the same winner (the minimum of (cost, index)), which the conformance tests
 //! check against the scalar reference [`best_candidate`].
+//!
+//! Inside the simulator the lanes are not refilled per call: the engine keeps them resident and edits them
+//! in place ([`super::resident::ResidentCandidates`]), and `best_candidates_resident` scores them as they are.
 
 use super::*;
 use rayon::prelude::*;
