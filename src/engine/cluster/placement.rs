@@ -245,10 +245,7 @@ type DomainRanges = Vec<Range<u32>>;
 
 /// The domains of each group (`group_of[d]` is domain d's group) as contiguous index ranges, or `None`
 /// when some group's domains are not contiguous.
-fn contiguous_groups(
-    group_of: impl Iterator<Item = u32>,
-    groups: usize,
-) -> Option<Vec<Range<u32>>> {
+fn contiguous_groups(group_of: impl Iterator<Item = u32>, groups: usize) -> Option<DomainRanges> {
     let mut ranges: Vec<Option<Range<u32>>> = vec![None; groups];
     for (d, g) in group_of.enumerate() {
         let d = d as u32;

@@ -399,8 +399,9 @@ impl CostBackend for CpuBackend {
         Ok(())
     }
 
-    /// The wave path straight over the resident lanes: nothing to refill. Calls the waves do not cover
-    /// (a handful of candidates, a policy without waves, inexact records) take the records.
+    /// The wave path straight over the resident lanes: nothing to refill. A handful of candidates takes
+    /// the plain scan; a job the waves do not cover (a policy without waves, inexact records) the scalar
+    /// twin over the records, rebuilt from the lanes only then.
     fn best_candidates_resident(
         &mut self,
         policy: u32,
@@ -409,23 +410,30 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
-        if candidates.len() > SCALAR_CANDIDATES {
-            let lanes = candidates.lanes();
-            if jobs.len() * lanes.len() < PARALLEL_PAIRS {
-                out.extend(jobs.iter().map_while(|j| wave_winner(policy, j, lanes)));
-            } else if let Some(all) = jobs
-                .par_iter()
-                .with_min_len(4)
-                .map(|j| wave_winner(policy, j, lanes))
-                .collect::<Option<Vec<Winner>>>()
-            {
-                *out = all;
-            }
-            if out.len() == jobs.len() {
-                return Ok(());
-            }
+        if candidates.len() <= SCALAR_CANDIDATES {
+            let records = candidates.records();
+            out.extend(jobs.iter().map(|j| best_of_few(policy, j, records)));
+            return Ok(());
         }
-        let records = candidates.records();
-        self.best_candidates(policy, jobs, records, out)
+        if jobs.len() * candidates.len() >= PARALLEL_PAIRS {
+            // Large calls (bench-size, never the simulator's): the records cost little beside the scoring.
+            let (records, lanes) = candidates.records_and_lanes();
+            jobs.par_iter()
+                .with_min_len(4)
+                .map(|j| best_candidate_lanes(policy, j, records, lanes))
+                .collect_into_vec(out);
+            return Ok(());
+        }
+        let lanes = candidates.lanes();
+        out.extend(jobs.iter().map_while(|j| wave_winner(policy, j, lanes)));
+        if out.len() < jobs.len() {
+            let (records, lanes) = candidates.records_and_lanes();
+            let rest = &jobs[out.len()..];
+            out.extend(
+                rest.iter()
+                    .map(|j| best_candidate_lanes(policy, j, records, lanes)),
+            );
+        }
+        Ok(())
     }
 }

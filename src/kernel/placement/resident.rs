@@ -29,8 +29,8 @@ pub struct ResidentCandidates {
     fresh: bool,
 }
 
-fn is_inexact(c: &CandidateRecord) -> bool {
-    c.model >= 32 || c.size >= F32_EXACT
+fn is_inexact(model: u32, size: u32) -> bool {
+    model >= 32 || size >= F32_EXACT
 }
 
 fn model_bit(free: u32, size: u32, model: u32) -> u32 {
@@ -85,7 +85,10 @@ impl ResidentCandidates {
         self.model.extend(records.iter().map(|c| c.model));
         self.size.clear();
         self.size.extend(records.iter().map(|c| c.size));
-        self.inexact = records.iter().filter(|c| is_inexact(c)).count();
+        self.inexact = records
+            .iter()
+            .filter(|c| is_inexact(c.model, c.size))
+            .count();
         self.set_exact();
         self.records.clear();
         self.records.extend_from_slice(records);
@@ -115,7 +118,7 @@ impl ResidentCandidates {
         l.len = n + 1;
         self.model.insert(i, c.model);
         self.size.insert(i, c.size);
-        self.inexact += is_inexact(c) as usize;
+        self.inexact += is_inexact(c.model, c.size) as usize;
         self.set_exact();
         self.fresh = false;
     }
@@ -131,7 +134,7 @@ impl ResidentCandidates {
         remove_padded(&mut l.size, n, i, 1.0);
         l.len = n - 1;
         let (model, size) = (self.model.remove(i), self.size.remove(i));
-        self.inexact -= (model >= 32 || size >= F32_EXACT) as usize;
+        self.inexact -= is_inexact(model, size) as usize;
         self.set_exact();
         self.fresh = false;
     }
@@ -164,6 +167,11 @@ impl ResidentCandidates {
 
     /// The records (array of structs), rebuilt from the lanes if they changed since the last time.
     pub fn records(&mut self) -> &[CandidateRecord] {
+        self.records_and_lanes().0
+    }
+
+    /// [`ResidentCandidates::records`] and the lanes together (a call that scores some jobs on each).
+    pub fn records_and_lanes(&mut self) -> (&[CandidateRecord], &CandidateLanes) {
         if !self.fresh {
             let l = &self.lanes;
             self.records.clear();
@@ -177,7 +185,7 @@ impl ResidentCandidates {
             }));
             self.fresh = true;
         }
-        &self.records
+        (&self.records, &self.lanes)
     }
 }
 
