@@ -339,27 +339,35 @@ fn easy_reserves_a_whole_domain_for_a_domain_level_head() {
     assert_eq!(starts, [Some(0), Some(0), Some(100), Some(100)]);
 }
 
+/// Two 8-GPU domains (H100 nodes), FIFO + greedy backfill; the jobs follow.
+const GREEDY_TWO_DOMAINS: &str =
+    "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 2\n\
+     [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\n";
+
+/// (start in whole seconds, backfilled) of every job, in workload order.
+fn starts_and_backfilled(o: &Outcome) -> Vec<(Option<u64>, bool)> {
+    o.jobs
+        .iter()
+        .map(|j| (j.start.map(|s| s / 1_000_000), j.backfilled))
+        .collect()
+}
+
 #[test]
 fn greedy_marks_backfilled_only_the_jobs_that_pass_a_waiting_one() {
     // Two 8-GPU domains, FIFO + greedy. a (8 GPUs, 0..100) and b (8 GPUs at 10 s, 10..110): b starts on
     // the idle domain with nobody waiting: not backfilled. big (16 GPUs at 20 s) waits for both; c (8 GPUs
     // at 30 s) waits too (no free GPU) and starts at 100 s on a's domain, ahead of big, which is still
     // waiting: backfilled. big starts when c ends, at 150 s.
-    let text =
-        "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 2\n\
-        [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\n\
+    let text = format!(
+        "{GREEDY_TWO_DOMAINS}\
         [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n\
         [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 100\nsubmit_s = 10\n\
         [[jobs]]\nid = \"big\"\ngpus = 16\nduration_s = 10\nsubmit_s = 20\n\
-        [[jobs]]\nid = \"c\"\ngpus = 8\nduration_s = 50\nsubmit_s = 30\n";
-    let o = run(&from_toml(text));
-    let got: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| (j.start.map(|s| s / 1_000_000), j.backfilled))
-        .collect();
+        [[jobs]]\nid = \"c\"\ngpus = 8\nduration_s = 50\nsubmit_s = 30\n"
+    );
+    let o = run(&from_toml(&text));
     assert_eq!(
-        got,
+        starts_and_backfilled(&o),
         [
             (Some(0), false),
             (Some(10), false),
@@ -376,21 +384,16 @@ fn greedy_marks_a_job_backfilled_when_it_passes_a_job_left_unwalked() {
     // 20 s walks only s (big cannot fit on less): s still passed big, which waits: backfilled. big starts
     // when a ends (s ended at 70 s). The engine counts a round at each instant with a waiting job: 0, 10,
     // 20, 70 and 100 s.
-    let text =
-        "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 2\n\
-        [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\n\
+    let text = format!(
+        "{GREEDY_TWO_DOMAINS}\
         [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n\
         [[jobs]]\nid = \"big\"\ngpus = 16\nduration_s = 10\nsubmit_s = 10\n\
-        [[jobs]]\nid = \"s\"\ngpus = 4\nduration_s = 50\nsubmit_s = 20\n";
-    let w = from_toml(text);
+        [[jobs]]\nid = \"s\"\ngpus = 4\nduration_s = 50\nsubmit_s = 20\n"
+    );
+    let w = from_toml(&text);
     let o = run(&w);
-    let got: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| (j.start.map(|s| s / 1_000_000), j.backfilled))
-        .collect();
     assert_eq!(
-        got,
+        starts_and_backfilled(&o),
         [(Some(0), false), (Some(100), false), (Some(20), true)]
     );
     assert_eq!(report(&w, &o)["engine"]["rounds"], 5);
