@@ -5,6 +5,11 @@
 // Two dispatches: `score_nodes` (one thread per node, one partial winner per workgroup), then `reduce` (one
 // workgroup over the partials) writes `result[0]`.
 //
+// `lockstep` runs a grid of experiments (frag-study: policies x seeds on one trace) with no readback per pod:
+// one workgroup per experiment places its pods one after another, each step scoring the pod against every
+// node of that experiment, reducing to the winner and applying it (node records and placements stay on the
+// device). The host reads the placements back at the end (src/kernel/node_score/lockstep.rs).
+//
 // The host guarantees the integer domain: gpu_count <= 8, gpu_left <= 1000, cpu_left <= 128000, and for FGD
 // 8000 * sum(counts) < 2^31 (see `in_integer_domain`, `FgdThresholds`).
 
@@ -21,6 +26,7 @@ const POLICY_DOT_PRODUCT: u32 = 0u;
 const POLICY_GPU_CLUSTERING: u32 = 1u;
 const POLICY_GPU_PACKING: u32 = 2u;
 const POLICY_BEST_FIT: u32 = 3u;
+const POLICY_FGD: u32 = 4u;
 const TAG_SHARE: u32 = 1u;
 
 // Must match `NodeRecord` (16 words).
@@ -72,12 +78,43 @@ struct Pod {
 
 // Must match `GpuParams`.
 struct Params {
-    // policy, num_nodes, num_typical, num_groups
+    // policy, num_nodes, num_typical, num_groups (lockstep: 0, num_nodes, num_typical, max_steps)
     head: vec4<u32>,
     // cpu, mem, gpus, milli
     pod0: vec4<u32>,
     // model_mask, tag, shape, 0
     pod1: vec4<u32>,
+    // lockstep: index of the first experiment of policy 0..3, then 4..7 (experiments are sorted by policy)
+    first0: vec4<u32>,
+    first1: vec4<u32>,
+}
+
+// Must match `GpuExperiment` (8 words).
+struct Experiment {
+    // Its pods' place in `orders` and `placements`.
+    order_off: u32,
+    order_len: u32,
+    // Its first node record in `grid_nodes`.
+    node_off: u32,
+    // Attempts done.
+    cursor: u32,
+    // 1 when the pod at `cursor` sits on a DotProduct rounding boundary: the host decides it and clears this.
+    stalled: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// Must match `PodRecord` (8 words).
+struct PodIn {
+    cpu: u32,
+    mem: u32,
+    gpus: u32,
+    milli: u32,
+    model_mask: u32,
+    tag: u32,
+    shape: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -89,8 +126,21 @@ struct Params {
 @group(0) @binding(4) var<storage, read> best_fit_table: array<u32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<Winner>;
 @group(0) @binding(6) var<storage, read_write> result: array<Winner>;
+// Lockstep only (its own layout: bindings 0, 2, 3, 4 as above, 1, 5 and 6 unused).
+@group(0) @binding(7) var<storage, read_write> grid_nodes: array<NodeRecord>;
+@group(0) @binding(8) var<storage, read_write> experiments: array<Experiment>;
+// Pod ids (into `pods`) in attempt order, experiment after experiment.
+@group(0) @binding(9) var<storage, read> orders: array<u32>;
+@group(0) @binding(10) var<storage, read> pods: array<PodIn>;
+// (node, GPU mask) per attempt, laid out like `orders`; node NO_NODE when the pod failed.
+@group(0) @binding(11) var<storage, read_write> placements: array<vec2<u32>>;
 
 var<workgroup> shared_w: array<Winner, 64>;
+// Lockstep: threads per experiment (larger than WORKGROUP_SIZE: a step's latency is the nodes each thread
+// scores, and a grid has few experiments), their partial winners, and 1 when the experiment is done or stalled.
+const LOCKSTEP_SIZE: u32 = 256u;
+var<workgroup> shared_l: array<Winner, 256>;
+var<workgroup> stop_flag: u32;
 
 fn the_pod() -> Pod {
     return Pod(params.pod0.x, params.pod0.y, params.pod0.z, params.pod0.w, params.pod1.x, params.pod1.y);
@@ -436,5 +486,101 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     workgroup_reduce(lid.x);
     if (lid.x == 0u) {
         result[0] = shared_w[0];
+    }
+}
+
+// GPUs the policy gives `p` on the chosen node `n` (`chosen_gpus` in src/kernel/node_score/mod.rs): whole-GPU
+// pods their lowest-indexed fitting GPUs; sharing pods FGD's best GPU (`fgd_gpus`, from its score) or else the
+// tightest fitting GPU (smallest free milli, lowest index on ties).
+fn chosen_gpus(n: NodeRecord, p: Pod, fgd_gpus: u32) -> u32 {
+    var m = n;
+    if (!uses_gpu(p)) {
+        return 0u;
+    }
+    if (!is_sharing(p)) {
+        return lowest_fitting_gpus(m, p);
+    }
+    if (POLICY == POLICY_FGD) {
+        return fgd_gpus;
+    }
+    var best = MAX_GPUS;
+    for (var i = 0u; i < m.gpu_count; i++) {
+        let left = m.gpu_left[i];
+        if (left >= p.milli && (best == MAX_GPUS || left < m.gpu_left[best])) {
+            best = i;
+        }
+    }
+    if (best == MAX_GPUS) {
+        return 0u;
+    }
+    return 1u << best;
+}
+
+fn first_experiment(policy: u32) -> u32 {
+    if (policy < 4u) {
+        return params.first0[policy];
+    }
+    return params.first1[policy - 4u];
+}
+
+// One workgroup per experiment of policy POLICY; at most `max_steps` attempts per dispatch (the host
+// dispatches again until every experiment is done). A step: every thread scores its share of the nodes and
+// keeps its best, the workgroup reduces (ties as in `better`), and thread 0 places the pod (node record,
+// placement, cursor). A DotProduct rounding boundary among the feasible nodes stalls the experiment instead.
+@compute @workgroup_size(256)
+fn lockstep(@builtin(local_invocation_id) lid: vec3<u32>,
+            @builtin(workgroup_id) wid: vec3<u32>) {
+    let e = first_experiment(POLICY) + wid.x;
+    let num_nodes = params.head.y;
+    let max_steps = params.head.w;
+    for (var step = 0u; step < max_steps; step++) {
+        if (lid.x == 0u) {
+            let x = experiments[e];
+            stop_flag = select(0u, 1u, x.stalled != 0u || x.cursor >= x.order_len);
+        }
+        if (workgroupUniformLoad(&stop_flag) != 0u) {
+            break;
+        }
+        let x = experiments[e];
+        let q = pods[orders[x.order_off + x.cursor]];
+        let p = Pod(q.cpu, q.mem, q.gpus, q.milli, q.model_mask, q.tag);
+        var w = none_winner();
+        for (var i = lid.x; i < num_nodes; i += LOCKSTEP_SIZE) {
+            let n = grid_nodes[x.node_off + i];
+            if (feasible(n, p)) {
+                let s = score(POLICY, n, p);
+                w = merge(w, Winner(s.score, n.rank, i, s.gpus, s.ambiguous, 0u, 0u, 0u));
+            }
+        }
+        shared_l[lid.x] = w;
+        for (var stride = LOCKSTEP_SIZE / 2u; stride > 0u; stride /= 2u) {
+            workgroupBarrier();
+            if (lid.x < stride) {
+                shared_l[lid.x] = merge(shared_l[lid.x], shared_l[lid.x + stride]);
+            }
+        }
+        workgroupBarrier();
+        if (lid.x == 0u) {
+            let b = shared_l[0];
+            let slot = x.order_off + x.cursor;
+            if (b.ambiguous != 0u) {
+                experiments[e].stalled = 1u;
+            } else {
+                if (b.node == NO_NODE) {
+                    placements[slot] = vec2<u32>(NO_NODE, 0u);
+                } else {
+                    let n = grid_nodes[x.node_off + b.node];
+                    let mask = chosen_gpus(n, p, b.gpus);
+                    var after = after_placing(n, p, mask);
+                    after.tags |= p.tag;
+                    after.version += 1u;
+                    grid_nodes[x.node_off + b.node] = after;
+                    placements[slot] = vec2<u32>(b.node, mask);
+                }
+                experiments[e].cursor = x.cursor + 1u;
+            }
+        }
+        // Thread 0's writes (node, cursor) are seen by the whole workgroup in the next step.
+        storageBarrier();
     }
 }

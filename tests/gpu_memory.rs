@@ -76,3 +76,65 @@ fn node_score_dispatches_do_not_grow_memory() {
         "the resident set grew by {grown:.1} MB over 2,000 dispatches"
     );
 }
+
+/// Lockstep grids (issue 16, item 2) make thousands of dispatches and create and drop their buffers per
+/// grid: grid after grid on one device, the resident set stays flat (a grid of 8 experiments x 1,000 pods
+/// is ~8,000 dispatches on lavapipe, one step each).
+#[test]
+#[cfg(target_os = "linux")]
+#[cfg_attr(no_gpu_adapter, ignore = "no Vulkan driver on this machine")]
+fn lockstep_grids_do_not_grow_memory() {
+    use ultrasched::kernel::node_score::gpu::{LockstepExperiment, LockstepGrid};
+    let Some(mut gpu) = common::gpu_node_scorer() else {
+        return;
+    };
+    let nodes: Vec<NodeRecord> = (0..64)
+        .map(|i| NodeRecord {
+            cpu_left: 96_000,
+            mem_left: 100_000,
+            gpu_count: 8,
+            gpu_left: [1000; 8],
+            rank: i,
+            ..Default::default()
+        })
+        .collect();
+    let pods: Vec<PodRecord> = [(1, 1000), (1, 500), (2, 1000), (0, 0)]
+        .iter()
+        .map(|&(gpus, milli)| PodRecord {
+            cpu: 1000,
+            mem: 100,
+            gpus,
+            milli,
+            model_mask: u32::MAX,
+            ..Default::default()
+        })
+        .collect();
+    let experiments: Vec<LockstepExperiment> = (0..8u32)
+        .map(|e| LockstepExperiment {
+            policy: [POLICY_GPU_CLUSTERING, POLICY_GPU_PACKING, POLICY_BEST_FIT][e as usize % 3],
+            nodes: nodes.clone(),
+            order: (0..1000).map(|i| (i * 7 + e) % 4).collect(),
+        })
+        .collect();
+    let grid = LockstepGrid {
+        pods: &pods,
+        typical: &[],
+        experiments: &experiments,
+    };
+    let mut grids = 0;
+    let mut once = |gpu: &mut gpu::GpuNodeScorer| {
+        let run = gpu.lockstep(&grid).expect("device").expect("grid fits");
+        assert_eq!(run.on_device, 8000, "every attempt decided on the device");
+        grids += 1;
+    };
+    once(&mut gpu); // warm up
+    let before = rss_mb();
+    for _ in 0..4 {
+        once(&mut gpu);
+    }
+    let grown = rss_mb() - before;
+    assert!(
+        grown < 40.0,
+        "the resident set grew by {grown:.1} MB over {grids} lockstep grids"
+    );
+}

@@ -416,4 +416,98 @@ mod trace_runs {
             );
         }
     }
+
+    /// The first `n` nodes of the default trace and every `step`-th of its pods: a small cluster whose grid
+    /// lavapipe places in seconds.
+    fn small_trace(n: usize, step: usize) -> Trace {
+        let nodes = load_nodes(&root().join("openb_node_list_gpu_node.csv")).unwrap();
+        let pods = load_pods(&root().join("openb_pod_list_default.csv")).unwrap();
+        let pods: Vec<_> = pods.into_iter().step_by(step).collect();
+        Trace::new("small", &nodes[..n], "nodes", &pods).unwrap()
+    }
+
+    /// A lockstep grid (every scored policy x three seeds, all on the device at once) places every pod where
+    /// one experiment at a time on the CPU does, and the placements replayed give the same events. DotProduct
+    /// rounding boundaries stall their experiment and are decided on the CPU: the grid must meet some.
+    #[test]
+    #[cfg_attr(
+        no_gpu_adapter,
+        ignore = "no GPU adapter on this machine (no Vulkan driver); ULTRASCHED_REQUIRE_GPU=1 runs it"
+    )]
+    fn lockstep_grid_places_like_one_experiment_at_a_time() {
+        use ultrasched::engine::fgd::engine::{order_and_ranks, ranked_nodes, replay_placements};
+        use ultrasched::kernel::node_score::gpu::{LockstepExperiment, LockstepGrid};
+        let Some(mut gpu) = common::gpu_node_scorer() else {
+            return;
+        };
+        let t = if cfg!(debug_assertions) {
+            small_trace(40, 20)
+        } else {
+            small_trace(120, 6)
+        };
+        let seeds = [1u64, 2, 3];
+        let mut setups = Vec::new();
+        for policy in SCORED {
+            for seed in seeds {
+                let (order, ranks) = order_and_ranks(&t, seed, 1.3, None);
+                setups.push((policy, seed, order, ranks));
+            }
+        }
+        let experiments: Vec<LockstepExperiment> = setups
+            .iter()
+            .map(|(policy, _, order, ranks)| LockstepExperiment {
+                policy: policy.kernel_id().unwrap(),
+                nodes: ranked_nodes(&t, ranks),
+                order: order.iter().map(|&i| i as u32).collect(),
+            })
+            .collect();
+        let grid = LockstepGrid {
+            pods: &t.pods,
+            typical: &t.typical,
+            experiments: &experiments,
+        };
+        // The adapter's own steps per dispatch (one on lavapipe), then four: several steps per workgroup, as
+        // a hardware adapter runs them, while llvmpipe's loop bound still holds on this small cluster.
+        for steps in [None, Some(4)] {
+            if let Some(n) = steps {
+                gpu.set_lockstep_steps(n);
+            }
+            let got = gpu.lockstep(&grid).expect("device").expect("grid fits");
+            assert_eq!(got.placements.len(), setups.len());
+            let mut attempts = 0;
+            for ((policy, seed, order, ranks), placed) in setups.iter().zip(&got.placements) {
+                let want = run(&t, *policy, *seed, 1.3, None, &mut CpuNodeScorer::new());
+                let placed: Vec<Option<(usize, u32)>> = placed
+                    .iter()
+                    .map(|p| p.map(|(n, m)| (n as usize, m)))
+                    .collect();
+                if let Some(i) = (0..placed.len()).find(|&i| want.placements[i] != placed[i]) {
+                    panic!(
+                        "{policy:?} seed {seed} steps {steps:?}: attempt {i} of {}: want {:?} got {:?}",
+                        placed.len(),
+                        want.placements[i],
+                        placed[i],
+                    );
+                }
+                assert_eq!(want.placements.len(), placed.len());
+                let replayed = replay_placements(&t, order, ranks, &placed).unwrap();
+                assert_eq!(want.events, replayed.events, "{policy:?} seed {seed}");
+                assert!(want.placed > 0 && want.placed < want.attempted);
+                attempts += want.attempted as u64;
+            }
+            eprintln!(
+                "steps {steps:?}: {} experiments, {attempts} attempts: {} on the device, {} on the CPU, {} rounds",
+                setups.len(),
+                got.on_device,
+                got.on_cpu,
+                got.rounds
+            );
+            assert_eq!(got.on_device + got.on_cpu, attempts);
+            assert!(
+                got.on_cpu > 0,
+                "no DotProduct boundary met: the stall path went untested"
+            );
+        }
+        assert!(gpu.last_error().is_none(), "{:?}", gpu.last_error());
+    }
 }

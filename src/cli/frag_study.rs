@@ -25,7 +25,8 @@ pub enum BackendChoice {
     Auto,
     /// The CPU scorer (experiments in parallel).
     Cpu,
-    /// The GPU kernel (shaders/node_score.wgsl; experiments one after another); an error without an adapter.
+    /// The GPU kernel (shaders/node_score.wgsl; the scored experiments of the grid in lockstep, Random on the
+    /// CPU); an error without an adapter.
     Gpu,
 }
 

@@ -6,7 +6,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::kernel::node_score::{
-    after_placing, feasible, node_frag, FgdInputs, NodeScoreBackend, ScoreWinner,
+    after_placing, feasible, node_frag, FgdInputs, NodeRecord, NodeScoreBackend, PodRecord,
+    ScoreWinner,
 };
 
 use super::policy::Policy;
@@ -97,9 +98,102 @@ pub fn node_ranks(trace: &Trace, seed: u64) -> Vec<u32> {
     rank
 }
 
-/// Runs one experiment. With `draws`, the pod order and node ranks come from them (exact replay; build them
-/// with `replay`, which guarantees every pod id is in range and every node has a rank); otherwise from the seed.
-/// `seed` also drives the Random policy.
+/// The attempt order and node tie-break ranks of one experiment: from `draws` when given (exact replay; build
+/// them with `replay`, which guarantees every pod id is in range and every node has a rank), otherwise from
+/// the seed.
+pub fn order_and_ranks(
+    trace: &Trace,
+    seed: u64,
+    tune: f64,
+    draws: Option<&Draws>,
+) -> (Vec<usize>, Vec<u32>) {
+    match draws {
+        Some(d) => (d.pod_order.clone(), d.node_rank.clone()),
+        None => (pod_order(trace, seed, tune), node_ranks(trace, seed)),
+    }
+}
+
+/// The trace's nodes with their tie-break ranks: the state before the first attempt.
+pub fn ranked_nodes(trace: &Trace, ranks: &[u32]) -> Vec<NodeRecord> {
+    let mut nodes = trace.nodes.clone();
+    for (n, r) in nodes.iter_mut().zip(ranks) {
+        n.rank = *r;
+    }
+    nodes
+}
+
+/// The cluster as the attempts leave it, and the record of every attempt: what `run` and `replay_placements`
+/// share, so an experiment decided elsewhere (the lockstep GPU grid) yields the same `Outcome`.
+struct Tally<'t> {
+    trace: &'t Trace,
+    nodes: Vec<NodeRecord>,
+    /// F(N) per node.
+    frag: Vec<f64>,
+    idle: u64,
+    arrived: u64,
+    allocated: u64,
+    placed: usize,
+    events: Vec<Event>,
+    placements: Vec<Option<(usize, u32)>>,
+}
+
+impl<'t> Tally<'t> {
+    fn new(trace: &'t Trace, nodes: Vec<NodeRecord>, attempts: usize) -> Tally<'t> {
+        let frag = nodes.iter().map(|n| node_frag(n, &trace.typical)).collect();
+        let idle = nodes.iter().map(|n| n.idle() as u64).sum();
+        Tally {
+            trace,
+            nodes,
+            frag,
+            idle,
+            arrived: 0,
+            allocated: 0,
+            placed: 0,
+            events: Vec::with_capacity(attempts),
+            placements: Vec::with_capacity(attempts),
+        }
+    }
+
+    /// Records one attempt of `pod`: placed on node `ni` on the GPUs of the mask, or failed.
+    fn attempt(&mut self, pod: &PodRecord, chosen: Option<(usize, u32)>) {
+        self.arrived += pod.gpu_demand() as u64;
+        self.placements.push(chosen);
+        if let Some((ni, gpus)) = chosen {
+            let mut after = after_placing(&self.nodes[ni], pod, gpus);
+            after.tags |= pod.tag;
+            after.version += 1;
+            self.frag[ni] = node_frag(&after, &self.trace.typical);
+            self.nodes[ni] = after;
+            self.idle -= pod.gpu_demand() as u64;
+            self.allocated += pod.gpu_demand() as u64;
+            self.placed += 1;
+        }
+        // Summing all nodes each time (1 µs) keeps the total free of drift from repeated += deltas.
+        let frag_milli: f64 = self.frag.iter().sum();
+        let frag_ratio = if self.idle == 0 {
+            0.0
+        } else {
+            100.0 * frag_milli / self.idle as f64
+        };
+        self.events.push(Event {
+            arrived: self.arrived,
+            allocated: self.allocated,
+            frag_ratio,
+        });
+    }
+
+    fn outcome(self) -> Outcome {
+        Outcome {
+            attempted: self.events.len(),
+            placed: self.placed,
+            events: self.events,
+            placements: self.placements,
+        }
+    }
+}
+
+/// Runs one experiment. With `draws`, the pod order and node ranks come from them (see `order_and_ranks`);
+/// otherwise from the seed. `seed` also drives the Random policy.
 pub fn run(
     trace: &Trace,
     policy: Policy,
@@ -108,34 +202,22 @@ pub fn run(
     draws: Option<&Draws>,
     backend: &mut dyn NodeScoreBackend,
 ) -> Outcome {
-    let (order, ranks) = match draws {
-        Some(d) => (d.pod_order.clone(), d.node_rank.clone()),
-        None => (pod_order(trace, seed, tune), node_ranks(trace, seed)),
-    };
-    let mut nodes = trace.nodes.clone();
-    for (n, r) in nodes.iter_mut().zip(&ranks) {
-        n.rank = *r;
-    }
-    let mut frag: Vec<f64> = nodes.iter().map(|n| node_frag(n, &trace.typical)).collect();
-    let mut idle: u64 = nodes.iter().map(|n| n.idle() as u64).sum();
+    let (order, ranks) = order_and_ranks(trace, seed, tune, draws);
+    let mut tally = Tally::new(trace, ranked_nodes(trace, &ranks), order.len());
     let mut rng = rng(seed, STREAM_POLICY);
     backend.reset();
     let kernel_policy = policy.kernel_id();
-
-    let mut events = Vec::with_capacity(order.len());
-    let mut placements = Vec::with_capacity(order.len());
-    let (mut arrived, mut allocated, mut placed) = (0u64, 0u64, 0usize);
     let mut feasible_nodes: Vec<usize> = Vec::new();
     for &pi in &order {
         let pod = &trace.pods[pi];
-        arrived += pod.gpu_demand() as u64;
+        let nodes = &tally.nodes;
         let chosen = match kernel_policy {
             Some(kp) => {
                 let fgd = FgdInputs {
                     typical: &trace.typical,
-                    node_frag: &frag,
+                    node_frag: &tally.frag,
                 };
-                let w: ScoreWinner = backend.best_node(kp, pod, &nodes, &fgd);
+                let w: ScoreWinner = backend.best_node(kp, pod, nodes, &fgd);
                 w.is_feasible().then_some(w.node as usize)
             }
             None => {
@@ -145,39 +227,57 @@ pub fn run(
                     .then(|| feasible_nodes[rng.random_range(0..feasible_nodes.len())])
             }
         };
-        placements.push(None);
-        if let Some(ni) = chosen {
-            let node = &nodes[ni];
-            let gpus = policy.choose_gpus(node, pod, &trace.typical, frag[ni], &mut rng);
-            placements[events.len()] = Some((ni, gpus));
-            let mut after = after_placing(node, pod, gpus);
-            after.tags |= pod.tag;
-            after.version += 1;
-            frag[ni] = node_frag(&after, &trace.typical);
-            nodes[ni] = after;
-            idle -= pod.gpu_demand() as u64;
-            allocated += pod.gpu_demand() as u64;
-            placed += 1;
-        }
-        // Summing all nodes each time (1 µs) keeps the total free of drift from repeated += deltas.
-        let frag_milli: f64 = frag.iter().sum();
-        let frag_ratio = if idle == 0 {
-            0.0
-        } else {
-            100.0 * frag_milli / idle as f64
-        };
-        events.push(Event {
-            arrived,
-            allocated,
-            frag_ratio,
+        let chosen = chosen.map(|ni| {
+            let gpus =
+                policy.choose_gpus(&nodes[ni], pod, &trace.typical, tally.frag[ni], &mut rng);
+            (ni, gpus)
         });
+        tally.attempt(pod, chosen);
     }
-    Outcome {
-        attempted: order.len(),
-        placed,
-        events,
-        placements,
+    tally.outcome()
+}
+
+/// The `Outcome` of an experiment whose placements were decided elsewhere (the lockstep GPU grid): `order`
+/// and `ranks` as `order_and_ranks` gives them, one placement per attempt. Every placement is checked against
+/// the cluster as the earlier ones left it (node in range, pod feasible there, a GPU mask of exactly the GPUs
+/// the pod needs, each with room); the first that is not is an error naming the attempt.
+pub fn replay_placements(
+    trace: &Trace,
+    order: &[usize],
+    ranks: &[u32],
+    placements: &[Option<(usize, u32)>],
+) -> Result<Outcome, String> {
+    if placements.len() != order.len() {
+        return Err(format!(
+            "{} placements for {} attempts",
+            placements.len(),
+            order.len()
+        ));
     }
+    let mut tally = Tally::new(trace, ranked_nodes(trace, ranks), order.len());
+    for (a, (&pi, &chosen)) in order.iter().zip(placements).enumerate() {
+        let pod = &trace.pods[pi];
+        if let Some((ni, mask)) = chosen {
+            let Some(node) = tally.nodes.get(ni) else {
+                return Err(format!("attempt {a}: node {ni} out of range"));
+            };
+            let want = if pod.uses_gpu() { pod.gpus } else { 0 };
+            let fits = (0..node.gpu_count as usize)
+                .filter(|&i| mask & (1 << i) != 0)
+                .all(|i| node.gpu_left[i] >= pod.milli);
+            if !feasible(node, pod)
+                || mask.count_ones() != want
+                || mask.checked_shr(node.gpu_count).unwrap_or(0) != 0
+                || !fits
+            {
+                return Err(format!(
+                    "attempt {a}: pod {pi} cannot take GPUs {mask:#b} of node {ni}"
+                ));
+            }
+        }
+        tally.attempt(pod, chosen);
+    }
+    Ok(tally.outcome())
 }
 
 /// Python's `round(x, 2)`: the decimal nearest to the exact binary value, ties to even, read back as f64.
@@ -415,6 +515,49 @@ mod tests {
         let mut ranks = node_ranks(&trace, 7);
         ranks.sort();
         assert_eq!(ranks, [0]);
+    }
+
+    #[test]
+    fn replayed_placements_give_the_run_and_impossible_ones_are_refused() {
+        let nodes = parse_nodes(
+            b"sn,cpu_milli,memory_mib,gpu,model\na,8000,999999,2,A\nb,8000,999999,1,A\n",
+            "n",
+        )
+        .unwrap();
+        let pods = parse_pods(
+            b"name,cpu_milli,memory_mib,num_gpu,gpu_milli\nx,1000,1,1,600\ny,1000,1,2,1000\nz,1000,1,1,1000\n",
+            "p",
+        )
+        .unwrap();
+        let trace = Trace::new("w", &nodes, "n", &pods).unwrap();
+        let order = vec![0, 1, 2];
+        let ranks = vec![0, 1];
+        let draws = Draws {
+            pod_order: order.clone(),
+            node_rank: ranks.clone(),
+        };
+        let want = run(
+            &trace,
+            Policy::BestFit,
+            1,
+            1.0,
+            Some(&draws),
+            &mut CpuNodeScorer::new(),
+        );
+        // x (600 milli) fills b's one GPU best; y needs both of a's; z then finds no whole GPU.
+        assert_eq!(want.placements, [Some((1, 0b1)), Some((0, 0b11)), None]);
+        let got = replay_placements(&trace, &order, &ranks, &want.placements).unwrap();
+        assert_eq!(got, want);
+        let refused = |placements: &[Option<(usize, u32)>]| {
+            replay_placements(&trace, &order, &ranks, placements).unwrap_err()
+        };
+        // A GPU already taken, a node out of range, one GPU for a two-GPU pod, a GPU the node lacks.
+        let e = refused(&[Some((1, 0b1)), Some((0, 0b11)), Some((1, 0b1))]);
+        assert!(e.starts_with("attempt 2:"), "{e}");
+        assert!(refused(&[Some((2, 0b1)), None, None]).contains("out of range"));
+        assert!(refused(&[None, Some((0, 0b1)), None]).starts_with("attempt 1:"));
+        assert!(refused(&[Some((1, 0b10)), None, None]).starts_with("attempt 0:"));
+        assert!(refused(&[None, None]).contains("2 placements for 3 attempts"));
     }
 
     #[test]

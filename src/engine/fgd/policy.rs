@@ -3,8 +3,8 @@
 use rand::Rng;
 
 use crate::kernel::node_score::{
-    lowest_fitting_gpus, score_fgd, tightest_gpu, NodeRecord, PodRecord, TypicalRecord,
-    POLICY_BEST_FIT, POLICY_DOT_PRODUCT, POLICY_FGD, POLICY_GPU_CLUSTERING, POLICY_GPU_PACKING,
+    chosen_gpus, lowest_fitting_gpus, NodeRecord, PodRecord, TypicalRecord, POLICY_BEST_FIT,
+    POLICY_DOT_PRODUCT, POLICY_FGD, POLICY_GPU_CLUSTERING, POLICY_GPU_PACKING,
 };
 
 /// A placement policy of the FGD paper.
@@ -76,25 +76,23 @@ impl Policy {
         frag: f64,
         rng: &mut impl Rng,
     ) -> u32 {
-        if !pod.uses_gpu() {
-            return 0;
-        }
-        if !pod.is_sharing() {
-            return lowest_fitting_gpus(node, pod);
-        }
-        match self {
-            Policy::Random => {
-                let fitting: Vec<usize> = (0..node.gpu_count as usize)
-                    .filter(|&i| node.gpu_left[i] >= pod.milli)
-                    .collect();
-                if fitting.is_empty() {
-                    0
-                } else {
-                    1 << fitting[rng.random_range(0..fitting.len())]
-                }
+        let Some(kernel_policy) = self.kernel_id() else {
+            // Random: whole-GPU pods as everywhere; a sharing pod on a uniformly drawn fitting GPU.
+            if !pod.uses_gpu() {
+                return 0;
             }
-            Policy::Fgd => score_fgd(node, pod, typical, frag).1,
-            _ => tightest_gpu(node, pod.milli).map_or(0, |i| 1 << i),
-        }
+            if !pod.is_sharing() {
+                return lowest_fitting_gpus(node, pod);
+            }
+            let fitting: Vec<usize> = (0..node.gpu_count as usize)
+                .filter(|&i| node.gpu_left[i] >= pod.milli)
+                .collect();
+            return if fitting.is_empty() {
+                0
+            } else {
+                1 << fitting[rng.random_range(0..fitting.len())]
+            };
+        };
+        chosen_gpus(kernel_policy, node, pod, typical, frag)
     }
 }

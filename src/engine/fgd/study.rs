@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::kernel::node_score::gpu::GpuNodeScorer;
-use crate::kernel::node_score::{CpuNodeScorer, NodeScoreBackend};
+use crate::kernel::node_score::gpu::{GpuNodeScorer, LockstepExperiment, LockstepGrid};
+use crate::kernel::node_score::{CpuNodeScorer, NodeScoreBackend, POLICY_FGD};
 
-use super::engine::{curves, run, Draws};
+use super::engine::{
+    curves, order_and_ranks, ranked_nodes, replay_placements, run, Draws, Outcome,
+};
 use super::policy::Policy;
 use super::trace::Trace;
 
@@ -77,7 +79,11 @@ pub fn study(
     rows
 }
 
-/// Like `study`, on one GPU node scorer: the experiments run one after another (they share the device).
+/// Like `study`, on one GPU node scorer: the scored policies' experiments run in lockstep on the device (all
+/// of them at once, placements read back at the end: `GpuNodeScorer::lockstep`), each row's wall time the
+/// grid's share; Random draws its nodes and needs no scores, so its experiments run on the CPU. A grid the
+/// device cannot take, or a device error, sends the experiments through `best_node` one pod at a time instead
+/// (the GPU scorer falls back to the CPU for what it cannot decide).
 pub fn study_on_gpu(
     trace: &Trace,
     policies: &[Policy],
@@ -87,11 +93,65 @@ pub fn study_on_gpu(
     gpu: &mut GpuNodeScorer,
 ) -> Vec<StudyRow> {
     let columns = last_column(tune);
-    let mut rows: Vec<StudyRow> = policies
+    let pairs: Vec<(Policy, u64)> = policies
         .iter()
         .flat_map(|&p| seeds.iter().map(move |&s| (p, s)))
-        .map(|(policy, seed)| experiment(trace, policy, seed, tune, draws, columns, gpu))
         .collect();
+    let mut rows: Vec<StudyRow> = Vec::with_capacity(pairs.len());
+    let mut one_by_one: Vec<(Policy, u64)> = Vec::new();
+    let mut scored: Vec<(Policy, u64, Vec<usize>, Vec<u32>)> = Vec::new();
+    for &(policy, seed) in &pairs {
+        if policy.kernel_id().is_some() {
+            let (order, ranks) = order_and_ranks(trace, seed, tune, draws.get(&seed));
+            scored.push((policy, seed, order, ranks));
+        } else {
+            rows.push(experiment(
+                trace,
+                policy,
+                seed,
+                tune,
+                draws,
+                columns,
+                &mut CpuNodeScorer::new(),
+            ));
+        }
+    }
+    let start = Instant::now();
+    let experiments: Vec<LockstepExperiment> = scored
+        .iter()
+        .map(|(policy, _, order, ranks)| LockstepExperiment {
+            policy: policy.kernel_id().unwrap_or(POLICY_FGD),
+            nodes: ranked_nodes(trace, ranks),
+            order: order.iter().map(|&i| i as u32).collect(),
+        })
+        .collect();
+    let grid = LockstepGrid {
+        pods: &trace.pods,
+        typical: &trace.typical,
+        experiments: &experiments,
+    };
+    match gpu.lockstep(&grid) {
+        Ok(Some(run)) => {
+            let wall = start.elapsed() / scored.len().max(1) as u32;
+            for ((policy, seed, order, ranks), placed) in scored.iter().zip(run.placements) {
+                let placed: Vec<Option<(usize, u32)>> = placed
+                    .into_iter()
+                    .map(|p| p.map(|(n, m)| (n as usize, m)))
+                    .collect();
+                match replay_placements(trace, order, ranks, &placed) {
+                    Ok(out) => rows.push(row(trace, *policy, *seed, tune, columns, &out, wall)),
+                    Err(e) => {
+                        gpu.note_error(format!("lockstep {} seed {seed}: {e}", policy.label()));
+                        one_by_one.push((*policy, *seed));
+                    }
+                }
+            }
+        }
+        Ok(None) | Err(_) => one_by_one.extend(scored.iter().map(|x| (x.0, x.1))),
+    }
+    for (policy, seed) in one_by_one {
+        rows.push(experiment(trace, policy, seed, tune, draws, columns, gpu));
+    }
     rows.sort_by_key(|r| (r.policy, r.seed));
     rows
 }
@@ -107,6 +167,18 @@ fn experiment(
 ) -> StudyRow {
     let start = Instant::now();
     let out = run(trace, policy, seed, tune, draws.get(&seed), backend);
+    row(trace, policy, seed, tune, columns, &out, start.elapsed())
+}
+
+fn row(
+    trace: &Trace,
+    policy: Policy,
+    seed: u64,
+    tune: f64,
+    columns: usize,
+    out: &Outcome,
+    wall: Duration,
+) -> StudyRow {
     let (alloc, frag) = curves(&out.events, trace.total_gpus, columns);
     StudyRow {
         workload: trace.workload.clone(),
@@ -118,7 +190,7 @@ fn experiment(
         frag,
         attempted: out.attempted,
         placed: out.placed,
-        wall: start.elapsed(),
+        wall,
     }
 }
 

@@ -13,6 +13,10 @@
 //!   (`MAX_FGD_TOTAL`), more nodes than one dispatch grid holds;
 //! - a device error (kept in [`GpuNodeScorer::last_error`]).
 
+mod lockstep;
+
+pub use lockstep::{LockstepExperiment, LockstepGrid, LockstepRun};
+
 use std::sync::{mpsc, Arc, Mutex};
 
 use bytemuck::{Pod, Zeroable};
@@ -35,6 +39,8 @@ struct GpuParams {
     head: [u32; 4],
     pod0: [u32; 4],
     pod1: [u32; 4],
+    /// Lockstep: index of the first experiment of each policy (0 elsewhere).
+    first: [u32; 8],
 }
 
 /// `struct Typical` of the shader.
@@ -110,6 +116,10 @@ pub struct GpuNodeScorer {
     gpu_calls: u64,
     last_error: Option<String>,
     last_gpus: u32,
+    /// The lockstep layout and its pipelines (one per policy), built on first use.
+    lockstep: Option<(wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>)>,
+    /// Attempts per lockstep dispatch, when set (`set_lockstep_steps`).
+    lockstep_steps: Option<u32>,
 }
 
 impl GpuNodeScorer {
@@ -210,6 +220,8 @@ impl GpuNodeScorer {
             gpu_calls: 0,
             last_error: None,
             last_gpus: 0,
+            lockstep: None,
+            lockstep_steps: None,
         })
     }
 
@@ -402,6 +414,7 @@ impl GpuNodeScorer {
             head: [policy, nodes.len() as u32, num_typical, groups as u32],
             pod0: [pod.cpu, pod.mem, pod.gpus, pod.milli],
             pod1: [pod.model_mask, pod.tag, pod.shape, 0],
+            first: [0; 8],
         };
         self.queue
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
@@ -413,20 +426,15 @@ impl GpuNodeScorer {
                 timestamp_writes: None,
             });
             pass.set_bind_group(0, self.bind_group.as_ref(), &[]);
-            let v = std::env::var("LEAKV").unwrap_or_default();
-            if v != "noscore" {
-                let Some(score) = self.score_pipelines.get(policy as usize) else {
-                    return Err(KernelError::Device(format!(
-                        "node_score: no policy {policy}"
-                    )));
-                };
-                pass.set_pipeline(score);
-                pass.dispatch_workgroups(groups as u32, 1, 1);
-            }
-            if v != "noreduce" {
-                pass.set_pipeline(&self.reduce_pipeline);
-                pass.dispatch_workgroups(1, 1, 1);
-            }
+            let Some(score) = self.score_pipelines.get(policy as usize) else {
+                return Err(KernelError::Device(format!(
+                    "node_score: no policy {policy}"
+                )));
+            };
+            pass.set_pipeline(score);
+            pass.dispatch_workgroups(groups as u32, 1, 1);
+            pass.set_pipeline(&self.reduce_pipeline);
+            pass.dispatch_workgroups(1, 1, 1);
         }
         let bytes = std::mem::size_of::<GpuWinner>() as u64;
         encoder.copy_buffer_to_buffer(&self.result, 0, &self.staging, 0, bytes);

@@ -233,6 +233,28 @@ pub fn tightest_gpu(node: &NodeRecord, milli: u32) -> Option<usize> {
     best
 }
 
+/// GPUs a scored `policy` gives `pod` on the chosen (feasible) `node`, as a bit mask (0 for CPU-only pods):
+/// whole-GPU pods take the lowest-indexed fitting GPUs; sharing pods go on FGD's best GPU (`score_fgd`, `frag`
+/// is F(N) of the node as it is) or, under every other policy, on the tightest fitting GPU. The lockstep shader's
+/// `chosen_gpus` is the same rule.
+pub fn chosen_gpus(
+    policy: u32,
+    node: &NodeRecord,
+    pod: &PodRecord,
+    typical: &[TypicalRecord],
+    frag: f64,
+) -> u32 {
+    if !pod.uses_gpu() {
+        0
+    } else if !pod.is_sharing() {
+        lowest_fitting_gpus(node, pod)
+    } else if policy == POLICY_FGD {
+        score_fgd(node, pod, typical, frag).1
+    } else {
+        tightest_gpu(node, pod.milli).map_or(0, |i| 1 << i)
+    }
+}
+
 /// `node` after placing `pod` on the GPUs in `gpu_mask` (CPU and memory always; GPU milli on each chosen GPU).
 #[inline]
 pub fn after_placing(node: &NodeRecord, pod: &PodRecord, gpu_mask: u32) -> NodeRecord {
