@@ -347,6 +347,36 @@ impl GpuNodeScorer {
         }
     }
 
+    /// Waits for the submitted work, maps the first `bytes` of `staging` and returns them (device errors
+    /// raised meanwhile are reported as errors of `what`).
+    fn map_staging(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, KernelError> {
+        let slice = staging.slice(..bytes);
+        let (tx, rx) = mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| device_err("reading back", e))?;
+        self.take_errors(what)?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
+            Err(e) => return Err(device_err("mapping the staging buffer", e)),
+        }
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| device_err("mapping the staging buffer", e))?
+            .to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+
     /// The kernel's winner, or `Ok(None)` when this call must be decided on the CPU (outside the integer
     /// domain, or a DotProduct rounding boundary among the feasible nodes).
     pub fn try_best_node(
@@ -439,27 +469,11 @@ impl GpuNodeScorer {
         let bytes = std::mem::size_of::<GpuWinner>() as u64;
         encoder.copy_buffer_to_buffer(&self.result, 0, &self.staging, 0, bytes);
         self.queue.submit([encoder.finish()]);
-        let slice = self.staging.slice(..bytes);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| device_err("reading back", e))?;
-        self.take_errors("scoring nodes")?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
-            Err(e) => return Err(device_err("mapping the staging buffer", e)),
-        }
-        let w: GpuWinner = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| device_err("mapping the staging buffer", e))?;
-            bytemuck::pod_read_unaligned(&view[..bytes as usize])
-        };
-        self.staging.unmap();
+        let w: GpuWinner = bytemuck::pod_read_unaligned(&self.map_staging(
+            &self.staging,
+            bytes,
+            "scoring nodes",
+        )?);
         if w.ambiguous != 0 {
             return Ok(None);
         }

@@ -469,25 +469,6 @@ impl GpuNodeScorer {
             at += bytes;
         }
         self.queue.submit([encoder.finish()]);
-        let slice = staging.slice(..total);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| device_err("reading back", e))?;
-        self.take_errors("lockstep")?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
-            Err(e) => return Err(device_err("mapping the staging buffer", e)),
-        }
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| device_err("mapping the staging buffer", e))?
-            .to_vec();
-        staging.unmap();
-        Ok(out)
+        self.map_staging(&staging, total, "lockstep")
     }
 }
