@@ -245,6 +245,53 @@ fn preemption_evicts_lower_priority_work_and_charges_the_restart() {
 }
 
 #[test]
+fn a_victim_restarts_in_the_same_instant_where_the_preemption_left_room() {
+    // Four 8-GPU H100 domains. At 0 s: `x` (8 GPUs, priority 5) fills one domain, `y` and `z` (4 each,
+    // priority 5) share a second, `v1` and `v2` (4 each, priority 1) share a third; the fourth is empty.
+    // At 1 s `l` (16 GPUs, priority 1) arrives and waits: 8 GPUs are free and it may preempt no one.
+    // At 10 s `j0` (4 GPUs, priority 10) takes half of the empty domain; `h` (8 GPUs, priority 9, one
+    // domain) then fits nowhere and evicts the lowest-ranked work until a domain is whole: `v1` (not
+    // enough alone) and `v2`. `v1` and `v2` queue again ahead of `l` (same priority, submitted earlier),
+    // behind where the walk already is; 4 GPUs are free in the fourth domain. The repeat round after the
+    // preemption restarts `v1` there at 10 s (`v2` and `l` do not fit), not when the next job ends (110 s).
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 4\n\
+        [scheduler]\nqueue = \"priority\"\npreemption = true\nrestart_cost_s = 0\n\
+        [[jobs]]\nid = \"x\"\ngpus = 8\nduration_s = 1000\npriority = 5\n\
+        [[jobs]]\nid = \"y\"\ngpus = 4\nduration_s = 1000\npriority = 5\n\
+        [[jobs]]\nid = \"z\"\ngpus = 4\nduration_s = 1000\npriority = 5\n\
+        [[jobs]]\nid = \"v1\"\ngpus = 4\nduration_s = 1000\npriority = 1\n\
+        [[jobs]]\nid = \"v2\"\ngpus = 4\nduration_s = 1000\npriority = 1\n\
+        [[jobs]]\nid = \"l\"\ngpus = 16\nduration_s = 10\nsubmit_s = 1\npriority = 1\n\
+        [[jobs]]\nid = \"j0\"\ngpus = 4\nduration_s = 100\nsubmit_s = 10\npriority = 10\n\
+        [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 500\nsubmit_s = 10\npriority = 9\n\
+         topology = { required = \"domain\" }\n";
+    let w = from_toml(text);
+    for backfill in [Backfill::None, Backfill::Easy, Backfill::Greedy] {
+        let mut w = w.clone();
+        w.scheduler.backfill = backfill;
+        let o = run(&w);
+        let by_id = |id: &str| {
+            let k = w.jobs.iter().position(|j| j.id == id).unwrap();
+            &o.jobs[k]
+        };
+        let s = 1_000_000;
+        assert_eq!(by_id("j0").start, Some(10 * s), "{backfill:?}");
+        assert_eq!(by_id("h").start, Some(10 * s), "{backfill:?}");
+        assert_eq!(
+            (by_id("v1").preemptions, by_id("v2").preemptions),
+            (1, 1),
+            "{backfill:?}"
+        );
+        // v1 ran 10 s, was evicted and restarts at once with 990 s of work left (the engine keeps the
+        // work done and charges `restart_cost_s`, here 0): it ends at 1,000 s. Restarted when `j0` ends
+        // (110 s) it would end at 1,100 s.
+        assert_eq!(by_id("v1").end, Some(1000 * s), "{backfill:?}");
+        assert_eq!(by_id("v2").start, Some(0), "{backfill:?}: first start");
+        assert_eq!(by_id("x").preemptions + by_id("y").preemptions, 0);
+    }
+}
+
+#[test]
 fn inference_replicas_each_stay_in_one_domain_and_are_all_or_nothing() {
     // Three 48-GPU replicas need three domains: only two exist, so the service never fits (unschedulable
     // at arrival); two replicas fit.
