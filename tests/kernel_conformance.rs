@@ -89,7 +89,16 @@ fn check(
             got[j]
         );
     }
-    // The same call over the candidates held resident, as the engine makes it.
+    // The same call over the candidates held resident, as the engine makes it (stale contents again:
+    // a call that wrote nothing must not pass on the first call's answer).
+    got.clear();
+    got.resize(
+        3,
+        Winner {
+            cost: 7,
+            candidate: 7,
+        },
+    );
     let mut resident = ResidentCandidates::default();
     resident.assign(candidates);
     if let Err(e) = b.best_candidates_resident(policy, jobs, &mut resident, &mut got) {
@@ -135,6 +144,13 @@ fn check_backend(b: &mut dyn CostBackend) {
 #[test]
 fn cpu_backend_conforms() {
     check_backend(&mut CpuBackend);
+}
+
+#[test]
+fn auto_backend_conforms() {
+    // `--backend auto` as the CLI opens it: the CPU twin below the crossover (and on the resident path,
+    // the twin's lanes), a GPU from it on where one opens (a software adapter only when named).
+    check_backend(&mut HybridBackend::lazy(None));
 }
 
 #[test]

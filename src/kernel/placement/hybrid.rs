@@ -222,6 +222,28 @@ impl HybridBackend {
     }
 }
 
+impl HybridBackend {
+    /// Where a call of `pairs` pairs goes (the GPU, opened by the first call large enough to use it, or
+    /// `None` for the CPU twin), counted in the usage.
+    fn route(&mut self, pairs: u64) -> Option<&mut GpuBackend> {
+        if pairs >= self.open_at && matches!(self.gpu, Gpu::NotOpened) {
+            self.open();
+        }
+        match &mut self.gpu {
+            Gpu::Open(gpu, c) if pairs >= c.pairs => {
+                self.usage.gpu_calls += 1;
+                self.usage.gpu_pairs += pairs;
+                Some(gpu)
+            }
+            _ => {
+                self.usage.cpu_calls += 1;
+                self.usage.cpu_pairs += pairs;
+                None
+            }
+        }
+    }
+}
+
 impl CostBackend for HybridBackend {
     fn name(&self) -> &'static str {
         "auto"
@@ -242,21 +264,27 @@ impl CostBackend for HybridBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         let pairs = jobs.len() as u64 * candidates.len() as u64;
-        if pairs >= self.open_at && matches!(self.gpu, Gpu::NotOpened) {
-            self.open();
+        if let Some(gpu) = self.route(pairs) {
+            return gpu.best_candidates(policy, jobs, candidates, out);
         }
-        match &mut self.gpu {
-            Gpu::Open(gpu, c) if pairs >= c.pairs => {
-                self.usage.gpu_calls += 1;
-                self.usage.gpu_pairs += pairs;
-                gpu.best_candidates(policy, jobs, candidates, out)
-            }
-            _ => {
-                self.usage.cpu_calls += 1;
-                self.usage.cpu_pairs += pairs;
-                self.cpu.best_candidates(policy, jobs, candidates, out)
-            }
+        self.cpu.best_candidates(policy, jobs, candidates, out)
+    }
+
+    /// The CPU twin scores the resident lanes (as `--backend cpu` does); a call that goes to the GPU
+    /// takes the records rebuilt from them.
+    fn best_candidates_resident(
+        &mut self,
+        policy: u32,
+        jobs: &[JobRecord],
+        candidates: &mut ResidentCandidates,
+        out: &mut Vec<Winner>,
+    ) -> Result<(), KernelError> {
+        let pairs = jobs.len() as u64 * candidates.len() as u64;
+        if let Some(gpu) = self.route(pairs) {
+            return gpu.best_candidates_resident(policy, jobs, candidates, out);
         }
+        self.cpu
+            .best_candidates_resident(policy, jobs, candidates, out)
     }
 
     fn usage(&self) -> Option<KernelUsage> {
