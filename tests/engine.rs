@@ -292,6 +292,18 @@ fn a_victim_restarts_in_the_same_instant_where_the_preemption_left_room() {
 }
 
 #[test]
+fn every_kernel_call_and_its_pairs_are_counted() {
+    // Four empty 72-GPU domains, one service of three 72-GPU replicas. The round scores the first replica
+    // against the 4 domains with free GPUs (1 call, 4 pairs); the other two are placed one call each on
+    // what the ones before left: 3, then 2 candidates (a full domain is no candidate). 3 calls, 9 pairs.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 4\n\
+        [[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 3\ngpus_per_replica = 72\nlifetime_s = 10\n";
+    let o = run(&from_toml(text));
+    assert_eq!(o.jobs[0].state, JobState::Completed);
+    assert_eq!((o.kernel.kernel_calls, o.kernel.pairs), (3, 9));
+}
+
+#[test]
 fn inference_replicas_each_stay_in_one_domain_and_are_all_or_nothing() {
     // Three 48-GPU replicas need three domains: only two exist, so the service never fits (unschedulable
     // at arrival); two replicas fit.
