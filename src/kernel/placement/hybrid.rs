@@ -220,9 +220,7 @@ impl HybridBackend {
             Gpu::NotOpened => {}
         }
     }
-}
 
-impl HybridBackend {
     /// Where a call of `pairs` pairs goes (the GPU, opened by the first call large enough to use it, or
     /// `None` for the CPU twin), counted in the usage.
     fn route(&mut self, pairs: u64) -> Option<&mut GpuBackend> {
