@@ -414,6 +414,27 @@ fn a_saturated_pool_spill_is_clamped_below_the_spill_bit() {
     case(POLICY_BEST_FIT, j, &c, Some(1));
 }
 
+#[test]
+fn a_frag_aware_spill_over_many_domains_is_clamped_below_the_spill_bit() {
+    // Frag-aware scores a spill as topology-pack does, with bit 30 set (spill) and so a span clamped one
+    // bit narrower: SPAN_MAX >> 1 = 0x3FFF. A 40,000-GPU gang anchored on a 1-GPU domain spans 40,000
+    // domains; clamped, its cost is 2^30 | 0x3FFF << 16 = 0x7FFF_0000. Clamped only to SPAN_MAX it would
+    // be 2^30 | 40,000 << 16 = 0xDC40_0000: past bit 31, read as a missed preference.
+    let j = job(40_000, LEVEL_POOL, LEVEL_NONE);
+    let c = domain(1, 1, 1, 50_000);
+    assert_eq!(pair_cost(POLICY_FRAG_AWARE, &j, &c, 0), 0x7FFF_0000);
+    // Topology-pack has no spill bit and clamps at SPAN_MAX: 0x7FFF << 16.
+    assert_eq!(pair_cost(POLICY_TOPOLOGY_PACK, &j, &c, 0), 0x7FFF_0000);
+    // The shader clamps the same (skipped, with a message, where no adapter opens).
+    let Some(mut gpu) = gpu_backend() else { return };
+    for policy in [POLICY_FRAG_AWARE, POLICY_TOPOLOGY_PACK] {
+        let got = gpu
+            .pair_costs(policy, &j, &[c])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, [0x7FFF_0000], "policy {policy}");
+    }
+}
+
 // ---- GPU specifics ---------------------------------------------------------------------------------------
 
 #[test]
