@@ -25,6 +25,28 @@ use super::*;
 use crate::kernel::device::{acquire_adapter, build_kernel, describe_adapter};
 use crate::kernel::placement::KernelError;
 
+/// A bind group with `buffers[i]` whole at binding `i`.
+fn bind_buffers(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
 /// The WGSL source of the kernel.
 pub const SHADER_SOURCE: &str = include_str!("../../../shaders/node_score.wgsl");
 
@@ -426,19 +448,12 @@ impl GpuNodeScorer {
                 &self.partials,
                 &self.result,
             ];
-            let entries: Vec<wgpu::BindGroupEntry> = buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            self.bind_group = Some(self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("node_score bind group"),
-                layout: &self.layout,
-                entries: &entries,
-            }));
+            self.bind_group = Some(bind_buffers(
+                &self.device,
+                &self.layout,
+                "node_score bind group",
+                &buffers,
+            ));
         }
         let params = GpuParams {
             head: [policy, nodes.len() as u32, num_typical, groups as u32],

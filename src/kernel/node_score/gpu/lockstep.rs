@@ -261,19 +261,7 @@ impl GpuNodeScorer {
             &pods,
             &placements,
         ];
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("lockstep bind group"),
-            layout,
-            entries: &entries,
-        });
+        let bind_group = bind_buffers(&self.device, layout, "lockstep bind group", &buffers);
 
         let mut run = LockstepRun::default();
         let mut round_steps = STEPS_PER_ROUND;
