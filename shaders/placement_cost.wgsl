@@ -87,7 +87,8 @@ fn domain_frag(free: u32, size: u32) -> u32 {
 }
 
 fn pair_cost(policy: u32, job: JobRecord, c: CandidateRecord, index: u32) -> u32 {
-    if ((job.model_mask >> c.model) & 1u) == 0u || c.free == 0u || c.size == 0u {
+    // A model id of 32 or more takes no job (a 32-bit mask cannot name it; WGSL would shift modulo 32).
+    if c.model >= 32u || ((job.model_mask >> c.model) & 1u) == 0u || c.free == 0u || c.size == 0u {
         return INFEASIBLE;
     }
     let fits_domain = job.gpus <= c.free;

@@ -331,6 +331,37 @@ fn model_mask_excludes() {
 }
 
 #[test]
+fn a_gpu_model_beyond_the_mask_takes_no_job() {
+    // A 32-bit mask names models 0..32; a record of model 32 or more matches no job, even one that takes
+    // every model (u32::MAX). Without the rule a shift by 32 wraps (to bit 0 on the CPU and in WGSL) and
+    // the tight model-32 domain at index 0 would win best-fit. Twenty candidates, so the CPU twin takes its
+    // wave path (and the resident lanes), not the scan.
+    let mut c = vec![domain(72, 72, 72, 72); 20];
+    for (i, model) in [32, 33, 63, 64, u32::MAX].into_iter().enumerate() {
+        c[i] = CandidateRecord {
+            model,
+            ..domain(8, 8, 8, 8)
+        };
+    }
+    for d in &mut c[5..] {
+        d.model = 40;
+    }
+    c[17].model = 0;
+    let every = JobRecord {
+        model_mask: u32::MAX,
+        ..job(8, LEVEL_DOMAIN, LEVEL_NONE)
+    };
+    for policy in POLICIES {
+        case(policy, every, &c, Some(17));
+        case(policy, job(8, LEVEL_POOL, LEVEL_NONE), &c, Some(17));
+    }
+    c[17].model = 32;
+    for policy in POLICIES {
+        case(policy, every, &c, None);
+    }
+}
+
+#[test]
 fn full_and_empty_domains_and_levels_exclude() {
     // No free GPU, a zero-size domain, and a gang larger than its widest allowed group.
     let c = [

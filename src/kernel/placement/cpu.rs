@@ -25,7 +25,8 @@ fn div_ceil(a: u32, b: u32) -> u32 {
 /// Cost of placing `job` with candidate `c` (index `index`) as its anchor domain; `INFEASIBLE` if it cannot go there.
 #[inline(always)]
 pub fn pair_cost(policy: u32, job: &JobRecord, c: &CandidateRecord, index: u32) -> u32 {
-    if (job.model_mask >> c.model) & 1 == 0 || c.free == 0 || c.size == 0 {
+    // A model id of 32 or more takes no job: a 32-bit mask cannot name it.
+    if job.model_mask.checked_shr(c.model).unwrap_or(0) & 1 == 0 || c.free == 0 || c.size == 0 {
         return INFEASIBLE;
     }
     let fits_domain = job.gpus <= c.free;
@@ -148,10 +149,33 @@ pub(super) const F32_EXACT: u32 = 1 << 24;
 /// 2^23: for an integer-valued `0 <= x < 2^23`, `(x + 2^23).to_bits() - (2^23).to_bits()` is `x as u32`.
 const F32_MAGIC: f32 = 8_388_608.0;
 
+/// A candidate's lane bit: `1 << model`, or 0 when it can take nothing (no free GPU, no size, or a model
+/// id of 32 or more, which no job's mask names; as [`pair_cost`] decides).
+#[inline]
+pub(super) fn model_bit(free: u32, size: u32, model: u32) -> u32 {
+    if free != 0 && size != 0 {
+        1u32.checked_shl(model).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// A candidate's size lane: its size as f32, or 1.0 where it can take nothing (so that padding and holes
+/// never divide by zero).
+#[inline]
+pub(super) fn size_f32(free: u32, size: u32) -> f32 {
+    if free != 0 && size != 0 {
+        size as f32
+    } else {
+        1.0
+    }
+}
+
 /// Candidates as a struct of arrays, padded to a multiple of [`LANES`] with infeasible entries.
 #[derive(Debug, Default, Clone)]
 pub struct CandidateLanes {
-    /// `1 << model`, or 0 when the candidate can take nothing (`free == 0` or `size == 0`, and padding).
+    /// `1 << model`, or 0 when the candidate can take nothing (`free == 0`, `size == 0`, `model >= 32`,
+    /// and padding).
     pub(super) model_bit: Vec<u32>,
     pub(super) free: Vec<u32>,
     pub(super) rack_free: Vec<u32>,
@@ -177,34 +201,22 @@ impl CandidateLanes {
     pub fn refill(&mut self, candidates: &[CandidateRecord]) {
         let padded = candidates.len().div_ceil(LANES) * LANES;
         let pad = padded - candidates.len();
-        let usable = |c: &CandidateRecord| c.free != 0 && c.size != 0;
         let s = self;
         s.len = candidates.len();
         s.exact = candidates.len() < (u32::MAX / 2) as usize
-            && candidates
-                .iter()
-                .all(|c| c.model < 32 && c.size < F32_EXACT);
+            && candidates.iter().all(|c| c.size < F32_EXACT);
         let lane = |v: &mut Vec<u32>, f: &dyn Fn(&CandidateRecord) -> u32| {
             v.clear();
             v.extend(candidates.iter().map(f));
             v.extend(std::iter::repeat_n(0, pad));
         };
-        lane(&mut s.model_bit, &|c| {
-            if usable(c) {
-                1u32 << (c.model & 31)
-            } else {
-                0
-            }
-        });
+        lane(&mut s.model_bit, &|c| model_bit(c.free, c.size, c.model));
         lane(&mut s.free, &|c| c.free);
         lane(&mut s.rack_free, &|c| c.rack_free);
         lane(&mut s.pool_free, &|c| c.pool_free);
         s.size.clear();
-        s.size.extend(
-            candidates
-                .iter()
-                .map(|c| if usable(c) { c.size as f32 } else { 1.0 }),
-        );
+        s.size
+            .extend(candidates.iter().map(|c| size_f32(c.free, c.size)));
         s.size.extend(std::iter::repeat_n(1.0, pad));
     }
 

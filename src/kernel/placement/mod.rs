@@ -105,7 +105,8 @@ pub struct CandidateRecord {
     pub rack_free: u32,
     /// Free GPUs in this domain's pool (this domain included).
     pub pool_free: u32,
-    /// GPU model id (0..32) of this domain.
+    /// GPU model id of this domain (0..32 in every catalog; a model of 32 or more takes no job, since a
+    /// 32-bit mask cannot name it).
     pub model: u32,
     /// Padding to 8 words; always 0.
     pub _pad: [u32; 3],

@@ -8,7 +8,7 @@
 //! the runs that differ from what it holds. The contents are always exactly the records a rebuild would
 //! give (the engine checks so in debug builds), so every backend decides the same.
 
-use super::cpu::{CandidateLanes, F32_EXACT, LANES};
+use super::cpu::{model_bit, size_f32, CandidateLanes, F32_EXACT, LANES};
 use super::CandidateRecord;
 use std::ops::Range;
 
@@ -21,32 +21,15 @@ pub struct ResidentCandidates {
     model: Vec<u32>,
     /// Domain size per candidate (the lanes hold it as f32).
     size: Vec<u32>,
-    /// Candidates outside what the wave path computes exactly (model >= 32 or a size beyond f32's
-    /// integers): while any is present the lanes say `exact == false`.
+    /// Candidates outside what the wave path computes exactly (a size beyond f32's integers): while any is present the lanes say `exact == false`.
     inexact: usize,
     /// The records, valid while `fresh`.
     records: Vec<CandidateRecord>,
     fresh: bool,
 }
 
-fn is_inexact(model: u32, size: u32) -> bool {
-    model >= 32 || size >= F32_EXACT
-}
-
-fn model_bit(free: u32, size: u32, model: u32) -> u32 {
-    if free != 0 && size != 0 {
-        1u32 << (model & 31)
-    } else {
-        0
-    }
-}
-
-fn size_f32(free: u32, size: u32) -> f32 {
-    if free != 0 && size != 0 {
-        size as f32
-    } else {
-        1.0
-    }
+fn is_inexact(size: u32) -> bool {
+    size >= F32_EXACT
 }
 
 /// Inserts `x` at `i` into a column padded to a multiple of [`LANES`] holding `len` entries before the
@@ -85,10 +68,7 @@ impl ResidentCandidates {
         self.model.extend(records.iter().map(|c| c.model));
         self.size.clear();
         self.size.extend(records.iter().map(|c| c.size));
-        self.inexact = records
-            .iter()
-            .filter(|c| is_inexact(c.model, c.size))
-            .count();
+        self.inexact = records.iter().filter(|c| is_inexact(c.size)).count();
         self.set_exact();
         self.records.clear();
         self.records.extend_from_slice(records);
@@ -118,7 +98,7 @@ impl ResidentCandidates {
         l.len = n + 1;
         self.model.insert(i, c.model);
         self.size.insert(i, c.size);
-        self.inexact += is_inexact(c.model, c.size) as usize;
+        self.inexact += is_inexact(c.size) as usize;
         self.set_exact();
         self.fresh = false;
     }
@@ -133,8 +113,9 @@ impl ResidentCandidates {
         remove_padded(&mut l.pool_free, n, i, 0);
         remove_padded(&mut l.size, n, i, 1.0);
         l.len = n - 1;
-        let (model, size) = (self.model.remove(i), self.size.remove(i));
-        self.inexact -= is_inexact(model, size) as usize;
+        self.model.remove(i);
+        let size = self.size.remove(i);
+        self.inexact -= is_inexact(size) as usize;
         self.set_exact();
         self.fresh = false;
     }
@@ -265,8 +246,13 @@ mod tests {
         let mut r = ResidentCandidates::default();
         r.assign(&[rec(8, 8, 8, 8, 0); 20]);
         assert!(r.lanes().exact);
+        // A GPU model of 32 or more is exact on the waves (it takes no job); a size beyond f32's integers
+        // is not.
         r.insert(3, &rec(8, 8, 8, 8, 40));
+        assert!(r.lanes().exact);
+        r.insert(4, &rec(8, 1 << 25, 8, 8, 0));
         assert!(!r.lanes().exact);
+        r.remove(4);
         r.remove(3);
         assert!(r.lanes().exact);
     }
