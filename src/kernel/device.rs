@@ -89,6 +89,85 @@ pub(crate) fn acquire_adapter() -> Result<wgpu::Adapter, DeviceError> {
     Ok(adapter)
 }
 
+/// Opens a device on the adapter the environment chooses ([`acquire_adapter`]), asking for every limit the
+/// adapter offers (large batches need its real storage-buffer limits).
+pub(crate) fn open_device(
+    label: &str,
+) -> Result<(wgpu::Device, wgpu::Queue, wgpu::AdapterInfo), DeviceError> {
+    let adapter = acquire_adapter()?;
+    let info = adapter.get_info();
+    let descriptor = wgpu::DeviceDescriptor {
+        label: Some(label),
+        required_limits: adapter.limits(),
+        ..Default::default()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
+        device_err(
+            &format!("requesting a device on {}", describe_adapter(&info)),
+            e,
+        )
+    })?;
+    Ok((device, queue, info))
+}
+
+/// The uncaptured device errors collected since the last call (the sink of [`BuiltKernel::errors`]), as
+/// one error of `what`.
+pub(crate) fn take_errors(errors: &Mutex<Vec<String>>, what: &str) -> Result<(), DeviceError> {
+    let errors = match errors.lock() {
+        Ok(mut v) => std::mem::take(&mut *v),
+        Err(_) => vec!["error sink poisoned".to_string()],
+    };
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(device_err(what, errors.join("; ")))
+    }
+}
+
+/// Waits until the queue has executed everything submitted, then reports any device error as one of `what`.
+pub(crate) fn wait(
+    device: &wgpu::Device,
+    errors: &Mutex<Vec<String>>,
+    what: &str,
+) -> Result<(), DeviceError> {
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| device_err(what, e))?;
+    take_errors(errors, what)
+}
+
+/// Maps the first `bytes` of `staging` (the copy into it already submitted), waits for it, hands the
+/// mapped bytes to `read` and unmaps. Device errors raised meanwhile are errors of `what`.
+pub(crate) fn read_back<R>(
+    device: &wgpu::Device,
+    errors: &Mutex<Vec<String>>,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+    what: &str,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R, DeviceError> {
+    let slice = staging.slice(..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        // The receiver lives until after the wait below; a failed send only means we already gave up.
+        let _ = tx.send(r);
+    });
+    wait(device, errors, what)?;
+    match rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
+        Err(e) => return Err(device_err("mapping the staging buffer", e)),
+    }
+    let out = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| device_err("mapping the staging buffer", e))?;
+        read(&view)
+    };
+    staging.unmap();
+    Ok(out)
+}
+
 /// What a kernel builds once per device: a sink collecting uncaptured device errors, the bind-group layout
 /// (binding i is a buffer of type `bindings[i]`, compute stage) and one compute pipeline per entry point.
 pub(crate) struct BuiltKernel {

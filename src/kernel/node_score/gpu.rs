@@ -17,12 +17,12 @@ mod lockstep;
 
 pub use lockstep::{LockstepExperiment, LockstepGrid, LockstepRun};
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use bytemuck::{Pod, Zeroable};
 
 use super::*;
-use crate::kernel::device::{acquire_adapter, build_kernel, describe_adapter};
+use crate::kernel::device::{build_kernel, describe_adapter, open_device, read_back};
 use crate::kernel::placement::KernelError;
 
 /// A bind group with `buffers[i]` whole at binding `i`.
@@ -89,10 +89,6 @@ struct GpuWinner {
     _pad: [u32; 3],
 }
 
-fn device_err(what: &str, e: impl std::fmt::Display) -> KernelError {
-    KernelError::Device(format!("{what}: {e}"))
-}
-
 fn create_buffer(
     device: &wgpu::Device,
     label: &str,
@@ -148,20 +144,7 @@ impl GpuNodeScorer {
     /// Acquires an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) and
     /// builds the kernel. `KernelError::NoAdapter` when there is none.
     pub fn new() -> Result<GpuNodeScorer, KernelError> {
-        let adapter = acquire_adapter()?;
-        let info = adapter.get_info();
-        let descriptor = wgpu::DeviceDescriptor {
-            label: Some("ultrasched node score"),
-            required_limits: adapter.limits(),
-            ..Default::default()
-        };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
-                device_err(
-                    &format!("requesting a device on {}", describe_adapter(&info)),
-                    e,
-                )
-            })?;
+        let (device, queue, info) = open_device("ultrasched node score")?;
         GpuNodeScorer::with_device(device, queue, &info)
     }
 
@@ -277,18 +260,6 @@ impl GpuNodeScorer {
         self.last_gpus
     }
 
-    fn take_errors(&self, what: &str) -> Result<(), KernelError> {
-        let errors = match self.errors.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(_) => vec!["error sink poisoned".to_string()],
-        };
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(device_err(what, errors.join("; ")))
-        }
-    }
-
     /// Uploads the typical pods and FGD thresholds when they changed; false when FGD cannot run on integers.
     fn prepare_fgd(&mut self, typical: &[TypicalRecord]) -> bool {
         let key: Vec<GpuTypical> = typical
@@ -377,26 +348,14 @@ impl GpuNodeScorer {
         bytes: u64,
         what: &str,
     ) -> Result<Vec<u8>, KernelError> {
-        let slice = staging.slice(..bytes);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| device_err("reading back", e))?;
-        self.take_errors(what)?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
-            Err(e) => return Err(device_err("mapping the staging buffer", e)),
-        }
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| device_err("mapping the staging buffer", e))?
-            .to_vec();
-        staging.unmap();
-        Ok(out)
+        Ok(read_back(
+            &self.device,
+            &self.errors,
+            staging,
+            bytes,
+            what,
+            <[u8]>::to_vec,
+        )?)
     }
 
     /// The kernel's winner, or `Ok(None)` when this call must be decided on the CPU (outside the integer

@@ -13,8 +13,8 @@
 
 use super::*;
 pub use crate::kernel::device::enumerate_adapters;
-use crate::kernel::device::{acquire_adapter, build_kernel, describe_adapter};
-use std::sync::{mpsc, Arc, Mutex};
+use crate::kernel::device::{build_kernel, describe_adapter, open_device, read_back, wait};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The WGSL source of the kernel.
@@ -126,29 +126,11 @@ pub struct GpuBackend {
     uploaded_candidates: u64,
 }
 
-fn device_err(what: &str, e: impl std::fmt::Display) -> KernelError {
-    KernelError::Device(format!("{what}: {e}"))
-}
-
 impl GpuBackend {
     /// Acquires an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) or the
     /// default, and builds the kernel on it. `KernelError::NoAdapter` lists what was enumerated.
     pub fn new() -> Result<GpuBackend, KernelError> {
-        let adapter = acquire_adapter()?;
-        let info = adapter.get_info();
-        // Ask for everything the adapter offers: large batches need its real storage-buffer limits.
-        let descriptor = wgpu::DeviceDescriptor {
-            label: Some("ultrasched placement cost"),
-            required_limits: adapter.limits(),
-            ..Default::default()
-        };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
-                device_err(
-                    &format!("requesting a device on {}", describe_adapter(&info)),
-                    e,
-                )
-            })?;
+        let (device, queue, info) = open_device("ultrasched placement cost")?;
         GpuBackend::with_device(device, queue, &info)
     }
 
@@ -368,22 +350,7 @@ impl GpuBackend {
 
     /// Waits until the queue has executed everything submitted, then reports any device error.
     fn wait(&self, what: &str) -> Result<(), KernelError> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| device_err(what, e))?;
-        self.take_errors(what)
-    }
-
-    fn take_errors(&self, what: &str) -> Result<(), KernelError> {
-        let errors = match self.errors.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(_) => vec!["error sink poisoned".to_string()],
-        };
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(device_err(what, errors.join("; ")))
-        }
+        Ok(wait(&self.device, &self.errors, what)?)
     }
 
     /// Runs one dispatch: `upload` writes the inputs, a compute pass of `pipeline` over `workgroups`
@@ -428,26 +395,18 @@ impl GpuBackend {
 
         encoder.copy_buffer_to_buffer(src, 0, &self.staging.buffer, 0, bytes);
         self.queue.submit([encoder.finish()]);
-        let slice = self.staging.buffer.slice(..bytes);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            // The receiver lives until after the poll below; a failed send only means we already gave up.
-            let _ = tx.send(r);
-        });
-        self.wait("reading back")?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(device_err("mapping the staging buffer", e)),
-            Err(e) => return Err(device_err("mapping the staging buffer", e)),
-        }
-        let t3 = Instant::now();
-        {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| device_err("mapping the staging buffer", e))?;
-            read(&view);
-        }
-        self.staging.buffer.unmap();
+        let t3 = read_back(
+            &self.device,
+            &self.errors,
+            &self.staging.buffer,
+            bytes,
+            "reading back",
+            |view| {
+                let t3 = Instant::now();
+                read(view);
+                t3
+            },
+        )?;
         Ok(if self.phase_sync {
             Timings {
                 upload: t1 - t0,
