@@ -424,6 +424,53 @@ fn huge_values_take_the_exact_path() {
 }
 
 #[test]
+fn a_gang_past_f32_integers_leaves_the_waves() {
+    // A gang of 2^24 + 2 GPUs anchored on 1024-GPU domains: anchored where 1 GPU is free it misses
+    // 2^24 + 1, which spans 1 + 16,385 domains; where 2 are free it misses 2^24, 1 + 16,384. In f32 the
+    // first rounds to 2^24 as well, a tie the lower index (0) would win. Six candidates, so the CPU twin
+    // has lanes; the gang must take its scalar path (and the shader its integers) and pick candidate 1.
+    let mut c = vec![domain(0, 1024, 0, u32::MAX - 1); 6];
+    c[0] = domain(1, 1024, 1, u32::MAX - 1);
+    c[1] = domain(2, 1024, 2, u32::MAX - 1);
+    let j = job((1 << 24) + 2, LEVEL_POOL, LEVEL_NONE);
+    assert_eq!(
+        pair_cost(POLICY_TOPOLOGY_PACK, &j, &c[0], 0),
+        16_386 << SPAN_SHIFT
+    );
+    assert_eq!(
+        pair_cost(POLICY_TOPOLOGY_PACK, &j, &c[1], 1),
+        16_385 << SPAN_SHIFT
+    );
+    case(POLICY_TOPOLOGY_PACK, j, &c, Some(1));
+    // Domains past f32's integers stay on the waves (see `F32_EXACT`) and agree with the reference.
+    let mut c = vec![domain(0, 8, 0, 1 << 30); 20];
+    c[2] = domain(3, (1 << 24) + 1, 3, 1 << 30);
+    c[7] = domain(5, u32::MAX, 5, 1 << 30);
+    c[9] = domain(4, 8, 4, 1 << 30);
+    c[12] = domain(6, 1 << 31, 6, 1 << 30);
+    for gpus in [1, 3, 4, 5, 6, 7, 1000, (1 << 24) - 1] {
+        for policy in POLICIES {
+            check(
+                &mut CpuBackend,
+                policy,
+                &[job(gpus, LEVEL_POOL, LEVEL_NONE)],
+                &c,
+                "domains past f32's integers",
+            );
+            if let Some(mut gpu) = gpu_backend() {
+                check(
+                    &mut gpu,
+                    policy,
+                    &[job(gpus, LEVEL_POOL, LEVEL_NONE)],
+                    &c,
+                    "domains past f32's integers",
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn a_saturated_pool_spill_is_clamped_below_the_spill_bit() {
     // Best-fit scores a spill as `SPILL_BIT | group leftover`, the leftover clamped to SPILL_BIT - 1. A pool
     // past 4G GPUs saturates its free count (u32::MAX), so its spill scores 2^31 - 1 and loses to a spill

@@ -143,8 +143,13 @@ pub fn best_of_few(policy: u32, job: &JobRecord, candidates: &[CandidateRecord])
 /// Lanes of one SIMD wave of the CPU twin (a multiple of the AVX2 width; the winner does not depend on it).
 pub const LANES: usize = 16;
 
-/// Largest value the wave path feeds to its f32 division: below 2^24 every u32 is exact in f32 and
-/// `ceil(a as f32 / b as f32)` equals the integer `div_ceil(a, b)` (the rounding error is below 1/b).
+/// Bound on the gangs the wave path scores: its f32 division `ceil(a as f32 / b as f32)` (a = GPUs missing
+/// from the anchor, below the gang, so below 2^24; b = the domain size) equals the integer `div_ceil(a, b)`.
+/// For `b < 2^24` both are exact in f32 and the rounding error of the quotient is below 1/b. For any
+/// larger `b`, `b as f32 >= 2^24 > a` (rounding is monotone and 2^24 is a float), so the quotient lies in
+/// (0, 1 - 2^-24] when `a > 0` (the float `a / 2^24` bounds it and never rounds up to 1) and is 0 when
+/// `a == 0`: its ceiling is 1 or 0, as `div_ceil` says. So every domain size is exact; a gang of 2^24
+/// GPUs or more takes the scalar path.
 pub(super) const F32_EXACT: u32 = 1 << 24;
 /// 2^23: for an integer-valued `0 <= x < 2^23`, `(x + 2^23).to_bits() - (2^23).to_bits()` is `x as u32`.
 const F32_MAGIC: f32 = 8_388_608.0;
@@ -184,7 +189,7 @@ pub struct CandidateLanes {
     pub(super) size: Vec<f32>,
     /// Candidates before padding.
     pub(super) len: usize,
-    /// False when some record is outside what the wave path computes exactly (then the scalar path runs).
+    /// False when the candidates are too many for the waves' u32 indices (then the scalar path runs).
     pub(super) exact: bool,
 }
 
@@ -203,8 +208,7 @@ impl CandidateLanes {
         let pad = padded - candidates.len();
         let s = self;
         s.len = candidates.len();
-        s.exact = candidates.len() < (u32::MAX / 2) as usize
-            && candidates.iter().all(|c| c.size < F32_EXACT);
+        s.exact = candidates.len() < (u32::MAX / 2) as usize;
         let lane = |v: &mut Vec<u32>, f: &dyn Fn(&CandidateRecord) -> u32| {
             v.clear();
             v.extend(candidates.iter().map(f));
@@ -219,16 +223,6 @@ impl CandidateLanes {
             .extend(candidates.iter().map(|c| size_f32(c.free, c.size)));
         s.size.extend(std::iter::repeat_n(1.0, pad));
     }
-
-    /// Number of candidates (without padding).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when there are no candidates.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// One job's winner: [`best_candidate`] laid out for SIMD over [`CandidateLanes`]. Identical results.
@@ -241,8 +235,8 @@ pub fn best_candidate_lanes(
     wave_winner(policy, job, lanes).unwrap_or_else(|| best_candidate(policy, job, candidates))
 }
 
-/// The wave path's winner, or `None` where it does not apply (a record or gang outside what it computes
-/// exactly, or a policy without a wave version, which is still right, just scalar).
+/// The wave path's winner, or `None` where it does not apply (a gang of 2^24 GPUs or more, see
+/// [`F32_EXACT`], or a policy without a wave version, which is still right, just scalar).
 pub fn wave_winner(policy: u32, job: &JobRecord, lanes: &CandidateLanes) -> Option<Winner> {
     if !lanes.exact || job.gpus >= F32_EXACT {
         return None;

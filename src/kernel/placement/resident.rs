@@ -8,12 +8,12 @@
 //! the runs that differ from what it holds. The contents are always exactly the records a rebuild would
 //! give (the engine checks so in debug builds), so every backend decides the same.
 
-use super::cpu::{model_bit, size_f32, CandidateLanes, F32_EXACT, LANES};
+use super::cpu::{model_bit, size_f32, CandidateLanes, LANES};
 use super::CandidateRecord;
 use std::ops::Range;
 
-/// A candidate set kept between calls: the lanes, the columns they do not hold exactly, and the records
-/// rebuilt on demand.
+/// A candidate set kept between calls: the lanes, the columns they do not hold exactly (model, size), and
+/// the records rebuilt on demand.
 #[derive(Debug, Default, Clone)]
 pub struct ResidentCandidates {
     lanes: CandidateLanes,
@@ -21,15 +21,9 @@ pub struct ResidentCandidates {
     model: Vec<u32>,
     /// Domain size per candidate (the lanes hold it as f32).
     size: Vec<u32>,
-    /// Candidates outside what the wave path computes exactly (a size beyond f32's integers): while any is present the lanes say `exact == false`.
-    inexact: usize,
     /// The records, valid while `fresh`.
     records: Vec<CandidateRecord>,
     fresh: bool,
-}
-
-fn is_inexact(size: u32) -> bool {
-    size >= F32_EXACT
 }
 
 /// Inserts `x` at `i` into a column padded to a multiple of [`LANES`] holding `len` entries before the
@@ -68,7 +62,6 @@ impl ResidentCandidates {
         self.model.extend(records.iter().map(|c| c.model));
         self.size.clear();
         self.size.extend(records.iter().map(|c| c.size));
-        self.inexact = records.iter().filter(|c| is_inexact(c.size)).count();
         self.set_exact();
         self.records.clear();
         self.records.extend_from_slice(records);
@@ -77,7 +70,7 @@ impl ResidentCandidates {
 
     fn set_exact(&mut self) {
         // As `CandidateLanes::refill` decides it.
-        self.lanes.exact = self.inexact == 0 && self.lanes.len < (u32::MAX / 2) as usize;
+        self.lanes.exact = self.lanes.len < (u32::MAX / 2) as usize;
     }
 
     /// Inserts `c` before candidate `i` (`i == len()` appends).
@@ -98,7 +91,6 @@ impl ResidentCandidates {
         l.len = n + 1;
         self.model.insert(i, c.model);
         self.size.insert(i, c.size);
-        self.inexact += is_inexact(c.size) as usize;
         self.set_exact();
         self.fresh = false;
     }
@@ -114,8 +106,7 @@ impl ResidentCandidates {
         remove_padded(&mut l.size, n, i, 1.0);
         l.len = n - 1;
         self.model.remove(i);
-        let size = self.size.remove(i);
-        self.inexact -= is_inexact(size) as usize;
+        self.size.remove(i);
         self.set_exact();
         self.fresh = false;
     }
@@ -173,8 +164,10 @@ impl ResidentCandidates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::placement::cpu::{best_candidate, best_candidate_lanes};
-    use crate::kernel::placement::{JobRecord, LEVEL_POOL, POLICY_TOPOLOGY_PACK};
+    use crate::kernel::placement::cpu::{best_candidate, best_candidate_lanes, wave_winner};
+    use crate::kernel::placement::{
+        JobRecord, LEVEL_POOL, POLICY_BEST_FIT, POLICY_FIRST_FIT, POLICY_TOPOLOGY_PACK,
+    };
 
     fn rec(free: u32, size: u32, rack_free: u32, pool_free: u32, model: u32) -> CandidateRecord {
         CandidateRecord {
@@ -242,18 +235,32 @@ mod tests {
     }
 
     #[test]
-    fn an_inexact_record_turns_the_wave_path_off_until_it_leaves() {
+    fn huge_domains_and_unknown_models_stay_on_the_waves_and_exact() {
+        // Sizes past f32's integers (2^24 + 1 rounds to 2^24) and model ids past the mask keep the waves
+        // on (see `F32_EXACT`); their winners equal the scalar twin's for every gang below 2^24.
         let mut r = ResidentCandidates::default();
-        r.assign(&[rec(8, 8, 8, 8, 0); 20]);
+        r.assign(&[rec(8, 8, 8, 1 << 30, 0); 20]);
+        r.insert(3, &rec(8, 8, 8, 1 << 30, 40));
+        r.insert(4, &rec(3, (1 << 24) + 1, 8, 1 << 30, 0));
+        r.insert(5, &rec(5, u32::MAX, 8, 1 << 30, 0));
+        r.set_free(6, 2);
         assert!(r.lanes().exact);
-        // A GPU model of 32 or more is exact on the waves (it takes no job); a size beyond f32's integers
-        // is not.
-        r.insert(3, &rec(8, 8, 8, 8, 40));
-        assert!(r.lanes().exact);
-        r.insert(4, &rec(8, 1 << 25, 8, 8, 0));
-        assert!(!r.lanes().exact);
-        r.remove(4);
-        r.remove(3);
-        assert!(r.lanes().exact);
+        let records = r.records().to_vec();
+        for gpus in [1, 2, 3, 5, 9, 100, (1 << 24) - 1] {
+            for policy in [POLICY_TOPOLOGY_PACK, POLICY_BEST_FIT, POLICY_FIRST_FIT] {
+                let job = JobRecord {
+                    gpus,
+                    model_mask: u32::MAX,
+                    level: LEVEL_POOL,
+                    preferred: LEVEL_POOL,
+                };
+                let waves = wave_winner(policy, &job, r.lanes());
+                assert_eq!(
+                    waves,
+                    Some(best_candidate(policy, &job, &records)),
+                    "{gpus} GPUs, policy {policy}"
+                );
+            }
+        }
     }
 }
