@@ -406,7 +406,7 @@ impl CostBackend for CpuBackend {
     }
 
     /// The wave path straight over the resident lanes: nothing to refill. A handful of candidates takes
-    /// the plain scan; a job the waves do not cover (a policy without waves, inexact records) the scalar
+    /// the plain scan; a job the waves do not cover (a policy without waves, a gang past `F32_EXACT`) the scalar
     /// twin over the records, rebuilt from the lanes only then.
     fn best_candidates_resident(
         &mut self,
