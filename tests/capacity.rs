@@ -221,6 +221,21 @@ fn on_demand_starts_up_and_opens_only_after_the_spill_threshold() {
         spilled > 0,
         "the committed pool is full for 10 h: jobs spill"
     );
+    // And as soon as it may: the first job to wait 2 h finds the on-demand pool empty and starts then,
+    // though nothing else happens at that instant (no arrival: the last came at 140 s; no end: the anchor
+    // ends at 10 h). The engine must wake for the threshold itself.
+    let first = o
+        .segments
+        .iter()
+        .filter(|s| {
+            s.domains
+                .iter()
+                .any(|&(d, _)| w.cluster.pool_of(d).contract == Contract::OnDemand)
+        })
+        .map(|s| (s.start, w.jobs[s.job as usize].submit))
+        .min()
+        .expect("a spilled segment");
+    assert_eq!(first.0, first.1 + time_from_s(7200.0));
     // Never spilling: nothing on-demand, nothing paid there.
     let w = contracts(40, "spill_after_s = 315360000");
     let o = run(&w);
