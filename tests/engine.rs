@@ -629,6 +629,26 @@ fn rl_jobs_run_their_steps_at_the_modelled_step_time() {
     assert!(
         (asy.step_s - (asy.rollout_s + asy.reward_s).max(asy.train_s + asy.sync_s)).abs() < 1e-9
     );
+    // The engine hands the model the placement it made: the async job's 8 training GPUs and its 4
+    // rollout replicas of 2 GPUs all in one domain (16 of 72). The model's step for that placement
+    // (src/perf/rl.rs works such cases by hand) is what the job got: 4 replicas, so 16 episodes each
+    // (5 would give 13).
+    let preset = &w.cluster.pool_of(0).preset;
+    let model = ultrasched::perf::rl::step(
+        w.jobs[1].rl.as_deref().unwrap(),
+        preset,
+        &[8],
+        Some(ultrasched::perf::rl::RolloutPlacement {
+            preset,
+            replicas: 4,
+            same_domain: true,
+        }),
+    )
+    .unwrap();
+    assert_eq!(asy, model);
+    // Both jobs sit on their ideal split (8 GPUs in one domain): no slowdown, exactly.
+    assert_eq!(o.jobs[0].slowdown, 1.0);
+    assert_eq!(o.jobs[1].slowdown, 1.0);
     let seg = o.segments.iter().find(|s| s.job == 1).unwrap();
     assert_eq!(
         seg.domains.iter().map(|&(_, g)| g).sum::<u32>(),
