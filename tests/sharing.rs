@@ -586,3 +586,35 @@ fn a_request_trace_is_time_scaled_and_looped_over_the_lifetime() {
         "{e:#}"
     );
 }
+
+#[test]
+fn a_shrunk_elastic_job_with_a_model_runs_at_its_model_step() {
+    // As `elastic_training_shrinks_before_anything_is_preempted`, with a training model on e: at 8 GPUs of
+    // its 16 it runs each unit of work at the model's step time on 8 GPUs over the step on its ideal
+    // split (two domains of 8), not at full speed: 1,045 s of work from 5 s.
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n\
+         model = {{ params_b = 7, tokens_per_step = 65536, tp = 1, mfu = 0.4 }}\n",
+        busy_service(1, 2, 3000)
+    );
+    let text = nodes8(
+        3,
+        "queue = \"priority\"\nsharing = \"elastic\"\nrestart_cost_s = 50",
+        &jobs,
+    );
+    let w = from_toml(&text);
+    let o = run(&w);
+    let e = w.jobs.iter().position(|j| j.id == "e").unwrap();
+    let model = w.jobs[e].model.expect("a training model");
+    let preset = &w.cluster.pool_of(0).preset;
+    let ideal = ultrasched::perf::training::ideal_split(preset, 16);
+    assert_eq!(ideal, [8, 8]);
+    let ratio = ultrasched::perf::training::step_time_s(&model, preset, &[8])
+        / ultrasched::perf::training::step_time_s(&model, preset, &ideal);
+    assert!(ratio > 1.0, "half the GPUs, a slower step: {ratio}");
+    let work = 1_045_000_000u64;
+    let end = 5_000_000 + (work as f64 * ratio).ceil() as u64;
+    let o_e = job(&w, &o, "e");
+    assert_eq!((o_e.preemptions, o_e.resizes), (0, 1));
+    assert_eq!(o_e.end, Some(end));
+}
