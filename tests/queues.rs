@@ -338,3 +338,15 @@ fn fair_share_picks_each_job_behind_a_blocked_head_after_the_one_before_it_start
     ]);
     assert_eq!(starts(&text), want);
 }
+
+#[test]
+fn fair_share_forgets_the_gpus_of_a_job_that_ended() {
+    // One 8-GPU node. a1 (tenant a) runs 0-100 s; a2 (a, submitted at 10 s) and b1 (b, at 50 s) wait, 8
+    // GPUs each. At 100 s a1's GPUs go back: both tenants hold nothing, a tie that goes to the name, so
+    // a2 runs 100-200 s and b1 200-300 s. Were a1's GPUs still counted against a, b1 would go first.
+    let jobs = "[[jobs]]\nid = \"a1\"\ntenant = \"a\"\ngpus = 8\nduration_s = 100\nsubmit_s = 0\n\
+                [[jobs]]\nid = \"a2\"\ntenant = \"a\"\ngpus = 8\nduration_s = 100\nsubmit_s = 10\n\
+                [[jobs]]\nid = \"b1\"\ntenant = \"b\"\ngpus = 8\nduration_s = 100\nsubmit_s = 50\n";
+    let want = at(&[("a1", 0.0), ("a2", 100.0), ("b1", 200.0)]);
+    assert_eq!(starts(&node8("fair-share", "", jobs)), want);
+}
