@@ -350,3 +350,26 @@ fn fair_share_forgets_the_gpus_of_a_job_that_ended() {
     let want = at(&[("a1", 0.0), ("a2", 100.0), ("b1", 200.0)]);
     assert_eq!(starts(&node8("fair-share", "", jobs)), want);
 }
+
+#[test]
+fn easy_backfill_walks_past_more_blocked_jobs_than_one_scoring_window() {
+    // Two 8-GPU nodes. r holds one node until 1,000 s. Forty 16-GPU jobs (1-40 s) wait for the whole pool:
+    // the first holds the reservation (1,000 s), none can start before. s (8 GPUs, 10 s, at 50 s) ends
+    // long before the reservation, so EASY backfills it at once, though the walk reaches it only after
+    // the forty blocked jobs (more than the engine's scoring window of 32).
+    let mut jobs =
+        String::from("[[jobs]]\nid = \"r\"\ngpus = 8\nduration_s = 1000\nsubmit_s = 0\n");
+    for k in 1..=40 {
+        jobs +=
+            &format!("[[jobs]]\nid = \"w{k:02}\"\ngpus = 16\nduration_s = 100\nsubmit_s = {k}\n");
+    }
+    jobs += "[[jobs]]\nid = \"s\"\ngpus = 8\nduration_s = 10\nsubmit_s = 50\n";
+    let text = format!(
+        "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+         [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n{jobs}"
+    );
+    let s = starts(&text);
+    let start = |id: &str| s.iter().find(|(j, _)| j == id).map(|&(_, t)| t);
+    assert_eq!(start("s"), Some(50.0));
+    assert_eq!(start("w01"), Some(1000.0));
+}
