@@ -389,3 +389,42 @@ fn the_checker_recomputes_power_spill_and_the_bill() {
     .to_string();
     assert!(err.contains("cost_by_contract.on-demand"), "{err}");
 }
+
+#[test]
+fn an_async_rl_job_takes_committed_capacity_before_on_demand() {
+    // A committed GB200 pool with room for the whole job and an on-demand pool open at once: the training
+    // gang and its rollout replicas both go to committed capacity, which is free (on-demand is for what
+    // committed capacity cannot take).
+    let w = from_toml(
+        r#"
+        [cluster]
+        [[cluster.pools]]
+        name = "committed"
+        preset = "p6e-gb200"
+        count = 1
+        [[cluster.pools]]
+        name = "burst"
+        preset = "p6e-gb200"
+        count = 1
+        contract = "on-demand"
+        [scheduler]
+        spill_after_s = 0
+        [[jobs]]
+        id = "rl"
+        kind = "rl"
+        gpus = 8
+        rl = { mode = "async", staleness = 1, steps = 5, llm = "llama-3-8b", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }
+        "#,
+    );
+    let o = run(&w);
+    assert_eq!(o.jobs[0].start, Some(0));
+    let seg = &o.segments[0];
+    assert_eq!(seg.domains.iter().map(|&(_, g)| g).sum::<u32>(), 16);
+    for &(d, _) in &seg.domains {
+        assert_eq!(
+            w.cluster.pool_of(d).contract,
+            Contract::Committed,
+            "domain {d}"
+        );
+    }
+}
