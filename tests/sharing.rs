@@ -145,6 +145,20 @@ fn static_sharing_reserves_max_replicas_and_training_waits() {
     );
 }
 
+/// Three 8-GPU domains: the busy service (1 to 2 replicas, until 3,000 s) and `e`, 1,000 s of work on 16
+/// GPUs that may shrink to 8 (with `model`, a training model, when not empty), under `sharing`.
+fn elastic_fleet(sharing: &str, model: &str) -> Workload {
+    let jobs = format!(
+        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n{model}",
+        busy_service(1, 2, 3000)
+    );
+    from_toml(&nodes8(
+        3,
+        &format!("queue = \"priority\"\nsharing = \"{sharing}\"\nrestart_cost_s = 50"),
+        &jobs,
+    ))
+}
+
 #[test]
 fn elastic_training_shrinks_before_anything_is_preempted() {
     // Three domains: the service on domain 0, elastic e (16 GPUs, may shrink to 8) on domains 1 and 2.
@@ -152,16 +166,7 @@ fn elastic_training_shrinks_before_anything_is_preempted() {
     // 8 GPUs at half speed (no training model: throughput in proportion to GPUs). It keeps 5 s of work
     // (no checkpoints) and pays the 50 s restart: 1,000 - 5 + 50 = 1,045 s of work at 2 s per second of
     // work = 2,090 s, so it ends at 2,095 s. The service holds 16 GPUs until 3,000 s: no room to grow back.
-    let jobs = format!(
-        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n",
-        busy_service(1, 2, 3000)
-    );
-    let text = nodes8(
-        3,
-        "queue = \"priority\"\nsharing = \"elastic\"\nrestart_cost_s = 50",
-        &jobs,
-    );
-    let w = from_toml(&text);
+    let w = elastic_fleet("elastic", "");
     let o = run(&w);
     assert_eq!(segs(&w, &o, "e"), vec![(0.0, 5.0), (5.0, 2095.0)]);
     let e = job(&w, &o, "e");
@@ -179,16 +184,7 @@ fn elastic_training_shrinks_before_anything_is_preempted() {
 #[test]
 fn loan_without_elastic_preempts_the_elastic_job_instead() {
     // The same fleet under loan: e is preempted (it cannot shrink), and restarts when the service ends.
-    let jobs = format!(
-        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n",
-        busy_service(1, 2, 3000)
-    );
-    let text = nodes8(
-        3,
-        "queue = \"priority\"\nsharing = \"loan\"\nrestart_cost_s = 50",
-        &jobs,
-    );
-    let w = from_toml(&text);
+    let w = elastic_fleet("loan", "");
     let o = run(&w);
     let e = job(&w, &o, "e");
     assert_eq!((e.preemptions, e.resizes), (1, 0));
@@ -592,17 +588,10 @@ fn a_shrunk_elastic_job_with_a_model_runs_at_its_model_step() {
     // As `elastic_training_shrinks_before_anything_is_preempted`, with a training model on e: at 8 GPUs of
     // its 16 it runs each unit of work at the model's step time on 8 GPUs over the step on its ideal
     // split (two domains of 8), not at full speed: 1,045 s of work from 5 s.
-    let jobs = format!(
-        "{}[[jobs]]\nid = \"e\"\nduration_s = 1000\nelastic = {{ min_gpus = 8, max_gpus = 16 }}\n\
-         model = {{ params_b = 7, tokens_per_step = 65536, tp = 1, mfu = 0.4 }}\n",
-        busy_service(1, 2, 3000)
+    let w = elastic_fleet(
+        "elastic",
+        "model = { params_b = 7, tokens_per_step = 65536, tp = 1, mfu = 0.4 }\n",
     );
-    let text = nodes8(
-        3,
-        "queue = \"priority\"\nsharing = \"elastic\"\nrestart_cost_s = 50",
-        &jobs,
-    );
-    let w = from_toml(&text);
     let o = run(&w);
     let e = w.jobs.iter().position(|j| j.id == "e").unwrap();
     let model = w.jobs[e].model.expect("a training model");
