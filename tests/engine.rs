@@ -553,6 +553,20 @@ fn stranded_gpus_count_free_capacity_the_head_cannot_use() {
 }
 
 #[test]
+fn a_whole_free_domain_is_not_stranded_for_a_gang_that_spans_domains() {
+    // Two GB200 domains; `a` (40 GPUs) leaves 32 free in one domain and the other whole. The head `c` needs
+    // 144 GPUs, both domains whole, and waits for `a` (100 s). Per domain it would take min(144, 72) = 72:
+    // the 32 beside `a` are stranded, the 72 of the empty domain are not (the gang would use all of them).
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [[jobs]]\nid = \"a\"\ngpus = 40\nduration_s = 100\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"c\"\ngpus = 144\nduration_s = 100\n";
+    let w = from_toml(text);
+    let o = run(&w);
+    assert_eq!(o.jobs[1].start, Some(100_000_000));
+    assert_eq!(o.samples[0].stranded_gpus, 32);
+}
+
+#[test]
 fn frag_aware_lowers_domain_fragmentation_where_best_fit_packs_tightest() {
     // Two GB200 domains: fillers leave 16 free in domain 0 and 40 in domain 1. An 8-GPU job: best-fit takes
     // the tightest (domain 0, leaving 8); frag-aware computes frag = free mod {8, 16, 32, 72}:
