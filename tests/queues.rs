@@ -373,3 +373,52 @@ fn easy_backfill_walks_past_more_blocked_jobs_than_one_scoring_window() {
     assert_eq!(start("s"), Some(50.0));
     assert_eq!(start("w01"), Some(1000.0));
 }
+
+#[test]
+fn jobs_behind_a_blocked_head_that_cannot_start_are_rejected_without_scoring() {
+    // Issue 11's O(1) rejections, seen through the kernel's pair count. Pools a and b, two 8-GPU nodes each;
+    // first-fit puts r1 in a and r2 in b. r1 holds 12 GPUs of a until 100 s, r2 14 of b until 1,000 s: 4 and 2 free. The head h (16 GPUs) waits
+    // for a whole pool, reserved at 100 s, when 16 + 2 are free. Behind it, none can start before then:
+    // - b1-b6 (8 GPUs): no pool has 8 free (`may_fit_now`, the largest pool);
+    // - r (two 4-GPU replicas, 50 s): one pool has 4, but all pools hold 6 (`may_fit_now`, the sum);
+    // - l1-l4 (4 GPUs, 1,000 s): fit a now, but end after 100 s and the head needs 16 of the 18
+    //   (`breaks_reservation`).
+    // Whenever a later job blocks, the ones behind it are as large or larger. So walking the queue behind a
+    // blocked job (depth 256) decides what looking one job past it (depth 1) decides, and with the
+    // rejections made before scoring it scores no more pairs either.
+    let mut jobs = String::from(
+        "[[jobs]]\nid = \"r1\"\ngpus = 12\nduration_s = 100\n\
+         [[jobs]]\nid = \"r2\"\ngpus = 14\nduration_s = 1000\n\
+         [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 100\nsubmit_s = 1\n",
+    );
+    for k in 1..=6 {
+        jobs += &format!("[[jobs]]\nid = \"b{k}\"\ngpus = 8\nduration_s = 10\nsubmit_s = 2\n");
+    }
+    jobs += "[[jobs]]\nid = \"r\"\nkind = \"inference\"\nreplicas = 2\ngpus_per_replica = 4\nlifetime_s = 50\nsubmit_s = 2\n";
+    for k in 1..=4 {
+        jobs += &format!("[[jobs]]\nid = \"l{k}\"\ngpus = 4\nduration_s = 1000\nsubmit_s = 2\n");
+    }
+    let text = |depth: u32| {
+        format!(
+            "[cluster]\n\
+             [[cluster.pools]]\nname = \"a\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+             [[cluster.pools]]\nname = \"b\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+             [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nbackfill_depth = {depth}\nplacement = \"first-fit\"\n{jobs}"
+        )
+    };
+    let (walked, unwalked) = (run(&from_toml(&text(256))), run(&from_toml(&text(1))));
+    let starts = |o: &ultrasched::engine::cluster::Outcome| -> Vec<Option<u64>> {
+        o.jobs.iter().map(|j| j.start).collect()
+    };
+    assert_eq!(starts(&walked), starts(&unwalked));
+    assert_eq!(
+        walked.jobs[2].start,
+        Some(100_000_000),
+        "h at the reservation"
+    );
+    assert!(walked.jobs[3..]
+        .iter()
+        .all(|j| j.start >= Some(100_000_000)));
+    assert_eq!(walked.kernel.pairs, unwalked.kernel.pairs);
+    assert_eq!(walked.kernel.kernel_calls, unwalked.kernel.kernel_calls);
+}
