@@ -238,6 +238,17 @@ fn corruptions() -> Vec<(&'static str, Corruption, &'static str)> {
             "summary.makespan_s",
         ),
         (
+            // Found by mutation testing: the row number in the message (header = row 1, b's = row 3).
+            "a segment that ends before it starts",
+            |f| {
+                f.placements = edit_rows(&f.placements, "b", |h, r| {
+                    set(h, r, "start_s", "150");
+                    vec![r.to_vec()]
+                });
+            },
+            "placements.csv row 3: segment of job `b` ends before it starts",
+        ),
+        (
             "a wrong completed count in report.json",
             |f| {
                 let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
@@ -619,4 +630,35 @@ fn a_run_with_failures_passes_and_its_interruptions_count_segments() {
             "interruptions but",
         )],
     );
+}
+
+#[test]
+fn a_segment_of_no_length_is_no_violation() {
+    // The engine rounds every run up to 1 us, but the checker reads files that need not come from it: a
+    // job that held its GPUs for no time (start = end) broke no rule. z's run is cut to nothing in the
+    // engine's outcome and every file written from that, so the files agree with each other.
+    let text = "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+        [[jobs]]\nid = \"z\"\ngpus = 8\nduration_s = 0.000001\n\
+        [[jobs]]\nid = \"y\"\ngpus = 8\nduration_s = 5\n";
+    let w = from_toml(text);
+    let mut o = common::run(&w);
+    assert_eq!(
+        (o.segments[0].job, o.segments[0].start, o.segments[0].end),
+        (0, 0, 1)
+    );
+    o.segments[0].end = 0;
+    o.jobs[0].end = Some(0);
+    o.busy_gpu_time -= 8; // 8 GPUs for 1 us
+    let f = Files {
+        report: common::report(&w, &o).to_json(),
+        jobs: jobs_csv(&w, &o),
+        placements: placements_csv(&w, &o),
+    };
+    assert!(
+        f.placements.contains("\nz,0,0,0,0,h,0,0,8\n"),
+        "{}",
+        f.placements
+    );
+    let ok = checked_ok(&w, &f);
+    assert_eq!((ok.jobs, ok.completed, ok.segments), (2, 2, 2));
 }
