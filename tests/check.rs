@@ -662,3 +662,45 @@ fn a_segment_of_no_length_is_no_violation() {
     let ok = checked_ok(&w, &f);
     assert_eq!((ok.jobs, ok.completed, ok.segments), (2, 2, 2));
 }
+
+#[test]
+fn a_rack_required_gang_split_over_two_racks_is_a_violation() {
+    // Eight P5 domains of 8 H100s, four to a rack. `r` (16 GPUs, required = rack) takes two domains of rack
+    // 0; moving its row of domain 1 to domain 2 (rack 0, idle) keeps it legal, on to domain 4 (rack 1, idle)
+    // splits it over two racks.
+    const RACKS: &str =
+        "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"h\"\npreset = \"p5-h100\"\ncount = 8\n\
+        [[jobs]]\nid = \"r\"\ngpus = 16\nduration_s = 100\ntopology = { required = \"rack\" }\n";
+    let move_row = |f: &mut Files, from: &'static str, to: &'static str| {
+        f.placements = edit_rows(&f.placements, "r", |h, r| {
+            if get(h, r, "domain") == from {
+                set(h, r, "domain", to);
+            }
+            vec![r.to_vec()]
+        });
+    };
+    let (w, base) = good_of(RACKS);
+    let domains: Vec<&str> = base
+        .placements
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(6).unwrap())
+        .collect();
+    assert_eq!(domains, ["0", "1"], "{}", base.placements);
+    let mut f = Files {
+        report: base.report.clone(),
+        jobs: base.jobs.clone(),
+        placements: base.placements.clone(),
+    };
+    move_row(&mut f, "1", "2");
+    checked_ok(&w, &f);
+    move_row(&mut f, "2", "4");
+    match checked(&w, &f) {
+        Err(CheckError::Violation(v)) => assert!(
+            v.contains("spans more than one rack")
+                && v.contains("its `required` level is the rack"),
+            "{v}"
+        ),
+        other => panic!("expected a violation, got {other:?}"),
+    }
+}
