@@ -422,3 +422,31 @@ fn jobs_behind_a_blocked_head_that_cannot_start_are_rejected_without_scoring() {
     assert_eq!(walked.kernel.pairs, unwalked.kernel.pairs);
     assert_eq!(walked.kernel.kernel_calls, unwalked.kernel.kernel_calls);
 }
+
+#[test]
+fn easy_reserves_a_domain_required_head_when_a_domain_frees_not_when_the_pool_has_room() {
+    // Two 72-GPU GB200 domains: a1 (40 GPUs, until 100 s) and c1 (24, until 200 s) in domain 0, a2 (40,
+    // until 300 s) and c2 (20, until 400 s) in domain 1: 8 + 12 free. The head h needs 56 GPUs in one
+    // domain. When a1 ends the pool has 48 + 12 = 60 free, but no domain 56 until c1 ends: h's reservation
+    // is at 200 s. b (8 GPUs, 150 s, ending at 152 s) ends before it and backfills at once; a reservation
+    // taken from the pool's free GPUs (100 s) would make b delay it.
+    let text = "[cluster]\n[[cluster.pools]]\nname = \"g\"\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"a1\"\ngpus = 40\nduration_s = 100\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"c1\"\ngpus = 24\nduration_s = 200\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"a2\"\ngpus = 40\nduration_s = 300\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"c2\"\ngpus = 20\nduration_s = 400\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"h\"\ngpus = 56\nduration_s = 100\nsubmit_s = 1\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 150\nsubmit_s = 2\n";
+    assert_eq!(
+        starts(text),
+        at(&[
+            ("a1", 0.0),
+            ("c1", 0.0),
+            ("a2", 0.0),
+            ("c2", 0.0),
+            ("h", 200.0),
+            ("b", 2.0)
+        ])
+    );
+}
