@@ -391,6 +391,32 @@ fn the_checker_recomputes_power_spill_and_the_bill() {
 }
 
 #[test]
+fn the_checker_draws_the_line_at_the_cap_itself() {
+    // The 0.6 MW run's peak facility draw P, recomputed here from the placements (busy GPUs at 1,200 W and,
+    // where the cap binds, ~200 idle ones at 128 W: ~30 kW of it). Checked against a cap of exactly P the
+    // run is within it (no margin below the cap); against P less a millionth (0.6 W) it is over, which a
+    // sum without the idle GPUs' share would not see.
+    let w = capped(Some(0.6));
+    let o = run(&w);
+    let peak = site_power(&w, &o)
+        .iter()
+        .map(|&(_, _, watts)| watts)
+        .fold(0.0, f64::max);
+    assert!(
+        peak > 0.55e6 && peak <= 0.6e6 * (1.0 + 1e-9),
+        "peak {peak} W"
+    );
+    check_against(&capped(Some(peak / 1e6)), &w, &o, |r| r).unwrap();
+    let err = check_against(&capped(Some(peak / 1e6 * (1.0 - 1e-6))), &w, &o, |r| r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("site `dc` draws") && err.contains("above its"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_async_rl_job_takes_committed_capacity_before_on_demand() {
     // A committed GB200 pool with room for the whole job and an on-demand pool open at once: the training
     // gang and its rollout replicas both go to committed capacity, which is free (on-demand is for what
