@@ -704,3 +704,21 @@ fn a_rack_required_gang_split_over_two_racks_is_a_violation() {
         other => panic!("expected a violation, got {other:?}"),
     }
 }
+
+#[test]
+fn a_job_for_a_gpu_model_the_cluster_lacks_is_rightly_unschedulable() {
+    // Only GB200 pools; `h` asks for H100s (a model id below every pool's), so the engine marks it
+    // unschedulable, and the checker must agree that it fits no pool of the empty cluster.
+    let (w, f) = good_of(
+        "seed = 1\n[cluster]\n[[cluster.pools]]\nname = \"g\"\npreset = \"p6e-gb200\"\ncount = 1\n\
+         [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 10\ngpu_model = \"h100\"\n\
+         [[jobs]]\nid = \"g\"\ngpus = 8\nduration_s = 10\n",
+    );
+    assert!(
+        f.jobs.contains("\nh,") && f.jobs.contains(",unschedulable,"),
+        "{}",
+        f.jobs
+    );
+    let ok = checked_ok(&w, &f);
+    assert_eq!((ok.jobs, ok.completed), (2, 1));
+}
