@@ -450,3 +450,48 @@ fn easy_reserves_a_domain_required_head_when_a_domain_frees_not_when_the_pool_ha
         ])
     );
 }
+
+#[test]
+fn easy_looks_no_further_behind_the_head_than_backfill_depth() {
+    // Two 8-GPU nodes; r holds one until 100 s. h (16 GPUs) blocks, reserved at 100 s. Behind it, w (16
+    // GPUs) cannot start either; s (8 GPUs, 10 s) could backfill at once, but it is the second job behind
+    // the head: with backfill_depth = 1 the walk stops before it, with 2 it starts at once.
+    let text = |depth: u32| {
+        format!(
+            "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+             [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nbackfill_depth = {depth}\nplacement = \"first-fit\"\n\
+             [[jobs]]\nid = \"r\"\ngpus = 8\nduration_s = 100\n\
+             [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 100\nsubmit_s = 1\n\
+             [[jobs]]\nid = \"w\"\ngpus = 16\nduration_s = 100\nsubmit_s = 2\n\
+             [[jobs]]\nid = \"s\"\ngpus = 8\nduration_s = 10\nsubmit_s = 3\n"
+        )
+    };
+    let start = |depth: u32| {
+        starts(&text(depth))
+            .into_iter()
+            .find(|(j, _)| j == "s")
+            .map(|(_, t)| t)
+    };
+    assert_eq!(start(2), Some(3.0));
+    // Not walked to while h waits; at 100 s h starts, then w (200 s), then s.
+    assert_eq!(start(1), Some(300.0));
+}
+
+#[test]
+fn easy_reserves_by_pool_for_replicas_spread_over_pools() {
+    // Pools a (one 8-GPU H100 node) and b (two 8-GPU H200 nodes). svc's two 8-GPU replicas take all of a and
+    // one node of b until 100 s. h (16 H200s) waits for b, reserved at 100 s when svc's replica in b ends.
+    // x (8 H200s, 200 s) fits now but would still hold b then, so it waits for h. Each running job's GPUs
+    // must be released per pool in the reservation's walk: svc's replica in b is b's.
+    let text = "[cluster]\n\
+        [[cluster.pools]]\nname = \"a\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+        [[cluster.pools]]\nname = \"b\"\ngpu = \"h200\"\ngpus_per_node = 8\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"svc\"\nkind = \"inference\"\nreplicas = 2\ngpus_per_replica = 8\nlifetime_s = 100\n\
+        [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 100\nsubmit_s = 1\ngpu_model = \"h200\"\n\
+        [[jobs]]\nid = \"x\"\ngpus = 8\nduration_s = 200\nsubmit_s = 2\ngpu_model = \"h200\"\n";
+    assert_eq!(
+        starts(text),
+        at(&[("h", 100.0), ("svc", 0.0), ("x", 200.0)])
+    );
+}
