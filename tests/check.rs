@@ -55,6 +55,7 @@ gpus = 1000
 duration_s = 10
 "#;
 
+#[derive(Clone)]
 struct Files {
     report: String,
     jobs: String,
@@ -68,12 +69,20 @@ fn good() -> (ultrasched::domain::workload::Workload, Files) {
 fn good_of(toml: &str) -> (ultrasched::domain::workload::Workload, Files) {
     let w = from_toml(toml);
     let o = common::run(&w);
-    let files = Files {
-        report: common::report(&w, &o).to_json(),
-        jobs: jobs_csv(&w, &o),
-        placements: placements_csv(&w, &o),
-    };
+    let files = files_of(&w, &o);
     (w, files)
+}
+
+/// The files `run --out` writes for `o`.
+fn files_of(
+    w: &ultrasched::domain::workload::Workload,
+    o: &ultrasched::engine::cluster::Outcome,
+) -> Files {
+    Files {
+        report: common::report(w, o).to_json(),
+        jobs: jobs_csv(w, o),
+        placements: placements_csv(w, o),
+    }
 }
 
 /// Rewrites the CSV rows of job `id` (header kept): `f` gets the row's fields by column name and returns the
@@ -291,11 +300,7 @@ fn every_corruption_is_a_violation_naming_what_is_wrong() {
 fn refused_each(toml: &str, table: Vec<(&'static str, Corruption, &'static str)>) {
     let (w, base) = good_of(toml);
     for (what, corrupt, phrase) in table {
-        let mut f = Files {
-            report: base.report.clone(),
-            jobs: base.jobs.clone(),
-            placements: base.placements.clone(),
-        };
+        let mut f = base.clone();
         corrupt(&mut f);
         assert_ne!(
             (&f.report, &f.jobs, &f.placements),
@@ -649,11 +654,7 @@ fn a_segment_of_no_length_is_no_violation() {
     o.segments[0].end = 0;
     o.jobs[0].end = Some(0);
     o.busy_gpu_time -= 8; // 8 GPUs for 1 us
-    let f = Files {
-        report: common::report(&w, &o).to_json(),
-        jobs: jobs_csv(&w, &o),
-        placements: placements_csv(&w, &o),
-    };
+    let f = files_of(&w, &o);
     assert!(
         f.placements.contains("\nz,0,0,0,0,h,0,0,8\n"),
         "{}",
@@ -687,11 +688,7 @@ fn a_rack_required_gang_split_over_two_racks_is_a_violation() {
         .map(|l| l.split(',').nth(6).unwrap())
         .collect();
     assert_eq!(domains, ["0", "1"], "{}", base.placements);
-    let mut f = Files {
-        report: base.report.clone(),
-        jobs: base.jobs.clone(),
-        placements: base.placements.clone(),
-    };
+    let mut f = base.clone();
     move_row(&mut f, "1", "2");
     checked_ok(&w, &f);
     move_row(&mut f, "2", "4");

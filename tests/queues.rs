@@ -377,8 +377,9 @@ fn easy_backfill_walks_past_more_blocked_jobs_than_one_scoring_window() {
 #[test]
 fn jobs_behind_a_blocked_head_that_cannot_start_are_rejected_without_scoring() {
     // Issue 11's O(1) rejections, seen through the kernel's pair count. Pools a and b, two 8-GPU nodes each;
-    // first-fit puts r1 in a and r2 in b. r1 holds 12 GPUs of a until 100 s, r2 14 of b until 1,000 s: 4 and 2 free. The head h (16 GPUs) waits
-    // for a whole pool, reserved at 100 s, when 16 + 2 are free. Behind it, none can start before then:
+    // first-fit puts r1 in a and r2 in b. r1 holds 12 GPUs of a until 100 s, r2 14 of b until 1,000 s: 4
+    // and 2 free. The head h (16 GPUs) waits for a whole pool, reserved at 100 s, when 16 + 2 are free.
+    // Behind it, none can start before then:
     // - b1-b6 (8 GPUs): no pool has 8 free (`may_fit_now`, the largest pool);
     // - r (two 4-GPU replicas, 50 s): one pool has 4, but all pools hold 6 (`may_fit_now`, the sum);
     // - l1-l4 (4 GPUs, 1,000 s): fit a now, but end after 100 s and the head needs 16 of the 18
@@ -407,10 +408,10 @@ fn jobs_behind_a_blocked_head_that_cannot_start_are_rejected_without_scoring() {
         )
     };
     let (walked, unwalked) = (run(&from_toml(&text(256))), run(&from_toml(&text(1))));
-    let starts = |o: &ultrasched::engine::cluster::Outcome| -> Vec<Option<u64>> {
+    let starts_of = |o: &ultrasched::engine::cluster::Outcome| -> Vec<Option<u64>> {
         o.jobs.iter().map(|j| j.start).collect()
     };
-    assert_eq!(starts(&walked), starts(&unwalked));
+    assert_eq!(starts_of(&walked), starts_of(&unwalked));
     assert_eq!(
         walked.jobs[2].start,
         Some(100_000_000),
