@@ -8,6 +8,7 @@
 #   bash scripts/mutants.sh target/mutants-out 0/5   # a one-in-five sample
 #
 # TIMEOUT=seconds (default 120) bounds one mutant's tests: a mutant that loops forever counts as a timeout.
+# JOBS=n (default 1) tests n mutants at once, each in its own build directory (cargo mutants --jobs).
 # Needs `cargo install cargo-mutants` (27.x). Results: OUT_DIR/<name>/mutants.out/{caught,missed,timeout,
 # unviable}.txt, and a summary line per module on stdout. TESTING.md records the figures.
 set -euo pipefail
@@ -44,7 +45,7 @@ for spec in "${runs[@]}"; do
   # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
   # `--profile mutants` (Cargo.toml: opt-level 1, no debug info): the engine tests take ~4 s instead of
   # ~45 s in a debug build, and a mutant's rebuild ~10 s.
-  cargo mutants "${args[@]}" --profile mutants --no-shuffle --output "$out/$name" --timeout "${TIMEOUT:-120}" --build-timeout 600 \
+  cargo mutants "${args[@]}" --profile mutants --no-shuffle --output "$out/$name" --jobs "${JOBS:-1}" --timeout "${TIMEOUT:-120}" --build-timeout 600 \
     || rc=$?
   rc="${rc:-0}"
   if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then
