@@ -6,7 +6,7 @@ mod common;
 use common::{bin, from_toml, load, repo, report, run};
 use predicates::prelude::*;
 use std::collections::HashMap;
-use ultrasched::engine::cluster::{simulate_with, Progress};
+use ultrasched::engine::cluster::{simulate_with, Progress, PROGRESS_EVERY};
 use ultrasched::kernel::placement::cpu::CpuBackend;
 use ultrasched::output::html::{occupancy_rows, report_html, HEAT_COLUMNS, HEAT_MAX_ROWS};
 use ultrasched::output::timeline::{lanes, trace_json};
@@ -28,6 +28,20 @@ fn progress_is_reported_monotonically_and_ends_at_completion() {
     assert_eq!(last.jobs_total, w.jobs.len() as u64);
     assert!(last.time >= o.makespan);
     assert!(calls[0].jobs_done < last.jobs_done);
+    // Every PROGRESS_EVERY instants and once at the end, not at every instant. Without preemption,
+    // failures or autoscaling, the instants are the distinct submit and end times.
+    let instants: std::collections::BTreeSet<u64> = w
+        .jobs
+        .iter()
+        .map(|j| j.submit)
+        .chain(o.jobs.iter().filter_map(|j| j.end))
+        .collect();
+    assert_eq!(
+        calls.len() as u64,
+        instants.len() as u64 / PROGRESS_EVERY + 1,
+        "{} instants",
+        instants.len()
+    );
     // Observing changes nothing.
     assert_eq!(o.jobs, run(&w).jobs);
 }
