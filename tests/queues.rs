@@ -496,3 +496,116 @@ fn easy_reserves_by_pool_for_replicas_spread_over_pools() {
         at(&[("h", 100.0), ("svc", 0.0), ("x", 200.0)])
     );
 }
+
+#[test]
+fn easy_backfills_a_job_that_leaves_a_domain_required_head_exactly_its_gpus() {
+    // Two 72-GPU GB200 domains: a (72 GPUs, until 100 s) fills domain 0, c (64, until 1,000 s) leaves 8 free
+    // in domain 1. The head h needs a whole domain: reserved at 100 s, when 72 + 8 are free. b (8 GPUs,
+    // 500 s) runs past the reservation, but in domain 1's 8: at 100 s exactly h's 72 are free, in one
+    // domain, so b starts at once. (Refusing when what is left only equals the head would hold b to 100 s.)
+    let text = "[cluster]\n[[cluster.pools]]\nname = \"g\"\npreset = \"p6e-gb200\"\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"a\"\ngpus = 72\nduration_s = 100\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"c\"\ngpus = 64\nduration_s = 1000\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"h\"\ngpus = 72\nduration_s = 100\nsubmit_s = 1\ntopology = { required = \"domain\" }\n\
+        [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 500\nsubmit_s = 2\n";
+    assert_eq!(
+        starts(text),
+        at(&[("a", 0.0), ("b", 2.0), ("c", 0.0), ("h", 100.0)])
+    );
+}
+
+#[test]
+fn jobs_that_wait_behind_a_blocked_head_are_scored_in_one_call_per_round() {
+    // Two 72-GPU GB200 domains; c1 and c2 (68 GPUs each, one domain each, until 10,000 s) leave 4 + 4 free.
+    // The head h needs a whole domain: blocked until 10,000 s. Behind it wait k jobs d (8 GPUs in one
+    // domain, 10 s): the pool has 8 free and they would end before the reservation, so they pass the O(1)
+    // tests, but no domain has 8 free, so each round scores them and none fits. Each is followed by an x
+    // (16 GPUs: more than the pool's free GPUs, rejected before scoring). Ticks t (4 GPUs, 1 s, every
+    // 90 s) backfill and make two rounds each, 200 blocked rounds in all. The jobs behind a blocked head
+    // are scored together (a window), so 20 waiting d cost no more calls per round than one: the
+    // difference between k = 20 and k = 1 is the d's and x's own starts after 10,000 s, fewer than one
+    // call per blocked round.
+    let text = |k: u32| {
+        let mut jobs = String::from(
+            "[[jobs]]\nid = \"c1\"\ngpus = 68\nduration_s = 10000\ntopology = { required = \"domain\" }\n\
+             [[jobs]]\nid = \"c2\"\ngpus = 68\nduration_s = 10000\ntopology = { required = \"domain\" }\n\
+             [[jobs]]\nid = \"h\"\ngpus = 72\nduration_s = 100\nsubmit_s = 1\ntopology = { required = \"domain\" }\n",
+        );
+        for i in 0..k {
+            jobs += &format!(
+                "[[jobs]]\nid = \"d{i}\"\ngpus = 8\nduration_s = 10\nsubmit_s = 2\ntopology = {{ required = \"domain\" }}\n\
+                 [[jobs]]\nid = \"x{i}\"\ngpus = 16\nduration_s = 10\nsubmit_s = 2\n"
+            );
+        }
+        for i in 1..=100 {
+            jobs += &format!(
+                "[[jobs]]\nid = \"t{i}\"\ngpus = 4\nduration_s = 1\nsubmit_s = {}\n",
+                i * 90
+            );
+        }
+        format!(
+            "[cluster]\n[[cluster.pools]]\nname = \"g\"\npreset = \"p6e-gb200\"\ncount = 2\n\
+             [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n{jobs}"
+        )
+    };
+    let (one, twenty) = (run(&from_toml(&text(1))), run(&from_toml(&text(20))));
+    for o in [&one, &twenty] {
+        assert_eq!(
+            o.jobs[2].start,
+            Some(10_000_000_000),
+            "h at the reservation"
+        );
+        // Every tick backfilled at its arrival; every d after the head.
+        assert!(o.jobs[3..].iter().all(
+            |j| j.start >= Some(10_000_000_000) || j.start.is_some_and(|s| s % 90_000_000 == 0)
+        ));
+    }
+    let extra = twenty.kernel.kernel_calls - one.kernel.kernel_calls;
+    assert!(
+        extra < 200,
+        "{} calls with one waiting d, {} with twenty",
+        one.kernel.kernel_calls,
+        twenty.kernel.kernel_calls
+    );
+}
+
+#[test]
+fn a_round_in_which_no_waiting_gang_fits_any_pool_scores_nothing() {
+    // Two 8-GPU nodes; r holds one until 1,000 s. b (12 GPUs, at 1 s) waits for it. Fifty ticks (1 GPU,
+    // 1 s, every 10 s) backfill at their arrival (greedy). When a tick ends, only b waits, and b needs more
+    // GPUs than any pool has free: the round is skipped without scoring b (the walk's own skip of size
+    // classes would not skip it: 12 is in the class of 8 to 15, and 8 are free). So b costs the same few
+    // kernel calls however many ticks end while it waits; were the smallest waiting gang remembered from
+    // jobs that left the queue, every tick's end would score b once more.
+    let text = |with_b: bool| {
+        let mut jobs = String::from("[[jobs]]\nid = \"r\"\ngpus = 8\nduration_s = 1000\n");
+        if with_b {
+            jobs += "[[jobs]]\nid = \"b\"\ngpus = 12\nduration_s = 10\nsubmit_s = 1\n";
+        }
+        for i in 1..=50 {
+            jobs += &format!(
+                "[[jobs]]\nid = \"t{i}\"\ngpus = 1\nduration_s = 1\nsubmit_s = {}\n",
+                i * 10
+            );
+        }
+        format!(
+            "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+             [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\nplacement = \"first-fit\"\n{jobs}"
+        )
+    };
+    let (with_b, without) = (run(&from_toml(&text(true))), run(&from_toml(&text(false))));
+    assert_eq!(with_b.jobs[1].start, Some(1_000_000_000), "b when r ends");
+    // The ticks start as they arrive either way.
+    let tick_starts = |o: &ultrasched::engine::cluster::Outcome, from: usize| -> Vec<Option<u64>> {
+        o.jobs[from..].iter().map(|j| j.start).collect()
+    };
+    assert_eq!(tick_starts(&with_b, 2), tick_starts(&without, 1));
+    let extra = with_b.kernel.kernel_calls - without.kernel.kernel_calls;
+    assert!(
+        extra < 25,
+        "b cost {extra} calls ({} with b, {} without)",
+        with_b.kernel.kernel_calls,
+        without.kernel.kernel_calls
+    );
+}
