@@ -719,3 +719,29 @@ fn a_job_for_a_gpu_model_the_cluster_lacks_is_rightly_unschedulable() {
     let ok = checked_ok(&w, &f);
     assert_eq!((ok.jobs, ok.completed), (2, 1));
 }
+
+#[test]
+fn an_rl_job_whose_trainer_and_rollout_together_outnumber_the_cluster_is_refused_at_once() {
+    // One 8-GPU node. The async RL job's trainer (8 GPUs) fits it, and so do its rollout replicas (4 x 2),
+    // but not both: 16 GPUs on 8. The engine refuses it when it arrives, so t (1 GPU, at 1 s) runs at
+    // once under FIFO without backfill, instead of waiting behind a job that can never start and ending
+    // unschedulable with it. The checker agrees that the RL job fits no empty cluster, and finds t's run.
+    let (w, f) = good_of(
+        "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+         [[jobs]]\nid = \"rl\"\nkind = \"rl\"\ngpus = 8\n\
+         rl = { mode = \"async\", steps = 5, llm = \"llama-3-8b\", episodes_per_step = 8, turns = 1, prompt_tokens = 512, output_tokens = 64, rollout_replicas = 4, rollout_tp = 2 }\n\
+         [[jobs]]\nid = \"t\"\ngpus = 1\nduration_s = 10\nsubmit_s = 1\n",
+    );
+    assert!(
+        f.jobs.contains("\nrl,") && f.jobs.contains(",unschedulable,"),
+        "{}",
+        f.jobs
+    );
+    assert!(
+        f.jobs.contains("\nt,training,default,0,1,1,1,1,11,"),
+        "{}",
+        f.jobs
+    );
+    let ok = checked_ok(&w, &f);
+    assert_eq!((ok.jobs, ok.completed), (2, 1));
+}

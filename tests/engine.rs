@@ -1070,3 +1070,25 @@ fn samples_agree_with_the_segments() {
 
 /// A job long after the shared fleet's others have ended: a stretch with nothing running or waiting.
 const LATER: &str = "[[jobs]]\nid = \"later\"\ngpus = 8\nduration_s = 10\nsubmit_s = 2000\n";
+
+#[test]
+fn a_run_shorter_than_a_microsecond_takes_one_and_each_instant_has_one_sample() {
+    // a (8 GPUs, 0.1 us) takes 1 us: no event falls on the instant that schedules it, so the engine visits
+    // each instant once and keeps one sample per instant, the state after it. b starts when a ends.
+    let text = "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+        [scheduler]\nqueue = \"fifo\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 0.0000001\n\
+        [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 10\n";
+    let o = run(&from_toml(text));
+    assert_eq!(o.jobs[0].end, Some(1));
+    assert_eq!(o.jobs[1].start, Some(1));
+    let states: Vec<(u64, u64, u32, u32)> = o
+        .samples
+        .iter()
+        .map(|s| (s.time, s.busy_gpus, s.queued, s.running))
+        .collect();
+    assert_eq!(
+        states,
+        vec![(0, 8, 1, 1), (1, 8, 0, 1), (10_000_001, 0, 0, 0)]
+    );
+}

@@ -609,3 +609,16 @@ fn a_round_in_which_no_waiting_gang_fits_any_pool_scores_nothing() {
         without.kernel.kernel_calls
     );
 }
+
+#[test]
+fn easy_backfills_a_job_that_ends_exactly_at_the_reservation() {
+    // Two 8-GPU nodes; r holds one until 100 s. h (16 GPUs) blocks, reserved at 100 s. s (8 GPUs, 98 s, at
+    // 2 s) would hold GPUs the head needs, but it ends at 100 s exactly, when h starts: it backfills at
+    // once. (Counting an end at the shadow time as past it would hold s until h ends, at 200 s.)
+    let text = "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"r\"\ngpus = 8\nduration_s = 100\n\
+        [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 100\nsubmit_s = 1\n\
+        [[jobs]]\nid = \"s\"\ngpus = 8\nduration_s = 98\nsubmit_s = 2\n";
+    assert_eq!(starts(text), at(&[("h", 100.0), ("r", 0.0), ("s", 2.0)]));
+}

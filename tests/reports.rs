@@ -438,3 +438,27 @@ fn compare_rejects_bad_values_with_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("cannot read"));
 }
+
+#[test]
+fn progress_counts_a_job_left_waiting_at_the_end_as_done() {
+    // Two 72-GPU GB200 domains. The async RL job's trainer (48 GPUs in one domain) and its two rollout
+    // replicas (48 GPUs each, one domain each) each fit, and their 144 GPUs are the cluster's, but a domain
+    // takes one 48-GPU gang: the three never fit together. The arrival check counts GPUs, not this
+    // packing, so the job waits until nothing is left to happen and then ends unschedulable. The last
+    // progress call counts it done, after t (1 GPU, 10 s) ran beside it (greedy backfill).
+    let w = from_toml(
+        "[cluster]\n[[cluster.pools]]\nname = \"g\"\npreset = \"p6e-gb200\"\ncount = 2\n\
+         [scheduler]\nbackfill = \"greedy\"\n\
+         [[jobs]]\nid = \"rl\"\nkind = \"rl\"\ngpus = 48\ntopology = { required = \"domain\" }\n\
+         rl = { mode = \"async\", steps = 5, llm = \"llama-3-8b\", episodes_per_step = 8, turns = 1, prompt_tokens = 512, output_tokens = 64, rollout_replicas = 2, rollout_tp = 48 }\n\
+         [[jobs]]\nid = \"t\"\ngpus = 1\nduration_s = 10\nsubmit_s = 1\n",
+    );
+    let mut last = None;
+    let o = simulate_with(&w, &mut CpuBackend, &mut |p| last = Some(p)).unwrap();
+    assert_eq!(
+        o.jobs[0].state,
+        ultrasched::engine::cluster::JobState::Unschedulable
+    );
+    assert_eq!(o.jobs[1].end, Some(11_000_000));
+    assert_eq!(last.map(|p| (p.jobs_done, p.jobs_total)), Some((2, 2)));
+}

@@ -885,7 +885,8 @@ fn expected_gangs(job: &Job) -> Vec<WantGang> {
 }
 
 /// Whether a job's gangs fit the empty cluster (each gang inside one group of its level, on acceptable
-/// pools; main gangs and rollout gangs counted separately).
+/// pools; main gangs and rollout gangs counted separately, and all of them together no more GPUs than
+/// the pools either kind may use hold).
 fn fits_empty(pools: &[PoolShape<'_>], job: &Job) -> bool {
     let count = |gpus: u32, mask: u32, level: u32| -> u64 {
         pools
@@ -895,9 +896,15 @@ fn fits_empty(pools: &[PoolShape<'_>], job: &Job) -> bool {
             .sum()
     };
     count(job.gpus, job.model_mask, job.required) >= job.replicas as u64
-        && job
-            .rollout
-            .is_none_or(|r| count(r.gpus, r.model_mask, r.required) >= r.count as u64)
+        && job.rollout.is_none_or(|r| {
+            let held: u64 = pools
+                .iter()
+                .filter(|p| ((job.model_mask | r.model_mask) >> p.gpu_model) & 1 == 1)
+                .map(|p| p.domain_gpus() * p.domains as u64)
+                .sum();
+            let wanted = job.gpus as u64 * job.replicas as u64 + r.gpus as u64 * r.count as u64;
+            count(r.gpus, r.model_mask, r.required) >= r.count as u64 && wanted <= held
+        })
 }
 
 fn fmt_us(t: Time) -> String {

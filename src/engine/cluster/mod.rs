@@ -830,7 +830,10 @@ impl<'a> Engine<'a> {
         if gangs < job.replicas as u64 {
             return false;
         }
-        // Async RL rollout replicas, counted on their own (a shared pool is re-checked at placement).
+        // Async RL rollout replicas, counted on their own (a shared pool is re-checked at placement), and
+        // then the whole job against the GPUs of the pools either part may use: a trainer and rollout
+        // replicas that each fit but together outnumber those GPUs never start, and waiting would block
+        // the queue behind them until the end.
         job.rollout.is_none_or(|g| {
             let fit: u64 = c
                 .pools
@@ -842,7 +845,14 @@ impl<'a> Engine<'a> {
                 })
                 .map(|(pi, _)| c.gangs_that_fit(pi, g.required, g.gpus))
                 .sum();
-            fit >= g.count as u64
+            let either = job.model_mask | g.model_mask;
+            let room: u64 = c
+                .pools
+                .iter()
+                .filter(|p| (either >> p.preset.gpu_model) & 1 == 1)
+                .map(|p| p.gpus())
+                .sum();
+            fit >= g.count as u64 && room >= job.total_gpus()
         })
     }
 
