@@ -171,6 +171,8 @@ fn elastic_training_shrinks_before_anything_is_preempted() {
     assert_eq!(segs(&w, &o, "e"), vec![(0.0, 5.0), (5.0, 2095.0)]);
     let e = job(&w, &o, "e");
     assert_eq!((e.preemptions, e.resizes), (0, 1));
+    // Lost: no work since a checkpoint (it keeps all 5 s), the 50 s restart on the 16 GPUs it held.
+    assert_eq!(e.lost_gpu_time, 50 * 16 * 1_000_000);
     assert_eq!(o.reclaims.shrunk, 1);
     assert_eq!(o.reclaims.preempted, 0);
     let last = o
