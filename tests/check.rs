@@ -258,6 +258,17 @@ fn corruptions() -> Vec<(&'static str, Corruption, &'static str)> {
             "placements.csv row 3: segment of job `b` ends before it starts",
         ),
         (
+            // Found by mutation testing: a segment number that skips one was taken as the next segment.
+            "a segment numbered past the next one",
+            |f| {
+                f.placements = edit_rows(&f.placements, "b", |h, r| {
+                    set(h, r, "segment", "1");
+                    vec![r.to_vec()]
+                });
+            },
+            "job `b` has segment 1 before segment 0",
+        ),
+        (
             "a wrong completed count in report.json",
             |f| {
                 let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
