@@ -269,6 +269,18 @@ fn corruptions() -> Vec<(&'static str, Corruption, &'static str)> {
             "job `b` has segment 1 before segment 0",
         ),
         (
+            // Found by mutation testing: rows of a gang number past the job's gangs were not refused.
+            "a gang the job does not have",
+            |f| {
+                f.placements = edit_rows(&f.placements, "a", |h, r| {
+                    let mut extra = r.to_vec();
+                    set(h, &mut extra, "gang", "1");
+                    vec![r.to_vec(), extra]
+                });
+            },
+            "job `a` segment 0: 1 more gangs than the 1 it has",
+        ),
+        (
             "a wrong completed count in report.json",
             |f| {
                 let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
