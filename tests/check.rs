@@ -281,6 +281,17 @@ fn corruptions() -> Vec<(&'static str, Corruption, &'static str)> {
             "job `a` segment 0: 1 more gangs than the 1 it has",
         ),
         (
+            // Found by mutation testing: a start alone (no placement rows) made an unschedulable job run.
+            "an unschedulable job with a start",
+            |f| {
+                f.jobs = edit_rows(&f.jobs, "big", |h, r| {
+                    set(h, r, "start_s", "0");
+                    vec![r.to_vec()]
+                });
+            },
+            "job `big` is unschedulable but ran",
+        ),
+        (
             "a wrong completed count in report.json",
             |f| {
                 let mut v: serde_json::Value = serde_json::from_str(&f.report).unwrap();
@@ -767,4 +778,19 @@ fn an_rl_job_whose_trainer_and_rollout_together_outnumber_the_cluster_is_refused
     );
     let ok = checked_ok(&w, &f);
     assert_eq!((ok.jobs, ok.completed), (2, 1));
+}
+
+#[test]
+fn a_run_in_which_nothing_ran_passes_with_no_utilisation() {
+    // Found by mutation testing: with no job run the makespan is 0, and so is the capacity the utilisation
+    // divides by; report.json's 0 % must pass, not be compared with 0 / 0.
+    let (w, f) = good_of(
+        "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+         [[jobs]]\nid = \"big\"\ngpus = 16\nduration_s = 10\n",
+    );
+    let report: serde_json::Value = serde_json::from_str(&f.report).unwrap();
+    assert_eq!(report["summary"]["gpu_utilization"], 0.0);
+    assert_eq!(report["summary"]["makespan_s"], 0.0);
+    let ok = checked_ok(&w, &f);
+    assert_eq!((ok.jobs, ok.completed, ok.segments), (1, 0, 0));
 }
