@@ -9,6 +9,8 @@
 #
 # TIMEOUT=seconds (default 120) bounds one mutant's tests: a mutant that loops forever counts as a timeout.
 # JOBS=n (default 1) tests n mutants at once, each in its own build directory (cargo mutants --jobs).
+# NAMES=file tests only the mutants named in file, one name per line as `cargo mutants --list` prints it
+# (each becomes an anchored, escaped `-F` regex): e.g. the ones no earlier run has tested.
 # Needs `cargo install cargo-mutants` (27.x). Results: OUT_DIR/<name>/mutants.out/{caught,missed,timeout,
 # unviable}.txt, and a summary line per module on stdout. TESTING.md records the figures.
 set -euo pipefail
@@ -41,6 +43,13 @@ for spec in "${runs[@]}"; do
     esac
   done
   if [ -n "$shard" ]; then args+=(--shard "$shard" --sharding round-robin); fi
+  if [ -n "${NAMES:-}" ]; then
+    # Escape what the regex crate treats as syntax (its `regex::escape` set), then anchor the name.
+    while IFS= read -r mutant; do
+      [ -n "$mutant" ] || continue
+      args+=(-F "^$(printf '%s' "$mutant" | sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g')\$")
+    done <"$NAMES"
+  fi
   echo "== $name: ${files} (tests: $tests)"
   # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
   # `--profile mutants` (Cargo.toml: opt-level 1, no debug info): the engine tests take ~4 s instead of
