@@ -23,7 +23,7 @@ command -v cargo-mutants >/dev/null || { echo "cargo-mutants not found: cargo in
 # name | files (-f, repeated) | cargo test arguments
 runs=(
   "check|src/check/mod.rs|--lib --test check --test capacity"
-  "engine|src/engine/cluster/mod.rs src/engine/cluster/queue.rs|--test engine --test schedule_props --test queues --test check --test capacity --test sharing --test reports"
+  "engine|src/engine/cluster/mod.rs src/engine/cluster/queue.rs|--test engine --test schedule_props --test queues --test check --test capacity --test sharing --test reports --test failures"
   "placement|src/engine/cluster/placement.rs src/kernel/placement/mod.rs|--test engine --test kernel_conformance --test check --test capacity"
   "cpu-twin|src/kernel/placement/cpu.rs|--lib --test kernel_conformance --test engine"
 )

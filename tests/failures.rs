@@ -451,3 +451,99 @@ fn weibull_failures_keep_the_long_run_rate_and_move_failures_early_or_late() {
     assert!((35..=80).contains(&memoryless), "exponential: {memoryless}");
     assert!(wearout <= 12, "k = 3: {wearout}");
 }
+
+/// A gang that needs the whole cluster, stopped by a failure, waits for the repair with nothing running
+/// and nothing left to arrive, then restarts and completes: the run does not end while a node is out.
+/// One 72-GPU GB200 domain (18 nodes of 4 GPUs) and a domain gang of all 72, GPU faults at 3e-4 per
+/// GPU-hour (~0.5 a day on the domain) over 10 days of work, repair 4 h: after each interruption the gang
+/// cannot start again before the node is back, so a segment starts at least 4 h after the one before ends.
+#[test]
+fn a_whole_cluster_gang_waits_for_the_repair_and_completes() {
+    let w = from_toml(
+        r#"
+seed = 5
+[cluster]
+pools = [{ preset = "p6e-gb200", count = 1 }]
+[failures]
+rates_per_gpu_hour = { gpu = 0.0003, hbm = 0, network = 0, host = 0, software = 0 }
+repair_s = { gpu = 14400 }
+restart_s = 0
+[[jobs]]
+id = "whole"
+gpus = 72
+duration_s = 864000
+topology = { required = "domain" }
+checkpoint_interval_s = 3600
+checkpoint_s = 0
+"#,
+    );
+    let o = run(&w);
+    assert_eq!(
+        o.jobs[0].state,
+        ultrasched::engine::cluster::JobState::Completed
+    );
+    let f = failures(&w, &o);
+    let interrupted = f["interruptions"].as_u64().unwrap();
+    assert!(interrupted >= 2, "{f}");
+    assert_eq!(f["requeued"].as_u64().unwrap(), interrupted, "{f}");
+    let segs: Vec<&Segment> = o.segments.iter().filter(|s| s.job == 0).collect();
+    assert_eq!(segs.len() as u64, interrupted + 1);
+    for p in segs.windows(2) {
+        assert!(
+            p[1].start >= p[0].end + time_from_s(14400.0),
+            "restarted at {} before the repair of the node that stopped it at {}",
+            p[1].start,
+            p[0].end
+        );
+    }
+    let report = serde_json::to_string(&common::report(&w, &o)).unwrap();
+    let checked = check(
+        &w,
+        RunFiles {
+            report_json: &report,
+            jobs_csv: &jobs_csv(&w, &o),
+            placements_csv: &placements_csv(&w, &o),
+        },
+    );
+    assert!(checked.is_ok(), "{checked:?}");
+}
+
+/// Failures stop counting when the last job ends, even with a node still out for repair. Eight P5 nodes,
+/// GPU faults at 6e-4 per GPU-hour (0.92 a day over the 64 GPUs) and a 10-day repair; one 8-GPU job of a
+/// day moves to another node when its node fails. Over a run of about a day the count is Poisson with
+/// mean ~0.9 (more than 9 has P < 1e-6). With a 10-day repair any failure leaves a node out when the job
+/// ends; counting on until every node is back at once would add the failures of the following months.
+#[test]
+fn failures_stop_counting_when_the_last_job_ends() {
+    let w = from_toml(
+        r#"
+seed = 11
+[cluster]
+pools = [{ preset = "p5-h100", count = 8 }]
+[failures]
+rates_per_gpu_hour = { gpu = 0.0006, hbm = 0, network = 0, host = 0, software = 0 }
+repair_s = { gpu = 864000 }
+restart_s = 0
+[[jobs]]
+id = "day"
+gpus = 8
+duration_s = 86400
+checkpoint_interval_s = 600
+checkpoint_s = 0
+"#,
+    );
+    let o = run(&w);
+    let f = failures(&w, &o);
+    let run_days = o.makespan as f64 / 8.64e10;
+    assert!(run_days < 1.5, "{run_days} days");
+    let mean = 0.0006 * 64.0 * 24.0 * run_days;
+    let counted = f["node_failures"].as_u64().unwrap();
+    assert!(
+        counted >= 1,
+        "no failure in the run: nothing is out at its end"
+    );
+    assert!(
+        (counted as f64) <= mean + 6.0 * mean.sqrt() + 3.0,
+        "{counted} node failures in a run of {run_days:.2} days (mean {mean:.2}): counted after the end"
+    );
+}
