@@ -454,3 +454,45 @@ fn an_async_rl_job_takes_committed_capacity_before_on_demand() {
         );
     }
 }
+
+/// The spill threshold wakes the engine only where there is on-demand capacity to open, and never again at
+/// the instant a job arrives. Two 16-GPU jobs of 100 s on two committed P5 nodes: b waits for a. The
+/// rounds with a job waiting, by hand: at 0 s (a starts, b waits) and at 100 s (b starts), 2.
+/// - Without on-demand pools, `spill_after_s = 50` adds no instant at 50 s.
+/// - With an on-demand pool too small for b (one 8-GPU node) and `spill_after_s = 0`, that pool is open
+///   from the start: no second round at 0 s.
+#[test]
+fn the_spill_threshold_wakes_the_engine_only_where_there_is_on_demand_capacity() {
+    for (burst, spill) in [("", 50), ("burst", 0)] {
+        let burst_pool = if burst.is_empty() {
+            String::new()
+        } else {
+            "[[cluster.pools]]\nname = \"burst\"\npreset = \"p5-h100\"\ncount = 1\ncontract = \"on-demand\"\n"
+                .to_string()
+        };
+        let w = from_toml(&format!(
+            r#"
+[cluster]
+[[cluster.pools]]
+name = "committed"
+preset = "p5-h100"
+count = 2
+{burst_pool}
+[scheduler]
+spill_after_s = {spill}
+[[jobs]]
+id = "a"
+gpus = 16
+duration_s = 100
+[[jobs]]
+id = "b"
+gpus = 16
+duration_s = 100
+"#
+        ));
+        let o = run(&w);
+        let starts: Vec<f64> = o.jobs.iter().map(|j| time_to_s(j.start.unwrap())).collect();
+        assert_eq!(starts, [0.0, 100.0], "{burst:?}");
+        assert_eq!(o.rounds, 2, "{burst:?}, spill after {spill} s");
+    }
+}
