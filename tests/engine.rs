@@ -235,6 +235,9 @@ fn preemption_evicts_lower_priority_work_and_charges_the_restart() {
         assert_eq!(low.preemptions, 1, "{backfill:?}");
         // low ran 200 s, was evicted, waits for high (ends 300), then redoes 800 s + 50 s restart.
         assert_eq!(low.end, Some((300 + 800 + 50) * 1_000_000), "{backfill:?}");
+        // Rounds with a job waiting: at 0 s, 200 s and 300 s. `high` was the first job walked at 200 s,
+        // so the walk went on to `low`, queued again behind it, in the same round: no repeat round.
+        assert_eq!(o.rounds, 3, "{backfill:?}");
     }
     // Without preemption the high-priority job waits for the whole low job.
     let mut calm = w.clone();
