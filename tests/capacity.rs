@@ -496,3 +496,55 @@ duration_s = 100
         assert_eq!(o.rounds, 2, "{burst:?}, spill after {spill} s");
     }
 }
+
+/// EASY's reservation for a head that may spill counts the on-demand capacity it may use. One committed
+/// P5 node and one on-demand P5 node (no start-up), spill at once. At 0 s `a` (4 GPUs, 1,000 s) takes
+/// half the committed node and `a2` (8 GPUs, 100 s) spills to the on-demand node. At 1 s `h` (8 GPUs)
+/// fits nowhere: its reservation is at 100 s, when `a2` leaves the on-demand node (on committed
+/// capacity alone it would be 1,000 s). At 2 s `b` (4 GPUs, 5,000 s) fits the committed node's other half
+/// and runs past 100 s, but `h` still fits the on-demand node then: `b` backfills at 2 s, `h` starts at
+/// 100 s.
+#[test]
+fn easy_reserves_a_head_that_may_spill_on_the_on_demand_capacity_it_may_use() {
+    let w = from_toml(
+        r#"
+[cluster]
+[[cluster.pools]]
+name = "committed"
+preset = "p5-h100"
+count = 1
+[[cluster.pools]]
+name = "burst"
+preset = "p5-h100"
+count = 1
+contract = "on-demand"
+startup_s = 0
+[scheduler]
+backfill = "easy"
+spill_after_s = 0
+[[jobs]]
+id = "a"
+gpus = 4
+duration_s = 1000
+[[jobs]]
+id = "a2"
+gpus = 8
+duration_s = 100
+[[jobs]]
+id = "h"
+gpus = 8
+duration_s = 100
+submit_s = 1
+[[jobs]]
+id = "b"
+gpus = 4
+duration_s = 5000
+submit_s = 2
+"#,
+    );
+    let o = run(&w);
+    let starts: Vec<f64> = o.jobs.iter().map(|j| time_to_s(j.start.unwrap())).collect();
+    assert_eq!(starts, [0.0, 0.0, 100.0, 2.0]);
+    assert_eq!(o.jobs[2].reserved.map(time_to_s), Some(100.0));
+    assert!(o.jobs[3].backfilled);
+}
