@@ -548,3 +548,65 @@ submit_s = 2
     assert_eq!(o.jobs[2].reserved.map(time_to_s), Some(100.0));
     assert!(o.jobs[3].backfilled);
 }
+
+/// The same async RL job: before the spill threshold its training gang and rollout replicas take committed
+/// capacity at once (the on-demand pool is not open yet, and the job needs none of it); with the committed
+/// pool full and the threshold at 0, the whole job spills to on-demand at once.
+#[test]
+fn an_async_rl_job_uses_committed_capacity_before_the_threshold_and_spills_whole_when_it_is_full() {
+    let rl = |spill: u32, filler: &str| {
+        from_toml(&format!(
+            r#"
+[cluster]
+[[cluster.pools]]
+name = "committed"
+preset = "p6e-gb200"
+count = 1
+[[cluster.pools]]
+name = "burst"
+preset = "p6e-gb200"
+count = 1
+contract = "on-demand"
+startup_s = 0
+[scheduler]
+spill_after_s = {spill}
+{filler}
+[[jobs]]
+id = "rl"
+kind = "rl"
+gpus = 8
+rl = {{ mode = "async", staleness = 1, steps = 5, llm = "llama-3-8b", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }}
+"#
+        ))
+    };
+    let contracts_of = |w: &Workload, o: &Outcome, j: usize| -> (Option<u64>, u32, Vec<Contract>) {
+        let seg = o.segments.iter().find(|s| s.job as usize == j).unwrap();
+        let gpus = seg.domains.iter().map(|&(_, g)| g).sum();
+        let mut c: Vec<Contract> = seg
+            .domains
+            .iter()
+            .map(|&(d, _)| w.cluster.pool_of(d).contract)
+            .collect();
+        c.dedup();
+        (o.jobs[j].start, gpus, c)
+    };
+    let w = rl(3600, "");
+    let o = run(&w);
+    assert_eq!(
+        contracts_of(&w, &o, 0),
+        (Some(0), 16, vec![Contract::Committed])
+    );
+    let w = rl(
+        0,
+        "[[jobs]]\nid = \"fill\"\ngpus = 72\nduration_s = 1000\ntopology = { required = \"domain\" }\n",
+    );
+    let o = run(&w);
+    assert_eq!(
+        contracts_of(&w, &o, 0),
+        (Some(0), 72, vec![Contract::Committed])
+    );
+    assert_eq!(
+        contracts_of(&w, &o, 1),
+        (Some(0), 16, vec![Contract::OnDemand])
+    );
+}
