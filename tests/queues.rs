@@ -622,3 +622,36 @@ fn easy_backfills_a_job_that_ends_exactly_at_the_reservation() {
         [[jobs]]\nid = \"s\"\ngpus = 8\nduration_s = 98\nsubmit_s = 2\n";
     assert_eq!(starts(text), at(&[("h", 100.0), ("r", 0.0), ("s", 2.0)]));
 }
+
+#[test]
+fn easy_reserves_a_pool_level_head_when_one_pool_has_room_not_when_the_pools_together_do() {
+    // Pools a (H100), b (H200) and c (B200), one 8-GPU node each. At 0 s a1 and a2 fill a, b1 and b2 fill
+    // b (4 GPUs each; a2 and b2 until 100 s, a1 and b1 until 1,000 s) and c1 takes half of c until
+    // 1,000 s. The head h (8 GPUs, any model) arrives at 1 s and waits: at 100 s 12 GPUs are free, but 4
+    // in each pool, so h is reserved at 1,000 s, when a pool is whole. x (4 B200s, 500 s) fits c now and
+    // ends at 502 s, before the reservation: it backfills at 2 s.
+    let text = "[cluster]\n\
+        [[cluster.pools]]\nname = \"a\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+        [[cluster.pools]]\nname = \"b\"\ngpu = \"h200\"\ngpus_per_node = 8\ncount = 1\n\
+        [[cluster.pools]]\nname = \"c\"\ngpu = \"b200\"\ngpus_per_node = 8\ncount = 1\n\
+        [scheduler]\nqueue = \"fifo\"\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+        [[jobs]]\nid = \"a1\"\ngpus = 4\nduration_s = 1000\ngpu_model = \"h100\"\n\
+        [[jobs]]\nid = \"a2\"\ngpus = 4\nduration_s = 100\ngpu_model = \"h100\"\n\
+        [[jobs]]\nid = \"b1\"\ngpus = 4\nduration_s = 1000\ngpu_model = \"h200\"\n\
+        [[jobs]]\nid = \"b2\"\ngpus = 4\nduration_s = 100\ngpu_model = \"h200\"\n\
+        [[jobs]]\nid = \"c1\"\ngpus = 4\nduration_s = 1000\ngpu_model = \"b200\"\n\
+        [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 100\nsubmit_s = 1\n\
+        [[jobs]]\nid = \"x\"\ngpus = 4\nduration_s = 500\nsubmit_s = 2\ngpu_model = \"b200\"\n";
+    assert_eq!(
+        starts(text),
+        at(&[
+            ("a1", 0.0),
+            ("a2", 0.0),
+            ("b1", 0.0),
+            ("b2", 0.0),
+            ("c1", 0.0),
+            ("h", 1000.0),
+            ("x", 2.0)
+        ])
+    );
+}
