@@ -655,3 +655,45 @@ fn easy_reserves_a_pool_level_head_when_one_pool_has_room_not_when_the_pools_tog
         ])
     );
 }
+
+#[test]
+fn greedy_leaves_a_gang_larger_than_every_pools_free_gpus_unscored() {
+    // Two 8-GPU H100 nodes; r holds one until 10,000 s. Every 100 s two 8-GPU ticks of 10 s arrive: one
+    // takes the free node, the other waits for it. big (16 GPUs) waits for r. Greedy walks past big
+    // whenever a tick ends, but 16 GPUs are more than any pool has free, so big is left out of the walk
+    // (its size class) and never scored until it can start: waiting through the ten tick pairs (submitted
+    // at 1 s) costs the same kernel calls and pairs as arriving just before r ends (at 9,999 s).
+    let text = |big_at: u32| {
+        let mut jobs = String::from("[[jobs]]\nid = \"r\"\ngpus = 8\nduration_s = 10000\n");
+        jobs +=
+            &format!("[[jobs]]\nid = \"big\"\ngpus = 16\nduration_s = 100\nsubmit_s = {big_at}\n");
+        for k in 0..10 {
+            for t in ["a", "b"] {
+                jobs += &format!(
+                    "[[jobs]]\nid = \"t{t}{k}\"\ngpus = 8\nduration_s = 10\nsubmit_s = {}\n",
+                    100 * k + 50
+                );
+            }
+        }
+        format!(
+            "[cluster]\n[[cluster.pools]]\nname = \"g\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 2\n\
+             [scheduler]\nqueue = \"fifo\"\nbackfill = \"greedy\"\nplacement = \"first-fit\"\n{jobs}"
+        )
+    };
+    let (early, late) = (from_toml(&text(1)), from_toml(&text(9999)));
+    let (early, late) = ((run(&early), early), (run(&late), late));
+    for (o, w) in [&early, &late] {
+        let start = |id: &str| {
+            let j = w.jobs.iter().position(|j| j.id == id).unwrap();
+            o.jobs[j].start.map(|t| t / 1_000_000)
+        };
+        assert_eq!(start("big"), Some(10_000), "big when r ends");
+        for k in 0..10u64 {
+            assert_eq!(start(&format!("ta{k}")), Some(100 * k + 50));
+            assert_eq!(start(&format!("tb{k}")), Some(100 * k + 60));
+        }
+    }
+    let (early, late) = (early.0, late.0);
+    assert_eq!(early.kernel.kernel_calls, late.kernel.kernel_calls);
+    assert_eq!(early.kernel.pairs, late.kernel.pairs);
+}
