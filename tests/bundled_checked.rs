@@ -5,10 +5,8 @@
 mod common;
 
 use rayon::prelude::*;
-use ultrasched::check::{check, RunFiles};
 use ultrasched::domain::workload::{Backfill, PlacementPolicy, QueuePolicy};
 use ultrasched::input::workload::Overrides;
-use ultrasched::output::report::{jobs_csv, placements_csv};
 
 const QUEUES: [QueuePolicy; 6] = [
     QueuePolicy::Fifo,
@@ -49,14 +47,7 @@ fn every_bundled_workload_passes_the_checker_under_every_policy_combination() {
             };
             let w = common::load_with(file, ov);
             let o = common::run(&w);
-            let report = common::report(&w, &o).to_json();
-            let (jobs, placements) = (jobs_csv(&w, &o), placements_csv(&w, &o));
-            let files = RunFiles {
-                report_json: &report,
-                jobs_csv: &jobs,
-                placements_csv: &placements,
-            };
-            check(&w, files).err().map(|e| {
+            common::check_outcome(&w, &o).err().map(|e| {
                 format!(
                     "{file} --queue {} --placement {:?} --backfill {}: {e}",
                     q.as_str(),

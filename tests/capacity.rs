@@ -416,43 +416,60 @@ fn the_checker_draws_the_line_at_the_cap_itself() {
     );
 }
 
+/// A committed GB200 pool and an on-demand one (no start-up), each one 72-GPU domain, spill after
+/// `spill_after_s`; `before`: jobs ahead of an async RL job (an 8-GPU trainer and four 2-GPU rollout
+/// replicas, 16 GPUs).
+fn async_rl(spill_after_s: u32, before: &str) -> Workload {
+    from_toml(&format!(
+        r#"
+[cluster]
+[[cluster.pools]]
+name = "committed"
+preset = "p6e-gb200"
+count = 1
+[[cluster.pools]]
+name = "burst"
+preset = "p6e-gb200"
+count = 1
+contract = "on-demand"
+startup_s = 0
+[scheduler]
+spill_after_s = {spill_after_s}
+{before}
+[[jobs]]
+id = "rl"
+kind = "rl"
+gpus = 8
+rl = {{ mode = "async", staleness = 1, steps = 5, llm = "llama-3-8b", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }}
+"#
+    ))
+}
+
+/// Job `j`'s first start, the GPUs of its first segment and the contracts of their pools (runs of one
+/// contract merged).
+fn first_segment(w: &Workload, o: &Outcome, j: usize) -> (Option<u64>, u32, Vec<Contract>) {
+    let seg = o.segments.iter().find(|s| s.job as usize == j).unwrap();
+    let gpus = seg.domains.iter().map(|&(_, g)| g).sum();
+    let mut c: Vec<Contract> = seg
+        .domains
+        .iter()
+        .map(|&(d, _)| w.cluster.pool_of(d).contract)
+        .collect();
+    c.dedup();
+    (o.jobs[j].start, gpus, c)
+}
+
 #[test]
 fn an_async_rl_job_takes_committed_capacity_before_on_demand() {
     // A committed GB200 pool with room for the whole job and an on-demand pool open at once: the training
     // gang and its rollout replicas both go to committed capacity, which is free (on-demand is for what
     // committed capacity cannot take).
-    let w = from_toml(
-        r#"
-        [cluster]
-        [[cluster.pools]]
-        name = "committed"
-        preset = "p6e-gb200"
-        count = 1
-        [[cluster.pools]]
-        name = "burst"
-        preset = "p6e-gb200"
-        count = 1
-        contract = "on-demand"
-        [scheduler]
-        spill_after_s = 0
-        [[jobs]]
-        id = "rl"
-        kind = "rl"
-        gpus = 8
-        rl = { mode = "async", staleness = 1, steps = 5, llm = "llama-3-8b", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }
-        "#,
-    );
+    let w = async_rl(0, "");
     let o = run(&w);
-    assert_eq!(o.jobs[0].start, Some(0));
-    let seg = &o.segments[0];
-    assert_eq!(seg.domains.iter().map(|&(_, g)| g).sum::<u32>(), 16);
-    for &(d, _) in &seg.domains {
-        assert_eq!(
-            w.cluster.pool_of(d).contract,
-            Contract::Committed,
-            "domain {d}"
-        );
-    }
+    assert_eq!(
+        first_segment(&w, &o, 0),
+        (Some(0), 16, vec![Contract::Committed])
+    );
 }
 
 /// The spill threshold wakes the engine only where there is on-demand capacity to open, and never again at
@@ -554,59 +571,23 @@ submit_s = 2
 /// pool full and the threshold at 0, the whole job spills to on-demand at once.
 #[test]
 fn an_async_rl_job_uses_committed_capacity_before_the_threshold_and_spills_whole_when_it_is_full() {
-    let rl = |spill: u32, filler: &str| {
-        from_toml(&format!(
-            r#"
-[cluster]
-[[cluster.pools]]
-name = "committed"
-preset = "p6e-gb200"
-count = 1
-[[cluster.pools]]
-name = "burst"
-preset = "p6e-gb200"
-count = 1
-contract = "on-demand"
-startup_s = 0
-[scheduler]
-spill_after_s = {spill}
-{filler}
-[[jobs]]
-id = "rl"
-kind = "rl"
-gpus = 8
-rl = {{ mode = "async", staleness = 1, steps = 5, llm = "llama-3-8b", episodes_per_step = 64, turns = 3, prompt_tokens = 1024, output_tokens = 128, reward_s = 5, rollout_replicas = 4, rollout_tp = 2 }}
-"#
-        ))
-    };
-    let contracts_of = |w: &Workload, o: &Outcome, j: usize| -> (Option<u64>, u32, Vec<Contract>) {
-        let seg = o.segments.iter().find(|s| s.job as usize == j).unwrap();
-        let gpus = seg.domains.iter().map(|&(_, g)| g).sum();
-        let mut c: Vec<Contract> = seg
-            .domains
-            .iter()
-            .map(|&(d, _)| w.cluster.pool_of(d).contract)
-            .collect();
-        c.dedup();
-        (o.jobs[j].start, gpus, c)
-    };
-    let w = rl(3600, "");
+    let w = async_rl(3600, "");
     let o = run(&w);
     assert_eq!(
-        contracts_of(&w, &o, 0),
+        first_segment(&w, &o, 0),
         (Some(0), 16, vec![Contract::Committed])
     );
-    let w = rl(
+    let w = async_rl(
         0,
         "[[jobs]]\nid = \"fill\"\ngpus = 72\nduration_s = 1000\ntopology = { required = \"domain\" }\n",
     );
     let o = run(&w);
     assert_eq!(
-        contracts_of(&w, &o, 0),
+        first_segment(&w, &o, 0),
         (Some(0), 72, vec![Contract::Committed])
     );
     assert_eq!(
-        contracts_of(&w, &o, 1),
+        first_segment(&w, &o, 1),
         (Some(0), 16, vec![Contract::OnDemand])
     );
 }

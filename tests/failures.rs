@@ -6,11 +6,10 @@ mod common;
 
 use common::{bin, from_toml, report_value, run};
 use predicates::prelude::*;
-use ultrasched::check::{check, RunFiles};
 use ultrasched::domain::failures::{young_daly, Failures, LLAMA3_GPU_HOURS};
 use ultrasched::domain::workload::{time_from_s, Workload};
 use ultrasched::engine::cluster::{Outcome, Segment};
-use ultrasched::output::report::{jobs_csv, placements_csv};
+use ultrasched::output::report::jobs_csv;
 
 const DAY: f64 = 86_400.0;
 
@@ -302,15 +301,7 @@ submit_s = 1000
     let w = from_toml(&text);
     let o = run(&w);
     assert!(failures(&w, &o)["interruptions"].as_u64().unwrap() > 0);
-    let report = serde_json::to_string(&common::report(&w, &o)).unwrap();
-    let checked = check(
-        &w,
-        RunFiles {
-            report_json: &report,
-            jobs_csv: &jobs_csv(&w, &o),
-            placements_csv: &placements_csv(&w, &o),
-        },
-    );
+    let checked = common::check_outcome(&w, &o);
     assert!(checked.is_ok(), "{checked:?}");
     // jobs.csv carries the interruptions and the effective training time of each job.
     let csv = jobs_csv(&w, &o);
@@ -496,15 +487,7 @@ checkpoint_s = 0
             p[0].end
         );
     }
-    let report = serde_json::to_string(&common::report(&w, &o)).unwrap();
-    let checked = check(
-        &w,
-        RunFiles {
-            report_json: &report,
-            jobs_csv: &jobs_csv(&w, &o),
-            placements_csv: &placements_csv(&w, &o),
-        },
-    );
+    let checked = common::check_outcome(&w, &o);
     assert!(checked.is_ok(), "{checked:?}");
 }
 

@@ -12,9 +12,7 @@ mod common;
 
 use common::reference::{self, RefBackfill, RefJob, RefQueue};
 use proptest::prelude::*;
-use ultrasched::check::{check, RunFiles};
 use ultrasched::domain::workload::Workload;
-use ultrasched::output::report::{jobs_csv, placements_csv};
 
 const QUEUES: [&str; 4] = ["fifo", "sjf", "smallest-area", "priority"];
 /// The checker property also covers the policies the reference scheduler does not implement.
@@ -84,18 +82,7 @@ fn single_pool_toml(preset: &str, count: u32, jobs: &[JobGen], queue: &str, bf: 
 /// The run's files as `run --out` writes them, checked.
 fn run_and_check(w: &Workload) -> Result<ultrasched::engine::cluster::Outcome, String> {
     let o = common::run(w);
-    let report = common::report(w, &o).to_json();
-    let jobs = jobs_csv(w, &o);
-    let placements = placements_csv(w, &o);
-    check(
-        w,
-        RunFiles {
-            report_json: &report,
-            jobs_csv: &jobs,
-            placements_csv: &placements,
-        },
-    )
-    .map_err(|e| format!("{e}"))?;
+    common::check_outcome(w, &o).map_err(|e| format!("{e}"))?;
     Ok(o)
 }
 

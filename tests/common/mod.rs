@@ -76,6 +76,24 @@ pub fn report_value(w: &Workload, o: &Outcome) -> serde_json::Value {
     v
 }
 
+/// The independent checker on the files `run --out` would write for `o` (report.json, jobs.csv,
+/// placements.csv).
+pub fn check_outcome(
+    w: &Workload,
+    o: &Outcome,
+) -> Result<ultrasched::check::Checked, ultrasched::check::CheckError> {
+    use ultrasched::output::report::{jobs_csv, placements_csv};
+    let report = report(w, o).to_json();
+    ultrasched::check::check(
+        w,
+        ultrasched::check::RunFiles {
+            report_json: &report,
+            jobs_csv: &jobs_csv(w, o),
+            placements_csv: &placements_csv(w, o),
+        },
+    )
+}
+
 /// report.json (outside `run`) and jobs.csv of the workload simulated on `backend`.
 pub fn outputs(w: &Workload, backend: &mut dyn CostBackend) -> (String, String) {
     let o = simulate(w, backend).expect("simulation runs");
