@@ -29,13 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-# The groups of scripts/mutants.sh and their files.
-GROUPS = {
-    "check": ["src/check/mod.rs"],
-    "engine": ["src/engine/cluster/mod.rs", "src/engine/cluster/queue.rs"],
-    "placement": ["src/engine/cluster/placement.rs", "src/kernel/placement/mod.rs"],
-    "cpu-twin": ["src/kernel/placement/cpu.rs"],
-}
+# A group line of scripts/mutants.sh's `runs` array: "name|files|cargo test arguments".
+GROUP = re.compile(r'^\s*"([\w-]+)\|([^|]+)\|')
 NAME = re.compile(r"(?:(\w+): )?(src/[^:]+):(\d+):(\d+): (.*)$")
 RECORD = re.compile(r"(re-run |fate )?(\w+): (src/.*?)(?: -- .*)?$")
 ORDER = ["caught", "timeout", "killed", "equivalent", "left", "missed", "unviable"]
@@ -65,13 +60,20 @@ def ranked(names):
     return out
 
 
+def groups(root):
+    """The groups scripts/mutants.sh runs and their files, read from it (one list for both scripts)."""
+    text = (root / "scripts" / "mutants.sh").read_text()
+    return {m.group(1): m.group(2).split() for line in text.splitlines() for m in [GROUP.match(line)] if m}
+
+
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in GROUPS:
-        print(f"usage: {sys.argv[0]} {{{','.join(GROUPS)}}}", file=sys.stderr)
+    root = pathlib.Path(__file__).resolve().parent.parent
+    known = groups(root)
+    if len(sys.argv) != 2 or sys.argv[1] not in known:
+        print(f"usage: {sys.argv[0]} {{{','.join(known)}}}", file=sys.stderr)
         return 2
     group = sys.argv[1]
-    root = pathlib.Path(__file__).resolve().parent.parent
-    files = GROUPS[group]
+    files = known[group]
     head = ranked(mutant_list(root, files))
     lists = {}
     runs = []
