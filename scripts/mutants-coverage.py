@@ -18,7 +18,9 @@ survivor: killed by a test added or run since, equivalent, or left). Where sever
 mutant, the one at the newest commit counts. The tally counts caught, timed-out and killed mutants as
 caught; equivalent ones as not caught (they are shown apart).
 
-Prints the untested names (as `cargo mutants --list` prints them) on stdout and the tally on stderr.
+Prints the untested names (as `cargo mutants --list` prints them) on stdout and the tally on stderr;
+with `--show OUTCOME` (one of the outcomes above, e.g. `--show equivalent`), the names whose outcome is
+that one instead.
 Needs git and cargo-mutants; reads no network.
 """
 
@@ -69,10 +71,15 @@ def groups(root):
 def main():
     root = pathlib.Path(__file__).resolve().parent.parent
     known = groups(root)
-    if len(sys.argv) != 2 or sys.argv[1] not in known:
-        print(f"usage: {sys.argv[0]} {{{','.join(known)}}}", file=sys.stderr)
+    args = sys.argv[1:]
+    show = None
+    if len(args) == 3 and args[1] == "--show" and args[2] in ORDER:
+        show = args.pop()
+        args.pop()
+    if len(args) != 1 or args[0] not in known:
+        print(f"usage: {sys.argv[0]} {{{','.join(known)}}} [--show {{{','.join(ORDER)}}}]", file=sys.stderr)
         return 2
-    group = sys.argv[1]
+    group = args[0]
     files = known[group]
     head = ranked(mutant_list(root, files))
     lists = {}
@@ -110,9 +117,12 @@ def main():
               file=sys.stderr)
     tally = {o: 0 for o in ORDER}
     untested = []
+    shown = []
     for name, key in head.items():
         if key in outcome:
             tally[outcome[key][1]] += 1
+            if outcome[key][1] == show:
+                shown.append(name)
         else:
             untested.append(name)
     tested = len(head) - len(untested)
@@ -124,7 +134,7 @@ def main():
     print(f"  caught, timed out or killed since: {caught} of {viable} viable ({pct(caught, viable)}); "
           f"of the non-equivalent: {pct(caught, viable - tally['equivalent'])}; "
           f"survivors with no fate recorded: {tally['missed']}", file=sys.stderr)
-    for name in sorted(untested, key=lambda n: (head[n][0], int(NAME.match(n).group(3)), int(NAME.match(n).group(4)), n)):
+    for name in sorted(shown if show else untested, key=lambda n: (head[n][0], int(NAME.match(n).group(3)), int(NAME.match(n).group(4)), n)):
         print(name)
     return 0
 

@@ -1095,3 +1095,53 @@ fn a_run_shorter_than_a_microsecond_takes_one_and_each_instant_has_one_sample() 
         vec![(0, 8, 1, 1), (1, 8, 0, 1), (10_000_001, 0, 0, 0)]
     );
 }
+
+/// The resident candidate list costs a call the domains that changed, not a rebuild, and is compacted
+/// only when its holes (domains that filled up since the last rebuild, kept with 0 free GPUs) pass 64 and
+/// half the list: filling one P5 domain after another, the list keeps its length (one more hole each)
+/// until the 65th hole in a list of 100 (65 > 64 and 130 > 100), then holds the 35 domains still free;
+/// in a list of 130 the 65th hole is exactly half (130 is not more than 130), so it is the 66th. A
+/// domain freed again takes its hole back. Decisions do not depend on this (tests/schedule_props.rs
+/// checks the live records against a rebuild); the number of records a call scores does.
+#[test]
+fn the_resident_candidate_list_is_updated_in_place_and_compacted_past_64_holes_and_half_the_list() {
+    use ultrasched::domain::cluster::ClusterState;
+    use ultrasched::engine::cluster::placement::Scratch;
+    for (n, compact_at) in [(100usize, 65usize), (130, 66)] {
+        let w = from_toml(&format!(
+            "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = {n}\n"
+        ));
+        let c = &w.cluster;
+        let mut state = ClusterState::new(c);
+        let mut scratch = Scratch::new();
+        scratch.refresh(c, &state);
+        assert_eq!((scratch.candidates.len(), scratch.live()), (n, n));
+        let mut held = Vec::new();
+        for k in 1..=n {
+            let mut a = Vec::new();
+            state.take_from_domain(c, (k - 1) as u32, 8, &mut a);
+            held.push(a);
+            scratch.dirty = true;
+            scratch.refresh(c, &state);
+            let scored = if k < compact_at { n } else { n - compact_at };
+            assert_eq!(
+                (scratch.candidates.len(), scratch.live()),
+                (scored, n - k),
+                "{n} domains, {k} filled"
+            );
+            if k == 10 {
+                // Domain 3 frees up again: its hole is a candidate again, the list keeps its length.
+                state.release(c, &held[3]);
+                scratch.dirty = true;
+                scratch.refresh(c, &state);
+                assert_eq!((scratch.candidates.len(), scratch.live()), (n, n - 9));
+                let mut a = Vec::new();
+                state.take_from_domain(c, 3, 8, &mut a);
+                held[3] = a;
+                scratch.dirty = true;
+                scratch.refresh(c, &state);
+                assert_eq!((scratch.candidates.len(), scratch.live()), (n, n - 10));
+            }
+        }
+    }
+}

@@ -904,3 +904,75 @@ fn resident_candidates_upload_only_what_changed_and_stay_exact() {
 fn a_single_backend_reports_no_usage() {
     assert_eq!(CpuBackend.usage(), None);
 }
+
+/// The CPU twin's dispatch rule (`cpu::path`): at most `SCALAR_CANDIDATES` candidates take the plain scan,
+/// a call under `PARALLEL_PAIRS` (job, candidate) pairs the waves on this thread, a larger one rayon. The
+/// paths give the same winners (the conformance tests above run all three); this pins which runs, at
+/// the edges of each, so a slip costs a thread hop per simulator call or scalar scoring of a whole
+/// cluster, not a different answer.
+#[test]
+fn the_cpu_twin_takes_the_scalar_path_for_a_handful_and_rayon_only_for_bench_size_calls() {
+    use ultrasched::kernel::placement::cpu::{path, Path, PARALLEL_PAIRS, SCALAR_CANDIDATES};
+    assert_eq!((SCALAR_CANDIDATES, PARALLEL_PAIRS), (4, 262_144));
+    for (jobs, candidates, want) in [
+        (1, 0, Path::Scalar),
+        (1, 4, Path::Scalar),
+        (1_000_000, 4, Path::Scalar),
+        (1, 5, Path::Serial),
+        (0, 5, Path::Serial),
+        (32, 1_820, Path::Serial),
+        (32, 8_191, Path::Serial),
+        (32, 8_192, Path::Parallel),
+        (1, 262_143, Path::Serial),
+        (1, 262_144, Path::Parallel),
+        (2, 131_072, Path::Parallel),
+        (512, 511, Path::Serial),
+        (16_384, 8_192, Path::Parallel),
+        (usize::MAX, usize::MAX, Path::Parallel),
+    ] {
+        assert_eq!(
+            path(jobs, candidates),
+            want,
+            "{jobs} jobs x {candidates} candidates"
+        );
+    }
+}
+
+/// The wave path covers first-fit, best-fit and topology-pack for a gang below `F32_EXACT` and agrees with
+/// the scalar twin there; frag-aware and larger gangs leave it (`None`), for the scalar twin to score.
+#[test]
+fn the_waves_cover_three_policies_below_f32_exact_and_agree_with_the_scalar_twin() {
+    use ultrasched::kernel::placement::cpu::{best_candidate, wave_winner, CandidateLanes};
+    let (batch, candidates) = random_batch(7, 40, 37);
+    let lanes = CandidateLanes::new(&candidates);
+    for policy in POLICIES {
+        for j in &batch {
+            let waves = wave_winner(policy, j, &lanes);
+            if policy == POLICY_FRAG_AWARE {
+                assert_eq!(waves, None, "policy {policy}, {j:?}");
+            } else {
+                assert_eq!(
+                    waves,
+                    Some(best_candidate(policy, j, &candidates)),
+                    "policy {policy}, {j:?}"
+                );
+            }
+        }
+        let huge = job(
+            ultrasched::kernel::placement::cpu::F32_EXACT,
+            LEVEL_POOL,
+            LEVEL_NONE,
+        );
+        assert_eq!(wave_winner(policy, &huge, &lanes), None, "policy {policy}");
+        let below = job(
+            ultrasched::kernel::placement::cpu::F32_EXACT - 1,
+            LEVEL_POOL,
+            LEVEL_NONE,
+        );
+        assert_eq!(
+            wave_winner(policy, &below, &lanes).is_some(),
+            policy != POLICY_FRAG_AWARE,
+            "policy {policy}"
+        );
+    }
+}

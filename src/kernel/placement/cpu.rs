@@ -150,7 +150,7 @@ pub const LANES: usize = 16;
 /// (0, 1 - 2^-24] when `a > 0` (the float `a / 2^24` bounds it and never rounds up to 1) and is 0 when
 /// `a == 0`: its ceiling is 1 or 0, as `div_ceil` says. So every domain size is exact; a gang of 2^24
 /// GPUs or more takes the scalar path.
-pub(super) const F32_EXACT: u32 = 1 << 24;
+pub const F32_EXACT: u32 = 1 << 24;
 /// 2^23: for an integer-valued `0 <= x < 2^23`, `(x + 2^23).to_bits() - (2^23).to_bits()` is `x as u32`.
 const F32_MAGIC: f32 = 8_388_608.0;
 
@@ -354,6 +354,29 @@ pub const PARALLEL_PAIRS: usize = 1 << 18;
 /// the shader's 64 lanes and tree reduction, cost more than scoring so few.
 pub const SCALAR_CANDIDATES: usize = 4;
 
+/// How the CPU twin scores a call; every path gives the same winners, only the cost differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// At most [`SCALAR_CANDIDATES`] candidates: [`best_of_few`], no lanes.
+    Scalar,
+    /// The waves on this thread: fewer than [`PARALLEL_PAIRS`] (job, candidate) pairs (every call inside
+    /// the simulator).
+    Serial,
+    /// The waves with the jobs spread over rayon's threads: bench-size calls.
+    Parallel,
+}
+
+/// The path of a call of `jobs` jobs over `candidates` candidates (holes of a resident list included).
+pub fn path(jobs: usize, candidates: usize) -> Path {
+    if candidates <= SCALAR_CANDIDATES {
+        Path::Scalar
+    } else if jobs.saturating_mul(candidates) < PARALLEL_PAIRS {
+        Path::Serial
+    } else {
+        Path::Parallel
+    }
+}
+
 thread_local! {
     /// The struct-of-arrays buffers, kept between calls on this thread.
     static LANES_BUF: std::cell::RefCell<CandidateLanes> = std::cell::RefCell::new(CandidateLanes::default());
@@ -380,8 +403,9 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
+        let path = path(jobs.len(), candidates.len());
         // A handful of candidates (a pooled partition is one): the scalar twin, with no lanes to refill.
-        if candidates.len() <= SCALAR_CANDIDATES {
+        if path == Path::Scalar {
             out.extend(jobs.iter().map(|j| best_of_few(policy, j, candidates)));
             return Ok(());
         }
@@ -390,7 +414,7 @@ impl CostBackend for CpuBackend {
             lanes.refill(candidates);
             let lanes = &*lanes;
             // Small calls (every call inside the simulator: at most 32 jobs) are not worth a thread hop.
-            if jobs.len() * candidates.len() < PARALLEL_PAIRS {
+            if path == Path::Serial {
                 out.extend(
                     jobs.iter()
                         .map(|j| best_candidate_lanes(policy, j, candidates, lanes)),
@@ -416,12 +440,13 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
-        if candidates.len() <= SCALAR_CANDIDATES {
+        let path = path(jobs.len(), candidates.len());
+        if path == Path::Scalar {
             let records = candidates.records();
             out.extend(jobs.iter().map(|j| best_of_few(policy, j, records)));
             return Ok(());
         }
-        if jobs.len() * candidates.len() >= PARALLEL_PAIRS {
+        if path == Path::Parallel {
             // Large calls (bench-size, never the simulator's): the records cost little beside the scoring.
             let (records, lanes) = candidates.records_and_lanes();
             jobs.par_iter()
