@@ -403,29 +403,29 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
-        let path = path(jobs.len(), candidates.len());
-        // A handful of candidates (a pooled partition is one): the scalar twin, with no lanes to refill.
-        if path == Path::Scalar {
-            out.extend(jobs.iter().map(|j| best_of_few(policy, j, candidates)));
-            return Ok(());
-        }
-        LANES_BUF.with(|buf| {
-            let mut lanes = buf.borrow_mut();
-            lanes.refill(candidates);
-            let lanes = &*lanes;
+        match path(jobs.len(), candidates.len()) {
+            // A handful of candidates (a pooled partition is one): the scalar twin, no lanes to refill.
+            Path::Scalar => out.extend(jobs.iter().map(|j| best_of_few(policy, j, candidates))),
             // Small calls (every call inside the simulator: at most 32 jobs) are not worth a thread hop.
-            if path == Path::Serial {
+            Path::Serial => LANES_BUF.with(|buf| {
+                let mut lanes = buf.borrow_mut();
+                lanes.refill(candidates);
+                let lanes = &*lanes;
                 out.extend(
                     jobs.iter()
                         .map(|j| best_candidate_lanes(policy, j, candidates, lanes)),
                 );
-            } else {
+            }),
+            Path::Parallel => LANES_BUF.with(|buf| {
+                let mut lanes = buf.borrow_mut();
+                lanes.refill(candidates);
+                let lanes = &*lanes;
                 jobs.par_iter()
                     .with_min_len(4)
                     .map(|j| best_candidate_lanes(policy, j, candidates, lanes))
                     .collect_into_vec(out);
-            }
-        });
+            }),
+        }
         Ok(())
     }
 
@@ -440,30 +440,31 @@ impl CostBackend for CpuBackend {
         out: &mut Vec<Winner>,
     ) -> Result<(), KernelError> {
         out.clear();
-        let path = path(jobs.len(), candidates.len());
-        if path == Path::Scalar {
-            let records = candidates.records();
-            out.extend(jobs.iter().map(|j| best_of_few(policy, j, records)));
-            return Ok(());
-        }
-        if path == Path::Parallel {
+        match path(jobs.len(), candidates.len()) {
+            Path::Scalar => {
+                let records = candidates.records();
+                out.extend(jobs.iter().map(|j| best_of_few(policy, j, records)));
+            }
             // Large calls (bench-size, never the simulator's): the records cost little beside the scoring.
-            let (records, lanes) = candidates.records_and_lanes();
-            jobs.par_iter()
-                .with_min_len(4)
-                .map(|j| best_candidate_lanes(policy, j, records, lanes))
-                .collect_into_vec(out);
-            return Ok(());
-        }
-        let lanes = candidates.lanes();
-        out.extend(jobs.iter().map_while(|j| wave_winner(policy, j, lanes)));
-        if out.len() < jobs.len() {
-            let (records, lanes) = candidates.records_and_lanes();
-            let rest = &jobs[out.len()..];
-            out.extend(
-                rest.iter()
-                    .map(|j| best_candidate_lanes(policy, j, records, lanes)),
-            );
+            Path::Parallel => {
+                let (records, lanes) = candidates.records_and_lanes();
+                jobs.par_iter()
+                    .with_min_len(4)
+                    .map(|j| best_candidate_lanes(policy, j, records, lanes))
+                    .collect_into_vec(out);
+            }
+            Path::Serial => {
+                let lanes = candidates.lanes();
+                out.extend(jobs.iter().map_while(|j| wave_winner(policy, j, lanes)));
+                if out.len() < jobs.len() {
+                    let (records, lanes) = candidates.records_and_lanes();
+                    let rest = &jobs[out.len()..];
+                    out.extend(
+                        rest.iter()
+                            .map(|j| best_candidate_lanes(policy, j, records, lanes)),
+                    );
+                }
+            }
         }
         Ok(())
     }
