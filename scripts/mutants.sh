@@ -11,6 +11,8 @@
 # JOBS=n (default 1) tests n mutants at once, each in its own build directory (cargo mutants --jobs).
 # NAMES=file tests only the mutants named in file, one name per line as `cargo mutants --list` prints it
 # (each becomes an anchored, escaped `-F` regex): e.g. the ones no earlier run has tested.
+# MUTANTS_ARGS="..." adds arguments to each cargo mutants call, e.g. "--in-place --baseline skip" to mutate
+# this tree and reuse its target/mutants build (no copy, no baseline build; edit nothing while it runs).
 # Needs `cargo install cargo-mutants` (27.x). Results: OUT_DIR/<name>/mutants.out/{caught,missed,timeout,
 # unviable}.txt, and a summary line per module on stdout. TESTING.md records the figures.
 set -euo pipefail
@@ -55,7 +57,7 @@ for spec in "${runs[@]}"; do
   # `--profile mutants` (Cargo.toml: opt-level 1, no debug info): the engine tests take ~4 s instead of
   # ~45 s in a debug build, and a mutant's rebuild ~10 s.
   cargo mutants "${args[@]}" --profile mutants --no-shuffle --output "$out/$name" --jobs "${JOBS:-1}" --timeout "${TIMEOUT:-120}" --build-timeout 600 \
-    || rc=$?
+    ${MUTANTS_ARGS:-} || rc=$?
   rc="${rc:-0}"
   if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then
     echo "cargo mutants failed for $name (exit $rc)" >&2
