@@ -8,7 +8,7 @@
 #   bash scripts/mutants.sh target/mutants-out 0/5   # a one-in-five sample
 #
 # TIMEOUT=seconds (default 120) bounds one mutant's tests: a mutant that loops forever counts as a timeout.
-# JOBS=n (default 1) tests n mutants at once, each in its own build directory (cargo mutants --jobs).
+# JOBS=n (default 1; not with --in-place) tests n mutants at once, each in its own build directory (cargo mutants --jobs).
 # NAMES=file tests only the mutants named in file, one name per line as `cargo mutants --list` prints it
 # (each becomes an anchored, escaped `-F` regex): e.g. the ones no earlier run has tested.
 # MUTANTS_ARGS="..." adds arguments to each cargo mutants call, e.g. "--in-place --baseline skip" to mutate
@@ -56,7 +56,7 @@ for spec in "${runs[@]}"; do
   # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
   # `--profile mutants` (Cargo.toml: opt-level 1, no debug info): the engine tests take ~4 s instead of
   # ~45 s in a debug build, and a mutant's rebuild ~10 s.
-  cargo mutants "${args[@]}" --profile mutants --no-shuffle --output "$out/$name" --jobs "${JOBS:-1}" --timeout "${TIMEOUT:-120}" --build-timeout 600 \
+  cargo mutants "${args[@]}" --profile mutants --no-shuffle --output "$out/$name" ${JOBS:+--jobs "$JOBS"} --timeout "${TIMEOUT:-120}" --build-timeout 600 \
     ${MUTANTS_ARGS:-} || rc=$?
   rc="${rc:-0}"
   if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then
