@@ -591,3 +591,53 @@ fn an_async_rl_job_uses_committed_capacity_before_the_threshold_and_spills_whole
         (Some(0), 16, vec![Contract::OnDemand])
     );
 }
+
+/// A job that fails on committed capacity retries with the on-demand pools open only when that opens
+/// something: two committed P5 nodes, one of them held by `a` (H100 only) until 100 s, and a service of
+/// two 8-GPU H100 replicas that may spill at once. Kernel calls by hand: at 0 s `a` scores once, the
+/// service's first replica once (feasible: the free node) and its second once (infeasible).
+/// - On-demand GB200 pool (the service's model is not there): the masks with it open are the same, so no
+///   second try; at 100 s one call per replica. Starts at 100 s; 5 calls.
+/// - On-demand H100 pool: the second try scores both replicas again (2 calls) and the second replica
+///   spills: starts at 0 s; 5 calls.
+#[test]
+fn a_job_retries_with_on_demand_pools_open_only_when_that_opens_a_pool_it_may_use() {
+    for (burst, start_s) in [("p6e-gb200-x36", 100.0), ("p5-h100", 0.0)] {
+        let w = from_toml(&format!(
+            r#"
+[cluster]
+[[cluster.pools]]
+name = "committed"
+preset = "p5-h100"
+count = 2
+[[cluster.pools]]
+name = "burst"
+preset = "{burst}"
+count = 1
+contract = "on-demand"
+startup_s = 0
+[scheduler]
+backfill = "none"
+spill_after_s = 0
+[[jobs]]
+id = "a"
+gpus = 8
+duration_s = 100
+gpu_model = "h100"
+[[jobs]]
+id = "svc"
+kind = "inference"
+replicas = 2
+gpus_per_replica = 8
+lifetime_s = 10
+gpu_model = "h100"
+"#
+        ));
+        let o = run(&w);
+        assert_eq!(
+            (time_to_s(o.jobs[1].start.unwrap()), o.kernel.kernel_calls),
+            (start_s, 5),
+            "{burst}"
+        );
+    }
+}
