@@ -697,3 +697,75 @@ fn greedy_leaves_a_gang_larger_than_every_pools_free_gpus_unscored() {
     assert_eq!(early.kernel.kernel_calls, late.kernel.kernel_calls);
     assert_eq!(early.kernel.pairs, late.kernel.pairs);
 }
+
+/// Rounds that cannot start anything cost no kernel call. Two P5 nodes (16 GPUs), no backfill: `a` (16
+/// GPUs) runs 0-100 s; `b` (8 GPUs) arrives at 10 s, when no pool has 8 GPUs free. Rounds at 0, 10 and
+/// 100 s; kernel calls by hand: `a` at 0 s (2 free domains scored), `b` at 100 s (2): the round at 10 s
+/// sees that the smallest waiting gang exceeds every pool's free GPUs and scores nothing.
+#[test]
+fn a_round_where_the_smallest_waiting_gang_fits_no_pool_scores_nothing() {
+    let w = from_toml(
+        "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n[scheduler]\nbackfill = \"none\"\n\
+         [[jobs]]\nid = \"a\"\ngpus = 16\nduration_s = 100\n\
+         [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 10\nsubmit_s = 10\n",
+    );
+    let o = run(&w);
+    let starts: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| j.start.map(|s| s / 1_000_000))
+        .collect();
+    assert_eq!(starts, [Some(0), Some(100)]);
+    assert_eq!((o.rounds, o.kernel.kernel_calls, o.kernel.pairs), (3, 2, 4));
+}
+
+/// EASY's what-if for a head that is one pool-level gang needs no kernel call: the free GPUs per pool
+/// decide it. Two P5 nodes (8 GPUs each): `a` (8 GPUs, 0-100 s), head `h` (16 GPUs) at 1 s, `b` (8 GPUs,
+/// 50 s) at 2 s, `c` (8 GPUs, 200 s) at 3 s. By hand, (calls, pairs) per round: 0 s `a` (1, 2); 1 s `h`
+/// blocks, reserved at 100 s (1, 1); 2 s `h` again (1, 1) and `b` backfills, ending before 100 s (1, 1);
+/// 3 s `h` (1, 0: no free domain) and the walk stops, nothing free; 52 s `h` (1, 1), `c` would hold the
+/// head's GPUs past 100 s: not scored; 100 s `h` starts (1, 2) and `c` blocks (1, 0); 110 s `c` (1, 2).
+/// 9 calls, 10 pairs, 7 rounds; every reservation came from the pool counts.
+#[test]
+fn easy_reservations_for_a_pool_level_head_cost_no_kernel_call() {
+    let w = from_toml(
+        "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n[scheduler]\nbackfill = \"easy\"\n\
+         [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n\
+         [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 10\nsubmit_s = 1\n\
+         [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 50\nsubmit_s = 2\n\
+         [[jobs]]\nid = \"c\"\ngpus = 8\nduration_s = 200\nsubmit_s = 3\n",
+    );
+    let o = run(&w);
+    let starts: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| j.start.map(|s| s / 1_000_000))
+        .collect();
+    assert_eq!(starts, [Some(0), Some(100), Some(2), Some(110)]);
+    assert_eq!(
+        (o.rounds, o.kernel.kernel_calls, o.kernel.pairs),
+        (7, 9, 10)
+    );
+}
+
+/// Preemption's what-if for a pool-level head needs no kernel call either. Two P5 nodes, priority queue
+/// with preemption, no backfill. By hand, (calls, pairs): at 0 s `l1` and `l2` (8 GPUs, priority 1,
+/// 1,000 s) start, (1, 2) and (1, 1). At 10 s `h` (16 GPUs, priority 9, 10 s) is scored (1, 0: no free
+/// domain), evicts `l1` (started with `l2`, the lower index goes first; 8 free, not enough) then
+/// `l2` (16 free: the pool counts say it fits, no what-if placement) and is placed (1, 2); the walk goes on to `l1`, queued again (1, 0), which blocks.
+/// At 20 s `h` ends and both restart, (1, 2) and (1, 1). 7 calls, 8 pairs.
+#[test]
+fn preemption_decides_a_pool_level_head_on_the_pool_counts() {
+    let w = from_toml(
+        "[cluster]\n[[cluster.pools]]\npreset = \"p5-h100\"\ncount = 2\n\
+         [scheduler]\nqueue = \"priority\"\npreemption = true\nbackfill = \"none\"\n\
+         [[jobs]]\nid = \"l1\"\ngpus = 8\nduration_s = 1000\npriority = 1\n\
+         [[jobs]]\nid = \"l2\"\ngpus = 8\nduration_s = 1000\npriority = 1\n\
+         [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 10\npriority = 9\nsubmit_s = 10\n",
+    );
+    let o = run(&w);
+    let preemptions: Vec<u32> = o.jobs.iter().map(|j| j.preemptions).collect();
+    assert_eq!(preemptions, [1, 1, 0]);
+    assert_eq!(o.jobs[2].start, Some(10_000_000));
+    assert_eq!((o.kernel.kernel_calls, o.kernel.pairs), (7, 8));
+}
