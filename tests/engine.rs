@@ -1027,6 +1027,26 @@ fn samples_agree_with_the_segments() {
             o.samples.windows(2).all(|p| p[0].time < p[1].time),
             "{name}: two samples at one instant"
         );
+        // A step function: a sample is kept only where some value changes.
+        let values = |s: &ultrasched::engine::cluster::Sample| {
+            (
+                s.busy_gpus,
+                s.inference_gpus,
+                s.queued,
+                s.running,
+                s.stranded_gpus,
+            )
+        };
+        if let Some(p) = o
+            .samples
+            .windows(2)
+            .find(|p| values(&p[0]) == values(&p[1]))
+        {
+            panic!(
+                "{name}: the sample at {} repeats the one at {}",
+                p[1].time, p[0].time
+            );
+        }
         let last_end: Vec<Option<u64>> = (0..w.jobs.len())
             .map(|j| {
                 o.segments
