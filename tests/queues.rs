@@ -769,3 +769,37 @@ fn preemption_decides_a_pool_level_head_on_the_pool_counts() {
     assert_eq!(o.jobs[2].start, Some(10_000_000));
     assert_eq!((o.kernel.kernel_calls, o.kernel.pairs), (7, 8));
 }
+
+/// A backfill the placement refuses (its GPUs would break the head's reservation) does not stop the
+/// walk: the next job behind it is still tried. Two pools of two P5 nodes, first-fit, EASY: Q's nodes hold
+/// `q1` (1,000 s) and `q2` (50 s), one of P's holds `a` (100 s). Head `h` (16 GPUs, any one pool) arrives
+/// at 1 s: reserved at 100 s, when P is whole (24 GPUs free then, Q's 8 included). `r` (8 GPUs, 500 s)
+/// at 2 s passes the quick test (24 >= 16 + 8) but first-fit puts it on P's free node, which leaves no
+/// pool with 16 at 100 s: refused. `s` (8 GPUs, 10 s) at 3 s ends before 100 s and backfills at once.
+/// At 50 s `q2` ends and `r` gets Q's node (P stays whole for `h`).
+#[test]
+fn a_refused_backfill_does_not_stop_the_walk_behind_it() {
+    let w = from_toml(
+        "[cluster]\n\
+         [[cluster.pools]]\nname = \"q\"\npreset = \"p5-h100\"\ncount = 2\n\
+         [[cluster.pools]]\nname = \"p\"\npreset = \"p5-h100\"\ncount = 2\n\
+         [scheduler]\nbackfill = \"easy\"\nplacement = \"first-fit\"\n\
+         [[jobs]]\nid = \"q1\"\ngpus = 8\nduration_s = 1000\n\
+         [[jobs]]\nid = \"q2\"\ngpus = 8\nduration_s = 50\n\
+         [[jobs]]\nid = \"a\"\ngpus = 8\nduration_s = 100\n\
+         [[jobs]]\nid = \"h\"\ngpus = 16\nduration_s = 10\nsubmit_s = 1\n\
+         [[jobs]]\nid = \"r\"\ngpus = 8\nduration_s = 500\nsubmit_s = 2\n\
+         [[jobs]]\nid = \"s\"\ngpus = 8\nduration_s = 10\nsubmit_s = 3\n",
+    );
+    let o = run(&w);
+    let starts: Vec<_> = o
+        .jobs
+        .iter()
+        .map(|j| j.start.map(|s| s / 1_000_000))
+        .collect();
+    assert_eq!(
+        starts,
+        [Some(0), Some(0), Some(0), Some(100), Some(50), Some(3)]
+    );
+    assert_eq!(o.jobs[3].reserved, Some(100_000_000));
+}
