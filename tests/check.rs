@@ -794,3 +794,112 @@ fn a_run_in_which_nothing_ran_passes_with_no_utilisation() {
     let ok = checked_ok(&w, &f);
     assert_eq!((ok.jobs, ok.completed, ok.segments), (1, 0, 0));
 }
+
+/// Two pools of two 4-GPU nodes, H100 and GB200. `p` (8 GPUs, GB200 only), `rl1` (async RL: an 8-GPU
+/// trainer and 4 rollout replicas of 2 GPUs, any model: 16 GPUs, the whole cluster) and `rl2` (the same,
+/// trainer on H100, rollouts on GB200) all run. Each is then rewritten as unschedulable (no start, no
+/// placement rows): each fits the empty cluster, exactly (`rl1` and `rl2` want all 16 GPUs, each of
+/// their gang kinds fits its pools), so the checker must say so. Found by mutation testing: the
+/// empty-cluster test's model filters, its GPU sums and its rollout arm were checked only on jobs that
+/// rightly fit nowhere.
+const FITS_EXACTLY: &str = r#"
+[cluster]
+[[cluster.pools]]
+name = "h"
+gpu = "h100"
+gpus_per_node = 4
+count = 2
+[[cluster.pools]]
+name = "g"
+gpu = "gb200"
+gpus_per_node = 4
+count = 2
+[[jobs]]
+id = "p"
+gpus = 8
+duration_s = 10
+gpu_model = "gb200"
+[[jobs]]
+id = "rl1"
+kind = "rl"
+gpus = 8
+submit_s = 20
+rl = { mode = "async", steps = 5, llm = "llama-3-8b", episodes_per_step = 8, turns = 1, prompt_tokens = 512, output_tokens = 64, rollout_replicas = 4, rollout_tp = 2 }
+[[jobs]]
+id = "rl2"
+kind = "rl"
+gpus = 8
+submit_s = 30
+gpu_model = "h100"
+rl = { mode = "async", steps = 5, llm = "llama-3-8b", episodes_per_step = 8, turns = 1, prompt_tokens = 512, output_tokens = 64, rollout_replicas = 4, rollout_tp = 2, rollout_gpu_model = "gb200" }
+"#;
+
+/// `id`'s rows rewritten as an unschedulable job's: no start, end, wait or JCT, no domains or nodes, no
+/// placement rows.
+fn as_unschedulable(f: &mut Files, id: &str) {
+    f.jobs = edit_rows(&f.jobs, id, |h, r| {
+        for col in [
+            "start_s",
+            "end_s",
+            "wait_s",
+            "jct_s",
+            "effective_training_time",
+        ] {
+            set(h, r, col, "");
+        }
+        set(h, r, "domains", "0");
+        set(h, r, "nodes", "0");
+        set(h, r, "state", "unschedulable");
+        vec![r.to_vec()]
+    });
+    f.placements = edit_rows(&f.placements, id, |_, _| vec![]);
+}
+
+#[test]
+fn a_job_called_unschedulable_that_fits_the_empty_cluster_exactly_is_a_violation() {
+    let (w, f) = good_of(FITS_EXACTLY);
+    let ok = checked_ok(&w, &f);
+    assert_eq!((ok.jobs, ok.completed), (3, 3), "{}", f.jobs);
+    refused_each(
+        FITS_EXACTLY,
+        vec![
+            (
+                "p called unschedulable",
+                |f| as_unschedulable(f, "p"),
+                "job `p` is unschedulable, but it fits the empty cluster",
+            ),
+            (
+                "rl1 called unschedulable",
+                |f| as_unschedulable(f, "rl1"),
+                "job `rl1` is unschedulable, but it fits the empty cluster",
+            ),
+            (
+                "rl2 called unschedulable",
+                |f| as_unschedulable(f, "rl2"),
+                "job `rl2` is unschedulable, but it fits the empty cluster",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_rl_job_two_gpus_over_the_cluster_is_rightly_unschedulable() {
+    // One 8-GPU H100 node (and a GB200 pool the job may not use). The async RL job's trainer (2 GPUs)
+    // fits, and so do its 4 rollout replicas of 2 GPUs, but together they want 10 GPUs of the 8 its
+    // models hold: unschedulable, and the checker agrees. Found by mutation testing: with the rollout's
+    // GPUs counted as 2 + 4, or the GB200 pool counted as the job's, the checker would call it fitting.
+    let (w, f) = good_of(
+        "[cluster]\n[[cluster.pools]]\nname = \"n\"\ngpu = \"h100\"\ngpus_per_node = 8\ncount = 1\n\
+         [[cluster.pools]]\nname = \"g\"\ngpu = \"gb200\"\ngpus_per_node = 8\ncount = 2\n\
+         [[jobs]]\nid = \"rl\"\nkind = \"rl\"\ngpus = 2\ngpu_model = \"h100\"\n\
+         rl = { mode = \"async\", steps = 5, llm = \"llama-3-8b\", episodes_per_step = 8, turns = 1, prompt_tokens = 512, output_tokens = 64, rollout_replicas = 4, rollout_tp = 2, rollout_gpu_model = \"h100\" }\n\
+         [[jobs]]\nid = \"t\"\ngpus = 1\nduration_s = 10\nsubmit_s = 1\n",
+    );
+    assert!(
+        f.jobs.contains("\nrl,") && f.jobs.contains(",unschedulable,"),
+        "{}",
+        f.jobs
+    );
+    let ok = checked_ok(&w, &f);
+    assert_eq!((ok.jobs, ok.completed), (2, 1));
+}
