@@ -382,6 +382,15 @@ thread_local! {
     static LANES_BUF: std::cell::RefCell<CandidateLanes> = std::cell::RefCell::new(CandidateLanes::default());
 }
 
+/// Runs `f` on this thread's lanes, refilled from `candidates` (no allocation once they are large enough).
+fn with_lanes(candidates: &[CandidateRecord], f: impl FnOnce(&CandidateLanes)) {
+    LANES_BUF.with(|buf| {
+        let mut lanes = buf.borrow_mut();
+        lanes.refill(candidates);
+        f(&lanes)
+    })
+}
+
 /// The CPU backend. Holds nothing between calls but its name (and a per-thread conversion buffer).
 #[derive(Debug, Default)]
 pub struct CpuBackend;
@@ -407,23 +416,17 @@ impl CostBackend for CpuBackend {
             // A handful of candidates (a pooled partition is one): the scalar twin, no lanes to refill.
             Path::Scalar => out.extend(jobs.iter().map(|j| best_of_few(policy, j, candidates))),
             // Small calls (every call inside the simulator: at most 32 jobs) are not worth a thread hop.
-            Path::Serial => LANES_BUF.with(|buf| {
-                let mut lanes = buf.borrow_mut();
-                lanes.refill(candidates);
-                let lanes = &*lanes;
+            Path::Serial => with_lanes(candidates, |lanes| {
                 out.extend(
                     jobs.iter()
                         .map(|j| best_candidate_lanes(policy, j, candidates, lanes)),
-                );
+                )
             }),
-            Path::Parallel => LANES_BUF.with(|buf| {
-                let mut lanes = buf.borrow_mut();
-                lanes.refill(candidates);
-                let lanes = &*lanes;
+            Path::Parallel => with_lanes(candidates, |lanes| {
                 jobs.par_iter()
                     .with_min_len(4)
                     .map(|j| best_candidate_lanes(policy, j, candidates, lanes))
-                    .collect_into_vec(out);
+                    .collect_into_vec(out)
             }),
         }
         Ok(())
