@@ -333,11 +333,7 @@ fn gpu_model_constraints_route_jobs_to_their_pool() {
         [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 10\ngpu_model = \"h100\"\nsubmit_s = 2\n\
         [[jobs]]\nid = \"wide\"\ngpus = 16\nduration_s = 10\ngpu_model = \"h100\"\nsubmit_s = 3\n";
     let o = run(&from_toml(text));
-    let starts: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| j.start.map(|s| s / 1_000_000))
-        .collect();
+    let starts = common::starts_s(&o);
     assert_eq!(starts, [Some(0), Some(100), Some(2), None]);
     assert_eq!(o.jobs[3].state, JobState::Unschedulable);
 }
@@ -393,11 +389,7 @@ fn easy_reserves_a_whole_domain_for_a_domain_level_head() {
         [[jobs]]\nid = \"h\"\ngpus = 8\nduration_s = 50\nsubmit_s = 1\ntopology = { required = \"domain\" }\n\
         [[jobs]]\nid = \"x\"\ngpus = 2\nduration_s = 150\nsubmit_s = 2\n";
     let o = run(&from_toml(text));
-    let starts: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| j.start.map(|s| s / 1_000_000))
-        .collect();
+    let starts = common::starts_s(&o);
     assert_eq!(starts, [Some(0), Some(0), Some(100), Some(100)]);
 }
 

@@ -939,7 +939,9 @@ fn the_cpu_twin_takes_the_scalar_path_for_a_handful_and_rayon_only_for_bench_siz
 /// the scalar twin there; frag-aware and larger gangs leave it (`None`), for the scalar twin to score.
 #[test]
 fn the_waves_cover_three_policies_below_f32_exact_and_agree_with_the_scalar_twin() {
-    use ultrasched::kernel::placement::cpu::{best_candidate, wave_winner, CandidateLanes};
+    use ultrasched::kernel::placement::cpu::{
+        best_candidate, wave_winner, CandidateLanes, F32_EXACT,
+    };
     let (batch, candidates) = random_batch(7, 40, 37);
     let lanes = CandidateLanes::new(&candidates);
     for policy in POLICIES {
@@ -955,17 +957,9 @@ fn the_waves_cover_three_policies_below_f32_exact_and_agree_with_the_scalar_twin
                 );
             }
         }
-        let huge = job(
-            ultrasched::kernel::placement::cpu::F32_EXACT,
-            LEVEL_POOL,
-            LEVEL_NONE,
-        );
+        let huge = job(F32_EXACT, LEVEL_POOL, LEVEL_NONE);
         assert_eq!(wave_winner(policy, &huge, &lanes), None, "policy {policy}");
-        let below = job(
-            ultrasched::kernel::placement::cpu::F32_EXACT - 1,
-            LEVEL_POOL,
-            LEVEL_NONE,
-        );
+        let below = job(F32_EXACT - 1, LEVEL_POOL, LEVEL_NONE);
         assert_eq!(
             wave_winner(policy, &below, &lanes).is_some(),
             policy != POLICY_FRAG_AWARE,

@@ -710,11 +710,7 @@ fn a_round_where_the_smallest_waiting_gang_fits_no_pool_scores_nothing() {
          [[jobs]]\nid = \"b\"\ngpus = 8\nduration_s = 10\nsubmit_s = 10\n",
     );
     let o = run(&w);
-    let starts: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| j.start.map(|s| s / 1_000_000))
-        .collect();
+    let starts = common::starts_s(&o);
     assert_eq!(starts, [Some(0), Some(100)]);
     assert_eq!((o.rounds, o.kernel.kernel_calls, o.kernel.pairs), (3, 2, 4));
 }
@@ -736,11 +732,7 @@ fn easy_reservations_for_a_pool_level_head_cost_no_kernel_call() {
          [[jobs]]\nid = \"c\"\ngpus = 8\nduration_s = 200\nsubmit_s = 3\n",
     );
     let o = run(&w);
-    let starts: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| j.start.map(|s| s / 1_000_000))
-        .collect();
+    let starts = common::starts_s(&o);
     assert_eq!(starts, [Some(0), Some(100), Some(2), Some(110)]);
     assert_eq!(
         (o.rounds, o.kernel.kernel_calls, o.kernel.pairs),
@@ -792,11 +784,7 @@ fn a_refused_backfill_does_not_stop_the_walk_behind_it() {
          [[jobs]]\nid = \"s\"\ngpus = 8\nduration_s = 10\nsubmit_s = 3\n",
     );
     let o = run(&w);
-    let starts: Vec<_> = o
-        .jobs
-        .iter()
-        .map(|j| j.start.map(|s| s / 1_000_000))
-        .collect();
+    let starts = common::starts_s(&o);
     assert_eq!(
         starts,
         [Some(0), Some(0), Some(0), Some(100), Some(50), Some(3)]

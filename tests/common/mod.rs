@@ -49,6 +49,14 @@ pub fn from_toml(text: &str) -> Workload {
     .unwrap()
 }
 
+/// Each job's start in whole seconds (`None` for a job that never started), in workload order.
+pub fn starts_s(o: &Outcome) -> Vec<Option<u64>> {
+    o.jobs
+        .iter()
+        .map(|j| j.start.map(|s| s / 1_000_000))
+        .collect()
+}
+
 /// The workload simulated on the CPU twin.
 pub fn run(w: &Workload) -> Outcome {
     simulate(w, &mut CpuBackend).unwrap()
