@@ -39,6 +39,9 @@ use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
+mod first_blocks;
+use first_blocks::FirstBlocks;
+
 /// One inference request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
@@ -720,6 +723,11 @@ struct Sim<'a> {
     /// same by (outstanding, index). Rebuilt after a power change (rare), kept as loads change.
     routable: Vec<u32>,
     by_load: BTreeSet<(u64, u32)>,
+    /// Per replica: in `routable`.
+    is_routable: Vec<bool>,
+    /// Kv-aware routing with prefix caching: which replicas may hold each request's first block (`None`
+    /// when the workload's ids do not allow the index; the router then asks every replica).
+    first_blocks: Option<FirstBlocks>,
     /// A power change since the index was built.
     routing_dirty: bool,
 }
@@ -875,6 +883,9 @@ impl<'a> Sim<'a> {
             .collect();
         let mut order: Vec<usize> = (0..requests.len()).filter(|&q| !out[q].cancelled).collect();
         order.sort_by_key(|&i| (requests[i].arrival_us, i));
+        let first_blocks = (cfg.router == Router::KvAware && cfg.prefix_caching)
+            .then(|| FirstBlocks::build(requests.iter().map(|r| r.hash_ids.as_slice())))
+            .flatten();
         Ok(Sim {
             capacity: service.kv_capacity_tokens(),
             decode_capacity,
@@ -907,6 +918,8 @@ impl<'a> Sim<'a> {
             ttfts: None,
             routable: Vec::new(),
             by_load: BTreeSet::new(),
+            is_routable: Vec::new(),
+            first_blocks,
             routing_dirty: true,
         })
     }
@@ -1062,6 +1075,13 @@ impl<'a> Sim<'a> {
         if self.routable.is_empty() {
             self.routable.push(0);
         }
+        self.is_routable.clear();
+        self.is_routable.resize(n, false);
+        for &r in &self.routable {
+            if let Some(x) = self.is_routable.get_mut(r as usize) {
+                *x = true;
+            }
+        }
         self.by_load = self
             .routable
             .iter()
@@ -1100,8 +1120,31 @@ impl<'a> Sim<'a> {
             }
             Router::LeastOutstanding => self.by_load.first().map_or(0, |&(_, r)| r as usize),
             Router::KvAware => {
-                let least = self.by_load.first().map_or(0, |&(l, _)| l);
+                let (least, first) = self.by_load.first().map_or((0, 0), |&(l, r)| (l, r));
                 let limit = least + u64::from(self.cfg.kv_load_slack);
+                if let Some(fb) = self.first_blocks.as_mut() {
+                    // Only a replica holding the first block has a cached prefix (>= 1 block): ask those
+                    // within the slack for the longest (ties: fewer outstanding, then lowest index), and
+                    // when none has one, the least loaded takes it, as the walk below decides.
+                    let ids: &[u64] = &self.reqs[q].hash_ids;
+                    let Some(list) = fb.holders_mut(q) else {
+                        return first as usize;
+                    };
+                    let replicas = &self.replicas;
+                    list.retain(|&r| replicas[r as usize].cache.blocks.contains_key(&ids[0]));
+                    let mut best: Option<(Reverse<usize>, u64, u32)> = None;
+                    for &r in list.iter() {
+                        let rep = &replicas[r as usize];
+                        if !self.is_routable[r as usize] || rep.outstanding > limit {
+                            continue;
+                        }
+                        let cand = (Reverse(rep.cache.prefix_hits(ids)), rep.outstanding, r);
+                        if best.is_none_or(|b| cand < b) {
+                            best = Some(cand);
+                        }
+                    }
+                    return best.map_or(first, |(_, _, r)| r) as usize;
+                }
                 let ids = self.ids(q);
                 // In (load, index) order, so the first replica with the most hits wins the ties.
                 let mut best: Option<(usize, u32)> = None;
@@ -1156,6 +1199,9 @@ impl<'a> Sim<'a> {
         }
         let hits = rep.cache.prefix_hits(ids) as u64;
         rep.cache.pin(ids);
+        if let Some(fb) = self.first_blocks.as_mut() {
+            fb.pinned(q, r);
+        }
         if need > free {
             rep.cache.evict((need - free).div_ceil(block));
         }
@@ -1459,6 +1505,9 @@ impl<'a> Sim<'a> {
         let hits = rep.cache.prefix_hits(ids) as u64;
         let rep = &mut self.replicas[r];
         rep.cache.pin(ids);
+        if let Some(fb) = self.first_blocks.as_mut() {
+            fb.pinned(q, r);
+        }
         if need > free {
             // New blocks and pages need more than is free: evict idle blocks (never the ones just pinned).
             rep.cache.evict((need - free).div_ceil(self.block));
@@ -2330,9 +2379,31 @@ pub fn summarize_sessions(after: &[Option<After>], res: &SimResult) -> SessionSu
 
 #[cfg(test)]
 mod tests {
-    use super::PrefixCache;
+    use super::{
+        After, Autoscale, LiveSim, Model, PrefixCache, Request, Sim, SimConfig, SimResult,
+    };
+    use crate::domain::traffic::{Admission, Router};
+    use crate::perf::inference::ServiceModel;
     use proptest::prelude::*;
+    use std::borrow::Cow;
     use std::collections::{BTreeMap, BTreeSet};
+
+    /// 1 us per uncached prompt token, 1 ms per decode step.
+    struct Fixed {
+        capacity: u64,
+    }
+
+    impl ServiceModel for Fixed {
+        fn prefill_us(&self, new_tokens: u64, _requests: usize) -> u64 {
+            new_tokens
+        }
+        fn decode_step_us(&self, _kv_tokens: u64, _batch: usize) -> u64 {
+            1_000
+        }
+        fn kv_capacity_tokens(&self) -> u64 {
+            self.capacity
+        }
+    }
 
     /// The eager LRU the lazy one replaced: a sorted set of (stamp, hash) kept exact at every step.
     #[derive(Default)]
@@ -2418,6 +2489,99 @@ mod tests {
                     prop_assert_eq!(b.refs, eager.blocks[h].0);
                 }
             }
+        }
+
+        /// The kv-aware router with its first-block index picks the replicas the walk over every replica
+        /// within the slack picks: sessions whose calls repeat and extend their context, some sharing a
+        /// popular first block, on small caches that evict, under both admissions, with and without
+        /// autoscaling, and in a live run where a replica drains. With a first block repeated later in a
+        /// request the index is refused.
+        #[test]
+        fn the_first_block_index_routes_as_the_walk_over_every_replica(
+            sessions in prop::collection::vec((0u8..4, 1usize..5, 1usize..4, 0u64..50_000), 1..14),
+            replicas in 1u32..6,
+            slack in 0u32..3,
+            blocks in 3u64..40,
+            paged in any::<bool>(),
+            autoscale in any::<bool>(),
+            messy in any::<bool>(),
+            drain_at in prop::option::of(0u64..60_000),
+        ) {
+            let (mut reqs, mut after) = (Vec::new(), Vec::new());
+            let mut next_id = 1_000u64;
+            for (s, &(popular, turns, grow, start)) in sessions.iter().enumerate() {
+                // Popular first blocks 1 and 2 are shared by sessions; 0 and 3 start a block of its own.
+                let mut ids = vec![match popular {
+                    1 | 2 => u64::from(popular),
+                    _ => { next_id += 1; next_id }
+                }];
+                for k in 0..turns {
+                    for _ in 0..grow {
+                        next_id += 1;
+                        ids.push(next_id);
+                    }
+                    if messy && s == 0 && k == 0 {
+                        ids.push(1); // a popular first block at a later position
+                    }
+                    after.push((k > 0).then(|| After { parent: reqs.len() - 1, delay_us: 300 }));
+                    reqs.push(Request {
+                        arrival_us: start,
+                        prompt_tokens: ids.len() as u32 * 512 - 100,
+                        output_tokens: 3 + (s as u32 % 5),
+                        hash_ids: ids.clone(),
+                    });
+                }
+            }
+            let cfg = SimConfig {
+                replicas,
+                router: Router::KvAware,
+                kv_load_slack: slack,
+                admission: if paged { Admission::Paged } else { Admission::Reserve },
+                autoscale: autoscale.then_some(Autoscale {
+                    min_replicas: 1,
+                    max_replicas: replicas + 1,
+                    target_outstanding: 2,
+                    scale_up_delay_us: 5_000,
+                }),
+                ..SimConfig::default()
+            };
+            let model = Fixed { capacity: blocks * 512 };
+            let messy_ids = messy && sessions.iter().any(|&(p, ..)| p == 1);
+            let run = |index: bool| -> Result<SimResult, TestCaseError> {
+                if let Some(t) = drain_at {
+                    // The cluster engine's live run: the highest serving replica drains at `t`, its cache
+                    // still holding first blocks while it takes no new request.
+                    let fixed = Box::new(Fixed { capacity: blocks * 512 });
+                    let mut live =
+                        LiveSim::new(reqs.clone(), after.clone(), u64::MAX, fixed, cfg.clone()).unwrap();
+                    prop_assert_eq!(live.sim.first_blocks.is_some(), !messy_ids);
+                    if !index {
+                        live.sim.first_blocks = None;
+                    }
+                    live.advance(t);
+                    live.stop_one(t);
+                    live.advance(u64::MAX);
+                    return Ok(live.finish());
+                }
+                let mut sim = Sim::new(
+                    Cow::Borrowed(&reqs),
+                    Cow::Borrowed(&after),
+                    u64::MAX,
+                    Model::Borrowed(&model),
+                    None,
+                    cfg.clone(),
+                )
+                .unwrap();
+                prop_assert_eq!(sim.first_blocks.is_some(), !messy_ids);
+                if !index {
+                    sim.first_blocks = None;
+                }
+                sim.run_until(u64::MAX);
+                let now = sim.now;
+                Ok(sim.finish(now))
+            };
+            let (indexed, walked) = (run(true)?, run(false)?);
+            prop_assert_eq!(&indexed, &walked);
         }
 
         /// The kv-aware router's shortcut: `prefix_hits_over(ids, beat)` is the prefix length exactly when

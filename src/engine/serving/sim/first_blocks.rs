@@ -1,0 +1,127 @@
+//! The kv-aware router's index of where a request's first prompt block may be cached.
+//!
+//! A replica can hold a cached prefix of a request (one block or more) only if it holds the request's
+//! first block. Without an index the router asks every replica within the load slack, one cache lookup
+//! each, so a request costs as many lookups as the service has replicas, and a service's cost grows with
+//! replicas x requests. This index keeps, for each distinct first block of the workload, the replicas
+//! that pinned a request starting with it. That is a superset of the replicas holding it, pruned to the
+//! exact set when the router reads it, so a routed request costs a lookup per replica that may hold its
+//! prefix (one or two for a session), not one per replica.
+//!
+//! Exact only when a first block never appears at a later position of any request (then the only way a
+//! replica gets that block is by pinning a request that starts with it, and that pin registers it):
+//! prefix-hashed ids (Mooncake's, and the generated sessions') always are. [`FirstBlocks::build`]
+//! checks it over the whole workload and returns `None` otherwise, and the router then asks every
+//! replica as before. Pure: no I/O.
+
+use rustc_hash::FxHashMap;
+
+/// Per request, the dense key of its first block; per key, the replicas that may hold that block.
+#[derive(Debug)]
+pub(super) struct FirstBlocks {
+    /// Per request: its first block's key, or [`NONE`] for a request without hash ids.
+    key: Vec<u32>,
+    /// Per key: replicas (indexes) that pinned a request starting with this block since the router last
+    /// pruned the list; each holds the block or held it once.
+    holders: Vec<Vec<u32>>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl FirstBlocks {
+    /// The index for `ids` (each request's hash ids, in request order), or `None` when some request's
+    /// first block also appears at a later position of a request (the index would miss holders), or when
+    /// there are more distinct first blocks than keys.
+    pub(super) fn build<'r>(ids: impl Iterator<Item = &'r [u64]> + Clone) -> Option<FirstBlocks> {
+        let mut keys: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut key = Vec::new();
+        // The request before's (first block, key): a session's calls are usually listed together, so
+        // most requests find their key without a map lookup.
+        let mut before = (0u64, NONE);
+        for ids in ids.clone() {
+            key.push(match ids.first() {
+                None => NONE,
+                Some(&h) if before.1 != NONE && h == before.0 => before.1,
+                Some(&h) => {
+                    let next = u32::try_from(keys.len()).ok().filter(|&k| k != NONE)?;
+                    let k = *keys.entry(h).or_insert(next);
+                    before = (h, k);
+                    k
+                }
+            });
+        }
+        // Each request's ids after the first must miss `keys`. A session's calls repeat the ids of the
+        // call before with the same first block, so only the ids past their common prefix are looked up.
+        let mut last: Vec<&[u64]> = vec![&[]; keys.len()];
+        for (ids, &k) in ids.zip(&key) {
+            let Some(seen) = last.get_mut(k as usize) else {
+                continue;
+            };
+            let same = ids
+                .iter()
+                .zip(seen.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            if ids[same.max(1)..].iter().any(|h| keys.contains_key(h)) {
+                return None;
+            }
+            *seen = ids;
+        }
+        Some(FirstBlocks {
+            key,
+            holders: vec![Vec::new(); keys.len()],
+        })
+    }
+
+    /// Replica `r` pinned request `q`'s blocks.
+    pub(super) fn pinned(&mut self, q: usize, r: usize) {
+        let Some(list) = self.holders_mut(q) else {
+            return;
+        };
+        let r = r as u32;
+        if !list.contains(&r) {
+            list.push(r);
+        }
+    }
+
+    /// The replicas that may hold request `q`'s first block (none for a request without hash ids), for
+    /// the caller to check and prune.
+    pub(super) fn holders_mut(&mut self, q: usize) -> Option<&mut Vec<u32>> {
+        match self.key.get(q) {
+            Some(&k) if k != NONE => self.holders.get_mut(k as usize),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(reqs: &[&[u64]]) -> Option<FirstBlocks> {
+        FirstBlocks::build(reqs.iter().copied())
+    }
+
+    #[test]
+    fn requests_sharing_a_first_block_share_a_key_and_its_holders() {
+        let mut fb = build(&[&[1, 2, 3], &[7, 8], &[1, 2, 4], &[]]).unwrap();
+        fb.pinned(0, 5);
+        fb.pinned(1, 2);
+        fb.pinned(2, 5);
+        fb.pinned(2, 3);
+        fb.pinned(3, 9);
+        assert_eq!(fb.holders_mut(2).cloned(), Some(vec![5, 3]));
+        assert_eq!(fb.holders_mut(0).cloned(), Some(vec![5, 3]));
+        assert_eq!(fb.holders_mut(1).cloned(), Some(vec![2]));
+        assert_eq!(fb.holders_mut(3), None);
+        assert_eq!(fb.holders_mut(4), None);
+    }
+
+    #[test]
+    fn a_first_block_seen_later_in_a_request_refuses_the_index() {
+        assert!(build(&[&[1, 2], &[2, 3]]).is_none());
+        assert!(build(&[&[2, 3], &[1, 2]]).is_none());
+        assert!(build(&[&[5, 5]]).is_none());
+        assert!(build(&[&[1, 2], &[1, 3], &[4, 2]]).is_some());
+    }
+}
