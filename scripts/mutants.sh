@@ -28,9 +28,12 @@ runs=(
   "engine|src/engine/cluster/mod.rs src/engine/cluster/queue.rs|--test engine --test schedule_props --test queues --test check --test capacity --test sharing --test reports --test failures"
   "placement|src/engine/cluster/placement.rs src/kernel/placement/mod.rs|--test engine --test kernel_conformance --test check --test capacity"
   "cpu-twin|src/kernel/placement/cpu.rs|--lib --test kernel_conformance --test engine"
+  # The serving router and its first-block index; sim.rs is the whole serving simulator, so only the
+  # mutants of the router's functions (the fourth field: a regex on mutant names, unless NAMES is set).
+  "router|src/engine/serving/sim/first_blocks.rs src/engine/serving/sim.rs|--lib --test agentic --test inference|first_blocks\\.rs|Sim<'a>::(route|refresh_routing)( |$)"
 )
 for spec in "${runs[@]}"; do
-  IFS='|' read -r name files tests <<<"$spec"
+  IFS='|' read -r name files tests filter <<<"$spec"
   only="${ONLY:-}"
   if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
   args=()
@@ -52,6 +55,7 @@ for spec in "${runs[@]}"; do
       args+=(-F "^$(printf '%s' "$mutant" | sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g')\$")
     done <"$NAMES"
   fi
+  if [ -z "${NAMES:-}" ] && [ -n "$filter" ]; then args+=(-F "$filter"); fi
   echo "== $name: ${files} (tests: $tests)"
   # Exit codes 2 (mutants missed) and 3 (timeouts) are results, not failures of the script.
   # `--profile mutants` (Cargo.toml: opt-level 1, no debug info): the engine tests take ~4 s instead of
