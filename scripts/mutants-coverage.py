@@ -31,18 +31,20 @@ import subprocess
 import sys
 import tempfile
 
-# A group line of scripts/mutants.sh's `runs` array: "name|files|cargo test arguments".
-GROUP = re.compile(r'^\s*"([\w-]+)\|([^|]+)\|')
+# A group line of scripts/mutants.sh's `runs` array: "name|files|cargo test arguments[|name filter]".
+GROUP = re.compile(r'^\s*"([\w-]+)\|([^|]+)\|([^|"]*)(?:\|(.*))?"\s*$')
 NAME = re.compile(r"(?:(\w+): )?(src/[^:]+):(\d+):(\d+): (.*)$")
 RECORD = re.compile(r"(re-run |fate )?(\w+): (src/.*?)(?: -- .*)?$")
 ORDER = ["caught", "timeout", "killed", "equivalent", "left", "missed", "unviable"]
 COMMIT = re.compile(r"commit ([0-9a-f]{7,40})")
 
 
-def mutant_list(tree, files):
+def mutant_list(tree, files, name_filter=None):
     args = ["cargo", "mutants", "--list"]
     for f in files:
         args += ["-f", f]
+    if name_filter:
+        args += ["-F", name_filter]
     out = subprocess.run(args, cwd=tree, check=True, capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if line.startswith("src/")]
 
@@ -63,9 +65,15 @@ def ranked(names):
 
 
 def groups(root):
-    """The groups scripts/mutants.sh runs and their files, read from it (one list for both scripts)."""
+    """The groups scripts/mutants.sh runs: their files and name filter (a shell double-quoted string there,
+    so `\\\\` stands for one backslash), read from it (one list for both scripts)."""
     text = (root / "scripts" / "mutants.sh").read_text()
-    return {m.group(1): m.group(2).split() for line in text.splitlines() for m in [GROUP.match(line)] if m}
+    return {
+        m.group(1): (m.group(2).split(), (m.group(4) or "").replace("\\\\", "\\") or None)
+        for line in text.splitlines()
+        for m in [GROUP.match(line)]
+        if m
+    }
 
 
 def main():
@@ -80,8 +88,8 @@ def main():
         print(f"usage: {sys.argv[0]} {{{','.join(known)}}} [--show {{{','.join(ORDER)}}}]", file=sys.stderr)
         return 2
     group = args[0]
-    files = known[group]
-    head = ranked(mutant_list(root, files))
+    files, name_filter = known[group]
+    head = ranked(mutant_list(root, files, name_filter))
     lists = {}
     runs = []
     for record in sorted((root / "docs" / "mutants").glob(f"{group}-*.txt")):
@@ -99,7 +107,7 @@ def main():
             with tempfile.TemporaryDirectory() as tree:
                 archive = subprocess.run(["git", "archive", commit], cwd=root, check=True, capture_output=True).stdout
                 subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-                lists[commit] = ranked(mutant_list(tree, files))
+                lists[commit] = ranked(mutant_list(tree, files, name_filter))
         at_commit = lists[commit]
         seen, unknown = set(), 0
         for line in text:

@@ -2451,6 +2451,39 @@ mod tests {
         }
     }
 
+    /// A live service whose replicas all went off and one is starting: requests wait on the starting
+    /// replica (the routable set falls back to the replicas not off), and are served when it is ready.
+    #[test]
+    fn with_none_serving_requests_wait_on_the_starting_replica() {
+        let reqs: Vec<Request> = [1_000, 2_000]
+            .into_iter()
+            .map(|arrival_us| Request {
+                arrival_us,
+                prompt_tokens: 100,
+                output_tokens: 2,
+                hash_ids: Vec::new(),
+            })
+            .collect();
+        let cfg = SimConfig {
+            replicas: 2,
+            router: Router::LeastOutstanding,
+            ..SimConfig::default()
+        };
+        let fixed = Box::new(Fixed { capacity: 1 << 30 });
+        let mut live = LiveSim::new(reqs, Vec::new(), u64::MAX, fixed, cfg).unwrap();
+        live.advance(0);
+        assert_eq!(live.stop_one(0), Some((1, true)));
+        assert_eq!(live.stop_one(0), Some((0, true)));
+        assert_eq!(live.start_replica(0, 10_000), 0);
+        live.advance(u64::MAX);
+        let res = live.finish();
+        for o in &res.requests {
+            assert_eq!(o.replica, Some(0));
+            // Ready at 10 ms, then one prefill of both prompts: 200 tokens at 1 us a token.
+            assert_eq!(o.first_token_us, Some(10_200));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

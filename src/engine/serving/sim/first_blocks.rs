@@ -87,10 +87,9 @@ impl FirstBlocks {
     /// The replicas that may hold request `q`'s first block (none for a request without hash ids), for
     /// the caller to check and prune.
     pub(super) fn holders_mut(&mut self, q: usize) -> Option<&mut Vec<u32>> {
-        match self.key.get(q) {
-            Some(&k) if k != NONE => self.holders.get_mut(k as usize),
-            _ => None,
-        }
+        // `NONE` is past the last key (there are fewer keys), so it finds no list.
+        let k = *self.key.get(q)?;
+        self.holders.get_mut(k as usize)
     }
 }
 
@@ -115,6 +114,15 @@ mod tests {
         assert_eq!(fb.holders_mut(1).cloned(), Some(vec![2]));
         assert_eq!(fb.holders_mut(3), None);
         assert_eq!(fb.holders_mut(4), None);
+    }
+
+    #[test]
+    fn a_first_block_id_of_zero_is_a_key_like_any_other() {
+        // Mooncake's ids start at 0; the first request's block 0 must not be taken for "no block".
+        let mut fb = build(&[&[0, 1], &[0, 1, 2], &[5]]).unwrap();
+        fb.pinned(0, 4);
+        assert_eq!(fb.holders_mut(1).cloned(), Some(vec![4]));
+        assert_eq!(fb.holders_mut(2).cloned(), Some(vec![]));
     }
 
     #[test]
