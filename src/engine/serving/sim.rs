@@ -1127,13 +1127,12 @@ impl<'a> Sim<'a> {
                     // within the slack for the longest (ties: fewer outstanding, then lowest index), and
                     // when none has one, the least loaded takes it, as the walk below decides.
                     let ids: &[u64] = &self.reqs[q].hash_ids;
-                    let Some(list) = fb.holders_mut(q) else {
-                        return first as usize;
-                    };
                     let replicas = &self.replicas;
-                    list.retain(|&r| replicas[r as usize].cache.blocks.contains_key(&ids[0]));
+                    let (one, others) = fb.holders(q, |r| {
+                        replicas[r as usize].cache.blocks.contains_key(&ids[0])
+                    });
                     let mut best: Option<(Reverse<usize>, u64, u32)> = None;
-                    for &r in list.iter() {
+                    for r in one.into_iter().chain(others.iter().copied()) {
                         let rep = &replicas[r as usize];
                         if !self.is_routable[r as usize] || rep.outstanding > limit {
                             continue;

@@ -16,14 +16,18 @@
 
 use rustc_hash::FxHashMap;
 
-/// Per request, the dense key of its first block; per key, the replicas that may hold that block.
+/// Per request, the dense key of its first block; per key, the replicas that may hold that block: those
+/// that pinned a request starting with it since the router last pruned the list (each holds the block or
+/// held it once). Most blocks have one such replica at a time, so it is kept inline (4 bytes a key) and
+/// only the others go to a map.
 #[derive(Debug)]
 pub(super) struct FirstBlocks {
     /// Per request: its first block's key, or [`NONE`] for a request without hash ids.
     key: Vec<u32>,
-    /// Per key: replicas (indexes) that pinned a request starting with this block since the router last
-    /// pruned the list; each holds the block or held it once.
-    holders: Vec<Vec<u32>>,
+    /// Per key: one replica that may hold the block, or [`NONE`].
+    first: Vec<u32>,
+    /// Per key whose `first` is set: the other replicas that may hold it, when there are any.
+    more: FxHashMap<u32, Vec<u32>>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -69,27 +73,54 @@ impl FirstBlocks {
         }
         Some(FirstBlocks {
             key,
-            holders: vec![Vec::new(); keys.len()],
+            first: vec![NONE; keys.len()],
+            more: FxHashMap::default(),
         })
     }
 
     /// Replica `r` pinned request `q`'s blocks.
     pub(super) fn pinned(&mut self, q: usize, r: usize) {
-        let Some(list) = self.holders_mut(q) else {
+        // `NONE` is past the last key (there are fewer keys), so a request without ids finds no entry.
+        let Some(&k) = self.key.get(q) else {
+            return;
+        };
+        let Some(first) = self.first.get_mut(k as usize) else {
             return;
         };
         let r = r as u32;
-        if !list.contains(&r) {
-            list.push(r);
+        if *first == NONE {
+            *first = r;
+        } else if *first != r {
+            let others = self.more.entry(k).or_default();
+            if !others.contains(&r) {
+                others.push(r);
+            }
         }
     }
 
-    /// The replicas that may hold request `q`'s first block (none for a request without hash ids), for
-    /// the caller to check and prune.
-    pub(super) fn holders_mut(&mut self, q: usize) -> Option<&mut Vec<u32>> {
-        // `NONE` is past the last key (there are fewer keys), so it finds no list.
-        let k = *self.key.get(q)?;
-        self.holders.get_mut(k as usize)
+    /// The replicas that hold request `q`'s first block, as far as `holds` says: the list is pruned to
+    /// those it accepts and returned (in no particular order); empty for a request without hash ids.
+    pub(super) fn holders(
+        &mut self,
+        q: usize,
+        holds: impl Fn(u32) -> bool,
+    ) -> (Option<u32>, &[u32]) {
+        let Some(&k) = self.key.get(q) else {
+            return (None, &[]);
+        };
+        let Some(first) = self.first.get_mut(k as usize) else {
+            return (None, &[]);
+        };
+        let mut others = self.more.remove(&k).unwrap_or_default();
+        others.retain(|&r| holds(r));
+        if *first != NONE && !holds(*first) {
+            *first = others.pop().unwrap_or(NONE);
+        }
+        let first = (*first != NONE).then_some(*first);
+        if others.is_empty() {
+            return (first, &[]);
+        }
+        (first, self.more.entry(k).or_insert(others))
     }
 }
 
@@ -101,6 +132,14 @@ mod tests {
         FirstBlocks::build(reqs.iter().copied())
     }
 
+    /// Request `q`'s holders, sorted, pruned by nothing.
+    fn all(fb: &mut FirstBlocks, q: usize) -> Vec<u32> {
+        let (first, more) = fb.holders(q, |_| true);
+        let mut v: Vec<u32> = first.into_iter().chain(more.iter().copied()).collect();
+        v.sort_unstable();
+        v
+    }
+
     #[test]
     fn requests_sharing_a_first_block_share_a_key_and_its_holders() {
         let mut fb = build(&[&[1, 2, 3], &[7, 8], &[1, 2, 4], &[]]).unwrap();
@@ -108,12 +147,33 @@ mod tests {
         fb.pinned(1, 2);
         fb.pinned(2, 5);
         fb.pinned(2, 3);
+        fb.pinned(2, 3);
+        fb.pinned(0, 9);
         fb.pinned(3, 9);
-        assert_eq!(fb.holders_mut(2).cloned(), Some(vec![5, 3]));
-        assert_eq!(fb.holders_mut(0).cloned(), Some(vec![5, 3]));
-        assert_eq!(fb.holders_mut(1).cloned(), Some(vec![2]));
-        assert_eq!(fb.holders_mut(3), None);
-        assert_eq!(fb.holders_mut(4), None);
+        assert_eq!(all(&mut fb, 2), vec![3, 5, 9]);
+        assert_eq!(all(&mut fb, 0), vec![3, 5, 9]);
+        assert_eq!(all(&mut fb, 1), vec![2]);
+        assert_eq!(all(&mut fb, 3), Vec::<u32>::new());
+        assert_eq!(all(&mut fb, 4), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn pruning_keeps_exactly_the_replicas_that_still_hold_the_block() {
+        let mut fb = build(&[&[1, 2], &[1, 3]]).unwrap();
+        for r in [4, 6, 8, 10] {
+            fb.pinned(0, r);
+        }
+        let (first, more) = fb.holders(1, |r| r != 4 && r != 8);
+        let mut v: Vec<u32> = first.into_iter().chain(more.iter().copied()).collect();
+        v.sort_unstable();
+        assert_eq!(v, vec![6, 10]);
+        assert_eq!(all(&mut fb, 0), vec![6, 10]);
+        assert_eq!(fb.holders(0, |_| false), (None, &[][..]));
+        assert_eq!(all(&mut fb, 1), Vec::<u32>::new());
+        assert!(fb.more.is_empty());
+        // A pruned replica that pins again is listed again.
+        fb.pinned(1, 8);
+        assert_eq!(all(&mut fb, 0), vec![8]);
     }
 
     #[test]
@@ -121,8 +181,8 @@ mod tests {
         // Mooncake's ids start at 0; the first request's block 0 must not be taken for "no block".
         let mut fb = build(&[&[0, 1], &[0, 1, 2], &[5]]).unwrap();
         fb.pinned(0, 4);
-        assert_eq!(fb.holders_mut(1).cloned(), Some(vec![4]));
-        assert_eq!(fb.holders_mut(2).cloned(), Some(vec![]));
+        assert_eq!(all(&mut fb, 1), vec![4]);
+        assert_eq!(all(&mut fb, 2), Vec::<u32>::new());
     }
 
     #[test]
