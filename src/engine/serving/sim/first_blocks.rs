@@ -150,6 +150,8 @@ mod tests {
         fb.pinned(2, 3);
         fb.pinned(0, 9);
         fb.pinned(3, 9);
+        // Each block's first holder inline; only block 1's two others in the map.
+        assert_eq!(fb.more.len(), 1);
         assert_eq!(all(&mut fb, 2), vec![3, 5, 9]);
         assert_eq!(all(&mut fb, 0), vec![3, 5, 9]);
         assert_eq!(all(&mut fb, 1), vec![2]);
