@@ -494,18 +494,36 @@ struct Block {
 }
 
 /// Blocks held in one replica's KV cache: pinned by running requests, or kept for reuse (the LRU set).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PrefixCache {
     /// By block hash (already uniform 64-bit hashes, so FxHash; nothing iterates this map in an order that
     /// could reach a result).
     blocks: rustc_hash::FxHashMap<u64, Block>,
-    /// Unpinned blocks, least recently used first, as (stamp, hash): stamps only grow, so push order is
-    /// stamp order. Lazy: an entry whose block was pinned again, restamped or removed is skipped when it
-    /// comes up (the block's stamp no longer matches), so a pin costs no removal.
+    /// Unpinned blocks, least recently used first, as (stamp, hash), one entry for every stamp from `base`
+    /// to `clock`: stamps only grow, so push order is stamp order, and the entry of stamp `s` sits at
+    /// `s - base`. An entry whose block was pinned again is marked dead in place (stamp 0) and skipped
+    /// when it comes up, so neither a pin nor an eviction searches for it.
     lru: VecDeque<(u64, u64)>,
+    /// Stamp of `lru`'s front entry.
+    base: u64,
     /// Unpinned blocks held (the live entries of `lru`).
     idle: u64,
     clock: u64,
+    /// Dead entries `lru` may hold beyond as many as the live ones before it is compacted.
+    slack: u64,
+}
+
+/// See [`PrefixCache::census`].
+struct Census {
+    new_blocks: u64,
+    idle_hits: u64,
+    hits: u64,
+}
+
+impl Default for PrefixCache {
+    fn default() -> PrefixCache {
+        PrefixCache::with_slack(1024)
+    }
 }
 
 /// The distinct values of `ids`, sorted: `ids` itself when it is already strictly increasing (as hash ids
@@ -521,6 +539,17 @@ fn distinct(ids: &[u64]) -> std::borrow::Cow<'_, [u64]> {
 }
 
 impl PrefixCache {
+    fn with_slack(slack: u64) -> PrefixCache {
+        PrefixCache {
+            blocks: rustc_hash::FxHashMap::default(),
+            lru: VecDeque::new(),
+            base: 1,
+            idle: 0,
+            clock: 0,
+            slack,
+        }
+    }
+
     /// Leading blocks of `ids` present.
     fn prefix_hits(&self, ids: &[u64]) -> usize {
         ids.iter()
@@ -537,11 +566,47 @@ impl PrefixCache {
         Some(self.prefix_hits(ids)).filter(|&hits| hits > beat)
     }
 
+    /// What admitting a request with blocks `ids` finds here: its distinct blocks not held (to be added),
+    /// the held unpinned ones (no longer evictable once pinned), and its leading blocks held (the prefix
+    /// hits). One lookup a block when `ids` has no repeats.
+    fn census(&self, ids: &[u64]) -> Census {
+        let unique = distinct(ids);
+        let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
+        let mut first_miss = None;
+        for (k, h) in unique.iter().enumerate() {
+            match self.blocks.get(h) {
+                None => {
+                    new_blocks += 1;
+                    first_miss.get_or_insert(k);
+                }
+                Some(b) if b.refs == 0 => idle_hits += 1,
+                Some(_) => {}
+            }
+        }
+        let hits = match unique {
+            std::borrow::Cow::Borrowed(_) => first_miss.unwrap_or(ids.len()),
+            std::borrow::Cow::Owned(_) => self.prefix_hits(ids),
+        };
+        Census {
+            new_blocks,
+            idle_hits,
+            hits: hits as u64,
+        }
+    }
+
+    /// Marks the `lru` entry of an unpinned block's `stamp` dead.
+    fn bury(lru: &mut VecDeque<(u64, u64)>, base: u64, stamp: u64) {
+        let entry = &mut lru[(stamp - base) as usize];
+        debug_assert_eq!(entry.0, stamp);
+        entry.0 = 0;
+    }
+
     fn pin(&mut self, ids: &[u64]) {
         for &h in ids {
             let b = self.blocks.entry(h).or_default();
             if b.refs == 0 && b.stamp != 0 {
-                self.idle -= 1; // its `lru` entry is now stale
+                Self::bury(&mut self.lru, self.base, b.stamp);
+                self.idle -= 1;
                 b.stamp = 0;
             }
             b.refs += 1;
@@ -559,6 +624,9 @@ impl PrefixCache {
                 if keep {
                     if b.stamp == 0 {
                         self.idle += 1;
+                    } else {
+                        // Released again while unpinned: it moves to the back.
+                        Self::bury(&mut self.lru, self.base, b.stamp);
                     }
                     self.clock += 1;
                     b.stamp = self.clock;
@@ -568,15 +636,29 @@ impl PrefixCache {
                 }
             }
         }
-        // Drop stale entries when they outnumber the live ones (amortised O(1) per unpin).
-        if self.lru.len() as u64 > 2 * self.idle + 1024 {
-            let blocks = &self.blocks;
-            self.lru.retain(|&(stamp, h)| {
-                blocks
-                    .get(&h)
-                    .is_some_and(|b| b.refs == 0 && b.stamp == stamp)
-            });
+        if self.lru.len() as u64 > 2 * self.idle + self.slack {
+            self.compact();
         }
+    }
+
+    /// Drops the dead entries of `lru` and restamps the live ones in their order (one lookup each; a
+    /// compaction follows at least `idle + slack` deaths, so this is amortised O(1) a death).
+    fn compact(&mut self) {
+        let blocks = &mut self.blocks;
+        let mut clock = self.clock;
+        self.lru.retain_mut(|(stamp, h)| {
+            if *stamp == 0 {
+                return false;
+            }
+            clock += 1;
+            *stamp = clock;
+            if let Some(b) = blocks.get_mut(h) {
+                b.stamp = clock;
+            }
+            true
+        });
+        self.base = self.clock + 1;
+        self.clock = clock;
     }
 
     /// Evicts least recently used unpinned blocks until `blocks` are freed (or none are left).
@@ -585,14 +667,12 @@ impl PrefixCache {
             let Some((stamp, h)) = self.lru.pop_front() else {
                 return;
             };
-            if !self
-                .blocks
-                .get(&h)
-                .is_some_and(|b| b.refs == 0 && b.stamp == stamp)
-            {
-                continue; // stale
+            self.base += 1;
+            if stamp == 0 {
+                continue; // dead
             }
-            self.blocks.remove(&h);
+            let removed = self.blocks.remove(&h);
+            debug_assert!(removed.is_some_and(|b| b.refs == 0 && b.stamp == stamp));
             self.idle -= 1;
             blocks -= 1;
         }
@@ -601,6 +681,7 @@ impl PrefixCache {
     fn clear(&mut self) {
         self.blocks.retain(|_, b| b.refs > 0);
         self.lru.clear();
+        self.base = self.clock + 1;
         self.idle = 0;
     }
 }
@@ -1180,15 +1261,11 @@ impl<'a> Sim<'a> {
             &[]
         };
         let rep = &mut self.replicas[r];
-        let unique = distinct(ids);
-        let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
-        for h in unique.iter() {
-            match rep.cache.blocks.get(h) {
-                None => new_blocks += 1,
-                Some(b) if b.refs == 0 => idle_hits += 1,
-                Some(_) => {}
-            }
-        }
+        let Census {
+            new_blocks,
+            idle_hits,
+            hits,
+        } = rep.cache.census(ids);
         let used = rep.own_tokens + rep.cache.blocks.len() as u64 * block;
         let free = self.capacity.saturating_sub(used);
         let need = own + new_blocks * block;
@@ -1196,7 +1273,6 @@ impl<'a> Sim<'a> {
         if need > free + evictable {
             return None;
         }
-        let hits = rep.cache.prefix_hits(ids) as u64;
         rep.cache.pin(ids);
         if let Some(fb) = self.first_blocks.as_mut() {
             fb.pinned(q, r);
@@ -1483,16 +1559,11 @@ impl<'a> Sim<'a> {
         } else {
             &[]
         };
-        let unique = distinct(ids);
-        let rep = &self.replicas[r];
-        let (mut new_blocks, mut idle_hits) = (0u64, 0u64);
-        for h in unique.iter() {
-            match rep.cache.blocks.get(h) {
-                None => new_blocks += 1,
-                Some(b) if b.refs == 0 => idle_hits += 1,
-                Some(_) => {}
-            }
-        }
+        let Census {
+            new_blocks,
+            idle_hits,
+            hits,
+        } = self.replicas[r].cache.census(ids);
         let pages = self.need_pages(q, self.progress[q].generated);
         let (free, evictable) = self.free_tokens(r);
         let avail = free + evictable.saturating_sub(idle_hits * self.block);
@@ -1501,7 +1572,6 @@ impl<'a> Sim<'a> {
         if need + watermark > avail {
             return None;
         }
-        let hits = rep.cache.prefix_hits(ids) as u64;
         let rep = &mut self.replicas[r];
         rep.cache.pin(ids);
         if let Some(fb) = self.first_blocks.as_mut() {
@@ -2448,6 +2518,10 @@ mod tests {
                 n -= 1;
             }
         }
+        fn clear(&mut self) {
+            self.blocks.retain(|_, b| b.0 > 0);
+            self.lru.clear();
+        }
     }
 
     /// A live service whose replicas all went off and one is starting: requests wait on the starting
@@ -2487,12 +2561,14 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
         /// Pins and unpins of balanced requests (as the simulator makes them), evictions and clears: the
-        /// lazy cache holds the same blocks, counts the same idle ones and evicts in the same order.
+        /// lazy cache (compacted after any number of dead entries) holds the same blocks, counts the same
+        /// idle ones and evicts in the same order; its `lru` holds one entry for every stamp from `base`.
         #[test]
         fn lazy_lru_equals_the_eager_one(
-            ops in prop::collection::vec((0u8..4, prop::collection::vec(0u64..40, 1..12), 0u64..6), 1..300)
+            ops in prop::collection::vec((0u8..5, prop::collection::vec(0u64..40, 1..12), 0u64..6), 1..300),
+            slack in prop_oneof![0u64..6, Just(1024)],
         ) {
-            let (mut lazy, mut eager) = (PrefixCache::default(), Eager::default());
+            let (mut lazy, mut eager) = (PrefixCache::with_slack(slack), Eager::default());
             let mut pinned: Vec<Vec<u64>> = Vec::new();
             for (op, ids, n) in ops {
                 match op {
@@ -2508,10 +2584,26 @@ mod tests {
                             eager.unpin(&ids, keep);
                         }
                     }
-                    _ => {
+                    3 => {
                         lazy.evict(n);
                         eager.evict(n);
                     }
+                    _ => {
+                        if n == 0 {
+                            lazy.clear();
+                            eager.clear();
+                        }
+                    }
+                }
+                prop_assert_eq!(lazy.base + lazy.lru.len() as u64, lazy.clock + 1);
+                for (k, &(stamp, h)) in lazy.lru.iter().enumerate() {
+                    if stamp != 0 {
+                        prop_assert_eq!(stamp, lazy.base + k as u64);
+                        prop_assert_eq!(lazy.blocks[&h].stamp, stamp);
+                    }
+                }
+                if op == 2 {
+                    prop_assert!(lazy.lru.len() as u64 <= 2 * lazy.idle + slack);
                 }
                 let lazy_blocks: BTreeSet<u64> = lazy.blocks.keys().copied().collect();
                 let eager_blocks: BTreeSet<u64> = eager.blocks.keys().copied().collect();
@@ -2614,6 +2706,34 @@ mod tests {
             };
             let (indexed, walked) = (run(true)?, run(false)?);
             prop_assert_eq!(&indexed, &walked);
+        }
+
+        /// `census(ids)`: the distinct blocks of `ids` not held, the held unpinned ones, and the leading
+        /// blocks held, on caches with pinned and unpinned blocks, for ids sorted (one pass) or not, with
+        /// and without repeats.
+        #[test]
+        fn the_census_counts_what_the_sets_count(
+            pinned in prop::collection::btree_set(0u64..24, 0..12),
+            idle in prop::collection::btree_set(0u64..24, 0..12),
+            ids in prop::collection::vec(0u64..24, 0..16),
+            sorted in any::<bool>(),
+        ) {
+            let mut cache = PrefixCache::default();
+            let idle: Vec<u64> = idle.difference(&pinned).copied().collect();
+            cache.pin(&idle);
+            cache.unpin(&idle, true);
+            cache.pin(&pinned.iter().copied().collect::<Vec<_>>());
+            let mut ids = ids;
+            if sorted {
+                ids.sort_unstable();
+                ids.dedup();
+            }
+            let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+            let c = cache.census(&ids);
+            let held = |h: &u64| pinned.contains(h) || idle.contains(h);
+            prop_assert_eq!(c.new_blocks, distinct.iter().filter(|h| !held(h)).count() as u64);
+            prop_assert_eq!(c.idle_hits, distinct.iter().filter(|h| idle.contains(h)).count() as u64);
+            prop_assert_eq!(c.hits, ids.iter().take_while(|h| held(h)).count() as u64);
         }
 
         /// The kv-aware router's shortcut: `prefix_hits_over(ids, beat)` is the prefix length exactly when
