@@ -24,7 +24,17 @@ pub struct Stats {
 impl Stats {
     /// Stats of `values` (any order).
     pub fn of(values: &mut [f64]) -> Stats {
-        if values.is_empty() {
+        // Unstable is exact here: values equal under `total_cmp` have the same bits, so every order of
+        // them gives the same percentiles and the same sum.
+        values.sort_unstable_by(f64::total_cmp);
+        Stats::of_sorted(values)
+    }
+
+    /// Stats of `values` sorted by `f64::total_cmp` (as [`Stats::of`] and [`merge_sorted`] leave them).
+    pub fn of_sorted(values: &[f64]) -> Stats {
+        debug_assert!(values.windows(2).all(|w| w[0].total_cmp(&w[1]).is_le()));
+        let n = values.len();
+        if n == 0 {
             return Stats {
                 mean: 0.0,
                 p50: 0.0,
@@ -33,10 +43,6 @@ impl Stats {
                 max: 0.0,
             };
         }
-        // Unstable is exact here: values equal under `total_cmp` have the same bits, so every order of
-        // them gives the same percentiles and the same sum.
-        values.sort_unstable_by(f64::total_cmp);
-        let n = values.len();
         // Nearest rank: the smallest value with at least p% of the sample at or below it.
         let rank = |p: f64| values[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
         Stats {
@@ -47,6 +53,39 @@ impl Stats {
             max: values[n - 1],
         }
     }
+}
+
+/// The values of `runs`, each sorted by `f64::total_cmp`, in one vector sorted the same way: balanced
+/// merges of pairs, O(n log k) for k runs. Values equal under `total_cmp` have the same bits, so this is
+/// the vector that sorting the runs' concatenation gives.
+pub fn merge_sorted(runs: &[&[f64]]) -> Vec<f64> {
+    fn two(a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            if b[j].total_cmp(&a[i]).is_lt() {
+                out.push(b[j]);
+                j += 1;
+            } else {
+                out.push(a[i]);
+                i += 1;
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        out
+    }
+    let mut level: Vec<Vec<f64>> = runs
+        .chunks(2)
+        .map(|p| two(p[0], p.get(1).copied().unwrap_or_default()))
+        .collect();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|p| two(&p[0], p.get(1).map_or(&[], |v| v.as_slice())))
+            .collect();
+    }
+    level.pop().unwrap_or_default()
 }
 
 /// Job counts.
@@ -483,7 +522,32 @@ fn min_domains(w: &Workload, job: &crate::domain::workload::Job) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::Stats;
+    use super::{merge_sorted, Stats};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Merging sorted runs gives, bit for bit, what sorting their concatenation gives (negative zero,
+        /// repeats and empty runs included), and so the same stats.
+        #[test]
+        fn merged_runs_are_the_sorted_concatenation(
+            runs in prop::collection::vec(
+                prop::collection::vec(prop_oneof![(-50i32..50).prop_map(|x| f64::from(x) / 4.0), Just(-0.0)], 0..40),
+                0..9,
+            )
+        ) {
+            let mut sorted_runs = runs.clone();
+            for r in &mut sorted_runs {
+                r.sort_unstable_by(f64::total_cmp);
+            }
+            let refs: Vec<&[f64]> = sorted_runs.iter().map(|r| r.as_slice()).collect();
+            let merged = merge_sorted(&refs);
+            let mut all: Vec<f64> = runs.concat();
+            let stats = Stats::of(&mut all);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+            prop_assert_eq!(bits(&merged), bits(&all));
+            prop_assert_eq!(Stats::of_sorted(&merged), stats);
+        }
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

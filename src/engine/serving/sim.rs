@@ -2229,6 +2229,25 @@ pub struct SloSeconds {
 
 /// Summarises a run against `slo`.
 pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
+    summarize_sorted(res, slo).0
+}
+
+/// Latencies of a run's completed requests, seconds, each sorted by `f64::total_cmp`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latencies {
+    /// Time to first token.
+    pub ttft_s: Vec<f64>,
+    /// Time per output token (requests with more than one output token).
+    pub tpot_s: Vec<f64>,
+    /// End to end.
+    pub e2e_s: Vec<f64>,
+    /// Completed requests that met both SLOs.
+    pub slo_met: u64,
+}
+
+/// [`summarize`], and the latencies its percentiles were taken from (so that percentiles over several
+/// runs together need only merge them).
+pub fn summarize_sorted(res: &SimResult, slo: Slo) -> (Summary, Latencies) {
     let sent: Vec<&RequestOutcome> = res.requests.iter().filter(|o| !o.cancelled).collect();
     let done: Vec<&RequestOutcome> = sent
         .iter()
@@ -2260,7 +2279,7 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
         .iter()
         .map(|r| r.powered_us * u64::from(r.gpus))
         .sum();
-    Summary {
+    let summary = Summary {
         requests: n,
         completed: done.len() as u64,
         rejected: sent.iter().filter(|o| o.replica.is_none()).count() as u64,
@@ -2290,7 +2309,14 @@ pub fn summarize(res: &SimResult, slo: Slo) -> Summary {
             .unwrap_or(0),
         gpu_seconds: secs(gpu_us),
         energy_kwh: res.energy_j / 3.6e6,
-    }
+    };
+    let sorted = Latencies {
+        ttft_s: ttft,
+        tpot_s: tpot,
+        e2e_s: e2e,
+        slo_met: good as u64,
+    };
+    (summary, sorted)
 }
 
 /// What happened to one session: a request without a parent and every request that depends on it.

@@ -1,8 +1,9 @@
 //! The traffic generator ([`generate`]: seeded requests and session chains from a [`Traffic`]) and
 //! [`serve`], which runs a service's traffic on the replicas the cluster engine gave it. Pure: no I/O.
 
+pub use super::sim::Latencies;
 use super::sim::{
-    simulate_closed_loop, simulate_disaggregated, summarize, summarize_sessions, After,
+    simulate_closed_loop, simulate_disaggregated, summarize_sessions, summarize_sorted, After,
     Disaggregation, Request, SessionSummary, SimConfig, Summary,
 };
 use crate::domain::catalog::GpuModel;
@@ -315,37 +316,6 @@ pub struct ServeOutcome {
     pub latencies: Latencies,
 }
 
-/// Raw latencies of completed requests, seconds.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Latencies {
-    /// Time to first token.
-    pub ttft_s: Vec<f64>,
-    /// Time per output token (requests with more than one output token).
-    pub tpot_s: Vec<f64>,
-    /// End to end.
-    pub e2e_s: Vec<f64>,
-    /// Completed requests that met both SLOs.
-    pub slo_met: u64,
-}
-
-fn latencies(
-    res: &crate::engine::serving::sim::SimResult,
-    slo: crate::domain::traffic::Slo,
-) -> Latencies {
-    let mut l = Latencies::default();
-    for o in res
-        .requests
-        .iter()
-        .filter(|o| !o.cancelled && o.done_us.is_some())
-    {
-        l.ttft_s.extend(o.ttft_us().map(|us| us as f64 / 1e6));
-        l.tpot_s.extend(o.tpot_us().map(|us| us / 1e6));
-        l.e2e_s.extend(o.e2e_us().map(|us| us as f64 / 1e6));
-        l.slo_met += u64::from(o.meets(slo));
-    }
-    l
-}
-
 fn too_much_traffic(serve: &Serve, duration: u64) -> InputError {
     serve.error(
         &format!("traffic.{}", serve.traffic.rate_field()),
@@ -495,7 +465,7 @@ pub fn outcome(
     after: &[Option<After>],
     extra_energy_j: f64,
 ) -> ServeOutcome {
-    let summary = summarize(res, serve.slo);
+    let (summary, latencies) = summarize_sorted(res, serve.slo);
     let sent = res.requests.iter().filter(|o| !o.cancelled);
     ServeOutcome {
         requests: summary.requests,
@@ -508,7 +478,7 @@ pub fn outcome(
         end_us: res.end_us,
         sessions: matches!(serve.traffic, Traffic::Sessions(_))
             .then(|| summarize_sessions(after, res)),
-        latencies: latencies(res, serve.slo),
+        latencies,
         summary,
     }
 }
