@@ -509,8 +509,10 @@ struct PrefixCache {
     /// Unpinned blocks held (the live entries of `lru`).
     idle: u64,
     clock: u64,
-    /// Dead entries `lru` may hold beyond as many as the live ones before it is compacted.
+    /// Dead entries `lru` may hold beyond as many as the live ones before it is compacted: `slack`, or
+    /// `per_block` a block held when that is more (see `compact`).
     slack: u64,
+    per_block: u64,
 }
 
 /// See [`PrefixCache::census`].
@@ -522,7 +524,7 @@ struct Census {
 
 impl Default for PrefixCache {
     fn default() -> PrefixCache {
-        PrefixCache::with_slack(1024)
+        PrefixCache::with_slack(1024, 2)
     }
 }
 
@@ -539,7 +541,7 @@ fn distinct(ids: &[u64]) -> std::borrow::Cow<'_, [u64]> {
 }
 
 impl PrefixCache {
-    fn with_slack(slack: u64) -> PrefixCache {
+    fn with_slack(slack: u64, per_block: u64) -> PrefixCache {
         PrefixCache {
             blocks: rustc_hash::FxHashMap::default(),
             lru: VecDeque::new(),
@@ -547,6 +549,7 @@ impl PrefixCache {
             idle: 0,
             clock: 0,
             slack,
+            per_block,
         }
     }
 
@@ -636,13 +639,18 @@ impl PrefixCache {
                 }
             }
         }
-        if self.lru.len() as u64 > 2 * self.idle + self.slack {
+        if self.lru.len() as u64 > 2 * self.idle + self.slack_now() {
             self.compact();
         }
     }
 
-    /// Drops the dead entries of `lru` and restamps the live ones in their order (one lookup each; a
-    /// compaction follows at least `idle + slack` deaths, so this is amortised O(1) a death).
+    fn slack_now(&self) -> u64 {
+        self.slack.max(self.per_block * self.blocks.len() as u64)
+    }
+
+    /// Drops the dead entries of `lru` and restamps the live ones in their order: one lookup each, and a
+    /// compaction follows at least `idle + 2 * blocks` deaths by default (`idle <= blocks`), so at most a
+    /// third of a lookup a death, while `lru` stays within a few entries a block held.
     fn compact(&mut self) {
         let blocks = &mut self.blocks;
         let mut clock = self.clock;
@@ -2593,8 +2601,9 @@ mod tests {
         fn lazy_lru_equals_the_eager_one(
             ops in prop::collection::vec((0u8..5, prop::collection::vec(0u64..40, 1..12), 0u64..6), 1..300),
             slack in prop_oneof![0u64..6, Just(1024)],
+            per_block in 0u64..3,
         ) {
-            let (mut lazy, mut eager) = (PrefixCache::with_slack(slack), Eager::default());
+            let (mut lazy, mut eager) = (PrefixCache::with_slack(slack, per_block), Eager::default());
             let mut pinned: Vec<Vec<u64>> = Vec::new();
             for (op, ids, n) in ops {
                 match op {
@@ -2629,7 +2638,7 @@ mod tests {
                     }
                 }
                 if op == 2 {
-                    prop_assert!(lazy.lru.len() as u64 <= 2 * lazy.idle + slack);
+                    prop_assert!(lazy.lru.len() as u64 <= 2 * lazy.idle + lazy.slack_now());
                 }
                 let lazy_blocks: BTreeSet<u64> = lazy.blocks.keys().copied().collect();
                 let eager_blocks: BTreeSet<u64> = eager.blocks.keys().copied().collect();
