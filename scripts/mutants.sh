@@ -31,6 +31,8 @@ runs=(
   # The serving router and its first-block index; sim.rs is the whole serving simulator, so only the
   # mutants of the router's functions (the fourth field: a regex on mutant names, unless NAMES is set).
   "router|src/engine/serving/sim/first_blocks.rs src/engine/serving/sim.rs|--lib --test agentic --test inference|first_blocks\\.rs|Sim<'a>::(route|refresh_routing)( |$)"
+  # The prefix cache's blocks and LRU (sim.rs), and the latency summaries' merge of sorted runs (metrics.rs).
+  "prefix-cache|src/engine/serving/sim.rs src/engine/cluster/metrics.rs|--lib --test agentic --test inference|PrefixCache::|merge_sorted|Stats::of"
 )
 for spec in "${runs[@]}"; do
   IFS='|' read -r name files tests filter <<<"$spec"
