@@ -1262,18 +1262,12 @@ impl<'a> Sim<'a> {
         let own = self.own_tokens(q);
         let block = self.block;
         let prompt = u64::from(self.reqs[q].prompt_tokens);
-        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
-        let ids: &[u64] = if self.cfg.prefix_caching {
-            &self.reqs[q].hash_ids
-        } else {
-            &[]
-        };
-        let rep = &mut self.replicas[r];
+        let rep = &self.replicas[r];
         let Census {
             new_blocks,
             idle_hits,
             hits,
-        } = rep.cache.census(ids);
+        } = rep.cache.census(self.ids(q));
         let used = rep.own_tokens + rep.cache.blocks.len() as u64 * block;
         let free = self.capacity.saturating_sub(used);
         let need = own + new_blocks * block;
@@ -1281,15 +1275,29 @@ impl<'a> Sim<'a> {
         if need > free + evictable {
             return None;
         }
-        rep.cache.pin(ids);
+        self.pin_blocks(r, q, need, free);
+        self.replicas[r].own_tokens += own;
+        Some((hits * block).min(prompt))
+    }
+
+    /// Admission of `q` on replica `r`, once it fits: pins its blocks (and files `r` as a holder of its
+    /// first block for the router), then, when the `need` tokens are more than the `free` ones, evicts
+    /// idle blocks to cover the rest (never the ones just pinned).
+    fn pin_blocks(&mut self, r: usize, q: usize, need: u64, free: u64) {
+        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids: &[u64] = if self.cfg.prefix_caching {
+            &self.reqs[q].hash_ids
+        } else {
+            &[]
+        };
+        let cache = &mut self.replicas[r].cache;
+        cache.pin(ids);
         if let Some(fb) = self.first_blocks.as_mut() {
             fb.pinned(q, r);
         }
         if need > free {
-            rep.cache.evict((need - free).div_ceil(block));
+            cache.evict((need - free).div_ceil(self.block));
         }
-        rep.own_tokens += own;
-        Some((hits * block).min(prompt))
     }
 
     fn start_iteration(&mut self, r: usize, t: u64) {
@@ -1561,17 +1569,11 @@ impl<'a> Sim<'a> {
     /// leaving the watermark free; returns the prompt tokens found in the prefix cache.
     fn try_admit_paged(&mut self, r: usize, q: usize) -> Option<u64> {
         let page = u64::from(self.cfg.block_size);
-        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
-        let ids: &[u64] = if self.cfg.prefix_caching {
-            &self.reqs[q].hash_ids
-        } else {
-            &[]
-        };
         let Census {
             new_blocks,
             idle_hits,
             hits,
-        } = self.replicas[r].cache.census(ids);
+        } = self.replicas[r].cache.census(self.ids(q));
         let pages = self.need_pages(q, self.progress[q].generated);
         let (free, evictable) = self.free_tokens(r);
         let avail = free + evictable.saturating_sub(idle_hits * self.block);
@@ -1580,15 +1582,7 @@ impl<'a> Sim<'a> {
         if need + watermark > avail {
             return None;
         }
-        let rep = &mut self.replicas[r];
-        rep.cache.pin(ids);
-        if let Some(fb) = self.first_blocks.as_mut() {
-            fb.pinned(q, r);
-        }
-        if need > free {
-            // New blocks and pages need more than is free: evict idle blocks (never the ones just pinned).
-            rep.cache.evict((need - free).div_ceil(self.block));
-        }
+        self.pin_blocks(r, q, need, free);
         self.set_pages(r, q, pages);
         Some(hits * self.block)
     }
