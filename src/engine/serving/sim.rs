@@ -2250,32 +2250,39 @@ pub struct Latencies {
 /// [`summarize`], and the latencies its percentiles were taken from (so that percentiles over several
 /// runs together need only merge them).
 pub fn summarize_sorted(res: &SimResult, slo: Slo) -> (Summary, Latencies) {
-    let sent: Vec<&RequestOutcome> = res.requests.iter().filter(|o| !o.cancelled).collect();
-    let done: Vec<&RequestOutcome> = sent
-        .iter()
-        .copied()
-        .filter(|o| o.done_us.is_some())
-        .collect();
     let secs = |us: u64| us as f64 / 1e6;
-    let mut ttft: Vec<f64> = done.iter().filter_map(|o| o.ttft_us()).map(secs).collect();
-    let mut e2e: Vec<f64> = done.iter().filter_map(|o| o.e2e_us()).map(secs).collect();
-    let mut tpot: Vec<f64> = done
-        .iter()
-        .filter_map(|o| o.tpot_us())
-        .map(|us| us / 1e6)
-        .collect();
-    let mut kv: Vec<f64> = done
-        .iter()
-        .filter_map(|o| o.kv_transfer_us)
-        .map(secs)
-        .collect();
-    let good = done.iter().filter(|o| o.meets(slo)).count();
-    let first = sent.iter().map(|o| o.arrival_us).min().unwrap_or(0);
+    // One pass over the requests (millions in a service's week), the latency arrays sized once: at most
+    // one value per request.
+    let cap = res.requests.len();
+    let mut ttft: Vec<f64> = Vec::with_capacity(cap);
+    let mut e2e: Vec<f64> = Vec::with_capacity(cap);
+    let mut tpot: Vec<f64> = Vec::with_capacity(cap);
+    let mut kv: Vec<f64> = Vec::new();
+    let (mut n, mut completed, mut rejected, mut preemptions, mut good) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut prompt, mut cached, mut output) = (0u64, 0u64, 0u64);
+    let mut first: Option<u64> = None;
+    for o in res.requests.iter().filter(|o| !o.cancelled) {
+        n += 1;
+        rejected += u64::from(o.replica.is_none());
+        preemptions += u64::from(o.preemptions);
+        first = Some(first.map_or(o.arrival_us, |f| f.min(o.arrival_us)));
+        if o.done_us.is_none() {
+            continue;
+        }
+        completed += 1;
+        ttft.extend(o.ttft_us().map(secs));
+        e2e.extend(o.e2e_us().map(secs));
+        tpot.extend(o.tpot_us().map(|us| us / 1e6));
+        kv.extend(o.kv_transfer_us.map(secs));
+        good += u64::from(o.meets(slo));
+        prompt += u64::from(o.prompt_tokens);
+        cached += u64::from(o.cached_tokens);
+        output += u64::from(o.output_tokens);
+    }
+    let first = first.unwrap_or(0);
     let duration = secs(res.end_us.saturating_sub(first));
     let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
-    let n = sent.len() as u64;
-    let prompt: u64 = done.iter().map(|o| u64::from(o.prompt_tokens)).sum();
-    let cached: u64 = done.iter().map(|o| u64::from(o.cached_tokens)).sum();
     let gpu_us: u64 = res
         .replicas
         .iter()
@@ -2283,9 +2290,9 @@ pub fn summarize_sorted(res: &SimResult, slo: Slo) -> (Summary, Latencies) {
         .sum();
     let summary = Summary {
         requests: n,
-        completed: done.len() as u64,
-        rejected: sent.iter().filter(|o| o.replica.is_none()).count() as u64,
-        preemptions: sent.iter().map(|o| u64::from(o.preemptions)).sum(),
+        completed,
+        rejected,
+        preemptions,
         ttft_s: Stats::of(&mut ttft),
         tpot_s: Stats::of(&mut tpot),
         e2e_s: Stats::of(&mut e2e),
@@ -2296,7 +2303,8 @@ pub fn summarize_sorted(res: &SimResult, slo: Slo) -> (Summary, Latencies) {
         },
         slo_attainment: if n > 0 { good as f64 / n as f64 } else { 0.0 },
         goodput_rps: per_s(good as f64),
-        output_tokens_per_s: per_s(done.iter().map(|o| f64::from(o.output_tokens)).sum()),
+        // Whole tokens: their sum as an integer is the float sum's value, exact to 2^53.
+        output_tokens_per_s: per_s(output as f64),
         duration_s: duration,
         prefix_hit_rate: if prompt > 0 {
             cached as f64 / prompt as f64
@@ -2316,7 +2324,7 @@ pub fn summarize_sorted(res: &SimResult, slo: Slo) -> (Summary, Latencies) {
         ttft_s: ttft,
         tpot_s: tpot,
         e2e_s: e2e,
-        slo_met: good as u64,
+        slo_met: good,
     };
     (summary, sorted)
 }
@@ -2779,6 +2787,91 @@ mod tests {
             let walk = ids.iter().take_while(|h| held.contains(h)).count();
             prop_assert_eq!(cache.prefix_hits(&ids), walk);
             prop_assert_eq!(cache.prefix_hits_over(&ids, beat), (walk > beat).then_some(walk));
+        }
+    }
+
+    /// The summary counts what each request's fate says, over sent requests only, and percentiles come
+    /// from finished ones; a run where nothing finished reports zero rates (not negative zero).
+    #[test]
+    fn the_summary_counts_each_fate_once() {
+        use super::{summarize_sorted, ReplicaStats, RequestOutcome};
+        use crate::domain::traffic::Slo;
+        let done = |arrival: u64, first: u64, end: u64, out: u32| RequestOutcome {
+            replica: Some(0),
+            arrival_us: arrival,
+            first_token_us: Some(first),
+            done_us: Some(end),
+            output_tokens: out,
+            prompt_tokens: 100,
+            cached_tokens: 40,
+            ..RequestOutcome::default()
+        };
+        let requests = vec![
+            done(10, 1_010, 3_010, 3), // TTFT 1 ms, TPOT 1 ms, E2E 3 ms: meets
+            done(20, 5_020, 5_020, 1), // one token: no TPOT; TTFT 5 ms misses 2 ms
+            RequestOutcome {
+                cancelled: true, // never sent: counted nowhere, even though it has times
+                ..done(0, 1, 2, 9)
+            },
+            RequestOutcome {
+                arrival_us: 30,
+                preemptions: 2,
+                ..RequestOutcome::default() // rejected: no replica
+            },
+            RequestOutcome {
+                replica: Some(1),
+                arrival_us: 40,
+                first_token_us: Some(900), // unfinished
+                preemptions: 1,
+                ..RequestOutcome::default()
+            },
+        ];
+        let res = SimResult {
+            requests,
+            end_us: 10_010,
+            replicas: vec![ReplicaStats {
+                powered_us: 10_000,
+                gpus: 2,
+                ..ReplicaStats::default()
+            }],
+            active_timeline: vec![(0, 1)],
+            gpus_per_replica: 2,
+            energy_j: 0.0,
+            kv_pages_held_at_end: 0,
+        };
+        let slo = Slo {
+            ttft_us: 2_000,
+            tpot_us: 1_000,
+        };
+        let (s, lat) = summarize_sorted(&res, slo);
+        assert_eq!(
+            (s.requests, s.completed, s.rejected, s.preemptions),
+            (4, 2, 1, 3)
+        );
+        assert_eq!(lat.ttft_s, vec![0.001, 0.005]);
+        assert_eq!(lat.e2e_s, vec![0.003, 0.005]);
+        assert_eq!(lat.tpot_s, vec![0.001]);
+        assert_eq!(lat.slo_met, 1);
+        assert_eq!(s.slo_attainment, 0.25);
+        // From the first sent arrival (10 us) to the end: 10 ms.
+        assert_eq!(s.duration_s, 0.01);
+        assert_eq!(s.output_tokens_per_s, 4.0 / 0.01);
+        assert_eq!(s.goodput_rps, 1.0 / 0.01);
+        assert_eq!(s.prefix_hit_rate, 0.4);
+        assert_eq!(s.gpu_seconds, 0.02);
+        assert_eq!(s.ttft_s.max, 0.005);
+        assert!(s.kv_transfer_s.is_none());
+
+        // Nothing finished: zero rates, positive zero (a float sum of nothing would be -0.0).
+        let none = SimResult {
+            requests: res.requests[3..].to_vec(),
+            ..res
+        };
+        let (s, lat) = summarize_sorted(&none, slo);
+        assert_eq!((s.requests, s.completed), (2, 0));
+        assert!(lat.ttft_s.is_empty() && lat.e2e_s.is_empty());
+        for x in [s.output_tokens_per_s, s.goodput_rps, s.slo_attainment] {
+            assert!(x == 0.0 && x.is_sign_positive(), "{x}");
         }
     }
 }
