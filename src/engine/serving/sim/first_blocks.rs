@@ -131,7 +131,8 @@ impl FirstBlocks {
 
 /// A set of hash ids as one bit per id's mixed value (a one-hash Bloom filter) at 16 bits per id: an id
 /// outside the set finds its bit clear 15 times in 16 or more, with one read of a table that stays in
-/// cache where the map it guards (a million first blocks at full UltraServer scale) does not.
+/// cache where the map it guards (a third of a million first blocks per service at full UltraServer
+/// scale) does not.
 struct Filter {
     words: Vec<u64>,
     shift: u32,
