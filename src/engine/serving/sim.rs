@@ -771,6 +771,15 @@ struct Progress {
     kv_ready: bool,
 }
 
+/// [`Sim::ids`] from the fields it reads, for callers that borrow another field of the `Sim` beside it.
+fn cached_ids(reqs: &[Request], prefix_caching: bool, q: usize) -> &[u64] {
+    if prefix_caching {
+        &reqs[q].hash_ids
+    } else {
+        &[]
+    }
+}
+
 struct Sim<'a> {
     reqs: std::borrow::Cow<'a, [Request]>,
     service: Model<'a>,
@@ -1091,11 +1100,7 @@ impl<'a> Sim<'a> {
 
     /// Hash ids the cache works with (none when caching is off: the prompt is then private KV).
     fn ids(&self, q: usize) -> &[u64] {
-        if self.cfg.prefix_caching {
-            &self.reqs[q].hash_ids
-        } else {
-            &[]
-        }
+        cached_ids(&self.reqs, self.cfg.prefix_caching, q)
     }
 
     /// KV tokens a request holds outside shared blocks: its output, plus any prompt not covered by blocks.
@@ -1284,12 +1289,8 @@ impl<'a> Sim<'a> {
     /// first block for the router), then, when the `need` tokens are more than the `free` ones, evicts
     /// idle blocks to cover the rest (never the ones just pinned).
     fn pin_blocks(&mut self, r: usize, q: usize, need: u64, free: u64) {
-        // The request's ids, borrowed beside `self.replicas` (`Sim::ids` would borrow all of `self`).
-        let ids: &[u64] = if self.cfg.prefix_caching {
-            &self.reqs[q].hash_ids
-        } else {
-            &[]
-        };
+        // Borrowed from `self.reqs` beside `self.replicas` (`Sim::ids` would borrow all of `self`).
+        let ids = cached_ids(&self.reqs, self.cfg.prefix_caching, q);
         let cache = &mut self.replicas[r].cache;
         cache.pin(ids);
         if let Some(fb) = self.first_blocks.as_mut() {
